@@ -1,0 +1,104 @@
+"""airec: a self-hosted neural recommender service."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any, Mapping, Optional
+
+from flask import Flask, g, request
+
+from airec.config import Settings
+from airec.db import database, init_db, migrate
+from airec.errors import register_error_handlers
+from airec.extensions import api
+from airec.logs import configure_logging
+
+__version__ = "0.1.0"
+
+log = logging.getLogger("airec")
+
+
+def create_app(config: Optional[Mapping[str, Any] | Settings] = None) -> Flask:
+    """Build the app: settings, logging, database, migrations, API, blueprints, model registry, scheduler."""
+    settings = config if isinstance(config, Settings) else Settings.from_env(config)
+    configure_logging(settings.log_level, settings.log_json)
+
+    app = Flask(__name__)
+    app.config.update(
+        AIREC=settings,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="airec",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "POST what users did; ask which items complete a set. "
+                "Errors are JSON objects with a human-readable `message`."
+            }
+        },
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+
+    db = init_db(settings.database_url)
+    with db.connection_context():
+        migrate(db)
+
+    api.init_app(app)
+    register_error_handlers(app)
+    _register_blueprints(app)
+    _register_request_hooks(app)
+
+    from airec.serving.registry import init_registry
+    from airec.training.scheduler import start_scheduler
+
+    init_registry(app)
+    start_scheduler(app)
+    log.info("airec %s ready (database %s)", __version__, _redact(settings.database_url))
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from airec.ingestion.views import blp as ingestion_blp
+    from airec.ops.views import blp as ops_blp
+    from airec.serving.views import blp as serving_blp
+    from airec.stats.views import blp as stats_blp
+    from airec.training.views import blp as training_blp
+
+    for blp in (ops_blp, ingestion_blp, stats_blp, training_blp, serving_blp):
+        api.register_blueprint(blp)
+
+    from airec.compat.views import bp as compat_bp
+
+    app.register_blueprint(compat_bp)
+
+
+def _register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def _open() -> None:
+        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16]
+        g.started = time.perf_counter()
+        database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close(_exc) -> None:
+        if not database.is_closed():
+            database.close()
+
+    @app.after_request
+    def _tag(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        return response
+
+
+def _redact(url: str) -> str:
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

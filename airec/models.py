@@ -1,0 +1,115 @@
+"""Peewee tables. The schema itself is created by migrations/ (peewee-migrate)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import peewee as pw
+
+from airec.db import database
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class JSONField(pw.TextField):
+    """JSON stored as text, so SQLite and PostgreSQL behave the same."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database
+
+
+class User(BaseModel):
+    name = pw.CharField(max_length=256, unique=True)
+
+    class Meta:
+        table_name = "users"
+
+
+class Item(BaseModel):
+    name = pw.CharField(max_length=256, unique=True)
+
+    class Meta:
+        table_name = "items"
+
+
+class Record(BaseModel):
+    """One POSTed record: a user's event or, without a user, a basket of its own."""
+
+    user = pw.ForeignKeyField(User, null=True, backref="records", on_delete="CASCADE")
+    timestamp = pw.DateTimeField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "records"
+
+
+class Interaction(BaseModel):
+    """One (record, item) pair; user_id is copied from the record so histories need no join."""
+
+    record = pw.ForeignKeyField(Record, backref="interactions", on_delete="CASCADE")
+    user = pw.ForeignKeyField(User, null=True, on_delete="CASCADE")
+    item = pw.ForeignKeyField(Item, on_delete="CASCADE")
+
+    class Meta:
+        table_name = "interactions"
+        indexes = ((("record", "item"), True),)
+
+
+class TrainingRun(BaseModel):
+    status = pw.CharField(max_length=16, default="queued", index=True)
+    algorithm = pw.CharField(max_length=32)
+    params = JSONField(default=dict)
+    created_at = pw.DateTimeField(default=utcnow)
+    started_at = pw.DateTimeField(null=True)
+    finished_at = pw.DateTimeField(null=True)
+    heartbeat_at = pw.DateTimeField(null=True)
+    epoch = pw.IntegerField(default=0)
+    max_epochs = pw.IntegerField(default=0)
+    train_loss = pw.FloatField(null=True)
+    val_loss = pw.FloatField(null=True)
+    history = JSONField(default=list)
+    last_interaction_id = pw.IntegerField(default=0)
+    model_version = pw.CharField(max_length=64, null=True)
+    error = pw.TextField(null=True)
+    trigger = pw.CharField(max_length=16, default="api")
+    owner = pw.CharField(max_length=128, null=True)
+
+    class Meta:
+        table_name = "training_runs"
+
+
+class ModelVersion(BaseModel):
+    """A trained model on disk; the manifest is mirrored here so every worker and host agrees."""
+
+    version = pw.CharField(max_length=64, primary_key=True)
+    algorithm = pw.CharField(max_length=32)
+    status = pw.CharField(max_length=16, default="ready")
+    created_at = pw.DateTimeField(default=utcnow)
+    manifest = JSONField(default=dict)
+
+    class Meta:
+        table_name = "model_versions"
+
+
+class State(BaseModel):
+    """Small key/value rows: the active model pointer, locks/leases."""
+
+    key = pw.CharField(max_length=64, primary_key=True)
+    value = pw.TextField(null=True)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "state"
+
+
+ALL_TABLES = [User, Item, Record, Interaction, TrainingRun, ModelVersion, State]

@@ -1,0 +1,28 @@
+"""Liveness and readiness probes."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from airec.ops.schemas import HealthSchema, ReadySchema
+from airec.ops import service
+
+blp = Blueprint("ops", __name__, description="Liveness and readiness probes.")
+
+
+@blp.route("/healthz")
+class Health(MethodView):
+    @blp.response(200, HealthSchema)
+    def get(self):
+        """Process is up (never touches the database)."""
+        return {"status": "ok"}
+
+
+@blp.route("/readyz")
+class Ready(MethodView):
+    @blp.response(200, ReadySchema)
+    @blp.alt_response(503, schema=ReadySchema, description="Database unreachable")
+    def get(self):
+        """Database reachable; says whether a model is loaded."""
+        report = service.readiness()
+        return report, (200 if report["database"] == "ok" else 503)

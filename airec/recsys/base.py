@@ -1,0 +1,63 @@
+"""The one small interface every algorithm implements.
+
+Rows of the matrices are *units* (a user's whole history or a lone basket), columns are items.
+A model is fitted on a binary CSR matrix and scores a batch of item sets over the full catalogue.
+Models never know item names: the caller keeps the vocabulary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Optional
+
+import numpy as np
+import scipy.sparse as sp
+
+#: Called once per epoch (or once per candidate for closed-form models) with a dict like
+#: {"epoch": 3, "max_epochs": 50, "train_loss": 1.2, "val_loss": 1.3, "val_ndcg": 0.31}.
+ProgressCallback = Callable[[dict], None]
+
+
+@dataclass
+class FitReport:
+    """What a fit learned about itself: chosen hyper-parameters and validation numbers."""
+
+    params: dict = field(default_factory=dict)
+    validation: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+
+
+class Recommender:
+    """Base class: fit on a sparse unit x item matrix, score a batch of item sets."""
+
+    name: ClassVar[str] = "base"
+
+    n_items: int = 0
+
+    def fit(
+        self,
+        X: sp.csr_matrix,
+        *,
+        validation: Optional[tuple[sp.csr_matrix, sp.csr_matrix]] = None,
+        progress: Optional[ProgressCallback] = None,
+    ) -> FitReport:
+        """Learn from X (binary, units x items). `validation` is (input, hidden) for early stopping
+        and hyper-parameter choice; models that need none may ignore it."""
+        raise NotImplementedError
+
+    def score(self, X: sp.csr_matrix) -> np.ndarray:
+        """Scores (n_rows x n_items, float32) for each row's item set; higher is better.
+        Input items are NOT masked here; the evaluation and serving layers mask them."""
+        raise NotImplementedError
+
+    def save(self, path: Path) -> None:
+        """Write everything needed to score into the folder `path` (which exists)."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path: Path) -> "Recommender":
+        raise NotImplementedError
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters, JSON-serialisable, for the manifest."""
+        return {}
