@@ -1,0 +1,74 @@
+"""Routes of the original system, kept so its clients work unchanged.
+
+Plain Flask routes (no /api/v1 prefix); bodies are read as JSON whatever the Content-Type, as the
+old clients did not always send one. Errors are the same JSON objects as everywhere else.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import Blueprint, current_app, jsonify, request
+from flask_smorest import abort
+
+from airec.compat import service
+from airec.ingestion.schemas import Name, RecordSchema
+from airec.ingestion.views import store
+
+bp = Blueprint("compat", __name__)
+
+
+class ProposeSchema(ma.Schema):
+    """Body of POST /proposeInteraction."""
+
+    items = ma.fields.List(Name(), required=True, metadata={"example": ["beer", "diapers"]})
+    k = ma.fields.Integer(load_default=10, metadata={"example": 3})
+
+    class Meta:
+        metadata = {"example": {"items": ["beer", "diapers"], "k": 3}}
+
+    @ma.validates("k")
+    def _k_in_range(self, value: int, **kwargs) -> None:
+        top = current_app.config["AIREC"].max_k
+        if not 1 <= value <= top:
+            raise ma.ValidationError(f"Must be between 1 and {top}.")
+
+
+def _load(schema: ma.Schema) -> Any:
+    """Parse the JSON body with `schema`, answering 400/422 JSON errors like the /api/v1 routes."""
+    body = request.get_json(force=True, silent=True)
+    if body is None:
+        abort(400, message="The body must be a JSON object.")
+    try:
+        return schema.load(body)
+    except ma.ValidationError as exc:
+        abort(422, messages=exc.messages)
+
+
+@bp.post("/recordInteraction")
+def record_interaction():
+    """One record, as POST /api/v1/interactions; answers 201 {"records": 1, "interactions": m}."""
+    record = _load(RecordSchema())
+    return jsonify(store([record])), 201
+
+
+@bp.get("/listUserCount")
+def list_user_count():
+    return jsonify(count=service.user_count())
+
+
+@bp.get("/listItemCount")
+def list_item_count():
+    return jsonify(count=service.item_count())
+
+
+@bp.get("/listItems")
+def list_items():
+    return jsonify(items=service.item_names())
+
+
+@bp.post("/proposeInteraction")
+def propose_interaction():
+    """Recommendations in the old shape: {"items": [names], "scores": [floats]}."""
+    args = _load(ProposeSchema())
+    return jsonify(service.propose(items=args["items"], k=args["k"]))

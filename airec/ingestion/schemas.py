@@ -1,0 +1,129 @@
+"""What POST /api/v1/interactions accepts: one record, or a batch of records."""
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import current_app, has_app_context
+
+from airec.config import Settings
+from airec.ingestion.service import name_problem
+
+_DEFAULTS = Settings()
+
+
+def limits() -> Settings:
+    """The running app's settings; the defaults outside an app (CLI importer, unit tests)."""
+    if has_app_context():
+        return current_app.config["AIREC"]
+    return _DEFAULTS
+
+
+class Name(ma.fields.String):
+    """A user or item name: kept verbatim; empty, over-long and control characters are refused."""
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> str:
+        problem = name_problem(value, max_length=limits().max_name_length)
+        if problem:
+            raise ma.ValidationError(problem)
+        return value
+
+
+def _check_item_count(items: list) -> None:
+    if not items:
+        raise ma.ValidationError("Must contain at least one item.")
+    cap = limits().max_items_per_record
+    if len(items) > cap:
+        raise ma.ValidationError(f"At most {cap} items per record; got {len(items)}.")
+
+
+def _user() -> Name:
+    return Name(
+        allow_none=True,
+        metadata={"description": "Who did it. Omit for an anonymous basket.", "example": "father"},
+    )
+
+
+def _timestamp() -> ma.fields.DateTime:
+    return ma.fields.DateTime(
+        allow_none=True,
+        metadata={"description": "ISO 8601; without an offset it is UTC.", "example": "2024-05-01T18:30:00Z"},
+    )
+
+
+class RecordSchema(ma.Schema):
+    """One event: a user (or nobody) with a set of items. Duplicate items are collapsed."""
+
+    user = _user()
+    items = ma.fields.List(
+        Name(),
+        required=True,
+        validate=_check_item_count,
+        metadata={"example": ["beer", "diapers", "chips"]},
+    )
+    timestamp = _timestamp()
+
+    class Meta:
+        metadata = {"example": {"user": "father", "items": ["beer", "diapers", "chips"]}}
+
+
+class IngestSchema(ma.Schema):
+    """Either one record (user, items, timestamp) or a batch: {"records": [record, ...]}."""
+
+    user = _user()
+    items = ma.fields.List(
+        Name(), validate=_check_item_count, metadata={"example": ["beer", "diapers", "chips"]}
+    )
+    timestamp = _timestamp()
+    records = ma.fields.List(
+        ma.fields.Nested(RecordSchema),
+        metadata={"description": "A batch, stored all-or-nothing.", "example": [{"items": ["milk"]}]},
+    )
+
+    class Meta:
+        metadata = {
+            "example": {
+                "records": [
+                    {"user": "father", "items": ["beer", "diapers", "chips"]},
+                    {"items": ["milk", "bread"], "timestamp": "2024-05-01T18:30:00Z"},
+                ]
+            }
+        }
+
+    @ma.pre_load
+    def _one_shape(self, data: Any, **kwargs) -> Any:
+        """Decide the shape before field validation, so a 10,001-record batch fails fast."""
+        if not isinstance(data, dict):
+            raise ma.ValidationError(
+                'The body must be a JSON object: {"user": ..., "items": [...]} or {"records": [...]}.'
+            )
+        if "records" in data:
+            mixed = sorted(key for key in ("user", "items", "timestamp") if key in data)
+            if mixed:
+                raise ma.ValidationError(
+                    {"records": [f"Send one record or a batch of records, not both (also got {mixed[0]})."]}
+                )
+            records = data["records"]
+            if isinstance(records, list):
+                cap = limits().max_batch_records
+                if not records:
+                    raise ma.ValidationError({"records": ["Must contain at least one record."]})
+                if len(records) > cap:
+                    raise ma.ValidationError(
+                        {"records": [f"At most {cap} records per request; got {len(records)}."]}
+                    )
+        elif "items" not in data:
+            raise ma.ValidationError({"items": ["Missing data for required field."]})
+        return data
+
+    @ma.post_load
+    def _as_records(self, data: dict, **kwargs) -> list[dict]:
+        """Both shapes become a list of records for the service."""
+        if "records" in data:
+            return data["records"]
+        return [data]
+
+
+class IngestResultSchema(ma.Schema):
+    records = ma.fields.Integer(metadata={"description": "Records stored.", "example": 1})
+    interactions = ma.fields.Integer(metadata={"description": "(record, item) pairs stored.", "example": 3})

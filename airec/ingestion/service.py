@@ -1,0 +1,188 @@
+"""Storing records: validation of names, bulk get-or-create of users and items, one transaction per batch.
+
+Names are opaque UTF-8 strings stored exactly as sent: no trimming, no case folding, no escaping.
+We reject only what cannot be a sensible identifier: non-strings, the empty string, strings longer
+than the limit, and strings with control characters (tabs, newlines, NUL, ...) or lone surrogates,
+which break exports, logs and PostgreSQL. Nothing is altered silently.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import peewee
+
+from airec.db import atomic_write, database, is_sqlite
+from airec.models import Interaction, Item, Record, User, utcnow
+
+#: The users.name / items.name columns are VARCHAR(256); longer names would fail on PostgreSQL.
+NAME_COLUMN_LENGTH = 256
+DEFAULT_MAX_ITEMS_PER_RECORD = 1000
+
+#: Rows per statement, kept well under SQLite's old 999 bound-variable limit.
+_VARIABLES_PER_STATEMENT = 900
+
+#: Unicode categories Cc (C0/C1 controls, DEL) and Cs (lone surrogates), as one fast regex.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+T = TypeVar("T")
+
+
+class IngestError(ValueError):
+    """Input that cannot be stored; `field` names where it is (e.g. 'records.3.items.0')."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def name_problem(value: Any, *, max_length: int = NAME_COLUMN_LENGTH) -> str | None:
+    """Why `value` cannot be a user or item name, or None when it can."""
+    if not isinstance(value, str):
+        return "Not a valid string."
+    if value == "":
+        return "Must not be empty."
+    limit = min(max_length, NAME_COLUMN_LENGTH)
+    if len(value) > limit:
+        return f"Longer than {limit} characters."
+    bad = _FORBIDDEN.search(value)
+    if bad is None:
+        return None
+    if "\ud800" <= bad.group() <= "\udfff":
+        return "Contains an unpaired surrogate (not valid UTF-8)."
+    return f"Contains the control character U+{ord(bad.group()):04X}."
+
+
+def to_utc_naive(value: dt.datetime | None) -> dt.datetime | None:
+    """Timestamps are stored as naive UTC; aware values are converted, naive ones taken as UTC."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def normalize_records(
+    records: Sequence[dict],
+    *,
+    max_items_per_record: int = DEFAULT_MAX_ITEMS_PER_RECORD,
+    max_name_length: int = NAME_COLUMN_LENGTH,
+) -> list[tuple[str | None, list[str], dt.datetime | None]]:
+    """Check every record and collapse duplicate items (first occurrence wins, order kept).
+
+    Raises IngestError naming the first bad field, before anything touches the database.
+    """
+    out = []
+    for index, record in enumerate(records):
+        where = f"records.{index}"
+        if not isinstance(record, dict):
+            raise IngestError(where, "Not a record object.")
+        unknown = set(record) - {"user", "items", "timestamp"}
+        if unknown:
+            raise IngestError(f"{where}.{sorted(unknown)[0]}", "Unknown field.")
+        user = record.get("user")
+        if user is not None:
+            problem = name_problem(user, max_length=max_name_length)
+            if problem:
+                raise IngestError(f"{where}.user", problem)
+        items = record.get("items")
+        if not isinstance(items, (list, tuple)) or not items:
+            raise IngestError(f"{where}.items", "Must be a non-empty list of item names.")
+        if len(items) > max_items_per_record:
+            raise IngestError(f"{where}.items", f"More than {max_items_per_record} items in one record.")
+        for position, item in enumerate(items):
+            problem = name_problem(item, max_length=max_name_length)
+            if problem:
+                raise IngestError(f"{where}.items.{position}", problem)
+        timestamp = record.get("timestamp")
+        if timestamp is not None and not isinstance(timestamp, dt.datetime):
+            raise IngestError(f"{where}.timestamp", "Not a datetime.")
+        out.append((user, list(dict.fromkeys(items)), to_utc_naive(timestamp)))
+    return out
+
+
+def ingest_records(
+    records: list[dict],
+    *,
+    max_items_per_record: int = DEFAULT_MAX_ITEMS_PER_RECORD,
+    max_name_length: int = NAME_COLUMN_LENGTH,
+) -> dict:
+    """Store records (dicts with "items", optional "user" and "timestamp") all-or-nothing.
+
+    Returns {"records": n, "interactions": m}. Needs an open database connection.
+    """
+    clean = normalize_records(
+        records, max_items_per_record=max_items_per_record, max_name_length=max_name_length
+    )
+    if not clean:
+        return {"records": 0, "interactions": 0}
+    return atomic_write(lambda: _store(clean))
+
+
+def _store(clean: list[tuple[str | None, list[str], dt.datetime | None]]) -> dict:
+    user_ids = get_or_create_ids(User, (user for user, _, _ in clean if user is not None))
+    item_ids = get_or_create_ids(Item, (item for _, items, _ in clean for item in items))
+
+    now = utcnow()
+    record_rows = [
+        {"user": user_ids[user] if user is not None else None, "timestamp": ts, "created_at": now}
+        for user, _, ts in clean
+    ]
+    record_ids = _insert_returning_ids(Record, record_rows)
+
+    interactions = 0
+    pending: list[tuple[int, int | None, int]] = []
+    for record_id, (user, items, _) in zip(record_ids, clean, strict=False):
+        user_id = user_ids[user] if user is not None else None
+        pending.extend((record_id, user_id, item_ids[item]) for item in items)
+        interactions += len(items)
+    fields = [Interaction.record, Interaction.user, Interaction.item]
+    for chunk in chunked(pending, _VARIABLES_PER_STATEMENT // len(fields)):
+        Interaction.insert_many(chunk, fields=fields).execute()
+    return {"records": len(clean), "interactions": interactions}
+
+
+def get_or_create_ids(model: type[User] | type[Item], names: Iterable[str]) -> dict[str, int]:
+    """name -> id for every name, inserting the missing ones; safe beside concurrent writers."""
+    wanted = list(dict.fromkeys(names))
+    ids = _select_ids(model, wanted)
+    missing = [name for name in wanted if name not in ids]
+    if missing:
+        for chunk in chunked(missing, _VARIABLES_PER_STATEMENT):
+            model.insert_many([(name,) for name in chunk], fields=[model.name]).on_conflict_ignore().execute()
+        ids.update(_select_ids(model, missing))
+    lost = [name for name in wanted if name not in ids]
+    if lost:  # only if another writer deleted a row between our insert and select
+        raise peewee.IntegrityError(f"could not create {model._meta.table_name} {lost[0]!r}")
+    return ids
+
+
+def _select_ids(model: type[User] | type[Item], names: list[str]) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for chunk in chunked(names, _VARIABLES_PER_STATEMENT):
+        query = model.select(model.name, model.id).where(model.name.in_(chunk)).tuples()
+        ids.update(query)
+    return ids
+
+
+def _insert_returning_ids(model: type[Record], rows: list[dict]) -> list[int]:
+    """Insert rows and return their ids in row order.
+
+    Ids come from RETURNING (PostgreSQL, SQLite >= 3.35). One statement assigns increasing ids in
+    VALUES order, so sorting the returned ids maps them back to the rows. Old SQLite falls back
+    to one INSERT per row.
+    """
+    per_row = 3
+    if is_sqlite() and database.obj.server_version < (3, 35, 0):
+        return [model.insert(**row).execute() for row in rows]
+    ids: list[int] = []
+    for chunk in chunked(rows, _VARIABLES_PER_STATEMENT // per_row):
+        cursor = model.insert_many(chunk).returning(model.id).tuples().execute()
+        ids.extend(sorted(row[0] for row in cursor))
+    return ids
+
+
+def chunked(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -1,0 +1,43 @@
+"""POST what users did; GET it back in insertion order (the export lives on the same URL)."""
+from __future__ import annotations
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from airec.ingestion.schemas import IngestResultSchema, IngestSchema
+from airec.ingestion.service import IngestError, ingest_records
+from airec.stats import service as stats_service
+from airec.stats.schemas import ExportQuerySchema, ExportSchema
+
+blp = Blueprint(
+    "ingestion", __name__, url_prefix="/api/v1", description="Record interactions and export them."
+)
+
+
+def store(records: list[dict]) -> dict:
+    """Store validated records with the app's limits; 422 if the service still refuses them."""
+    settings = current_app.config["AIREC"]
+    try:
+        return ingest_records(
+            records,
+            max_items_per_record=settings.max_items_per_record,
+            max_name_length=settings.max_name_length,
+        )
+    except IngestError as exc:
+        abort(422, message=f"Invalid input. {exc}")
+
+
+@blp.route("/interactions")
+class Interactions(MethodView):
+    @blp.arguments(IngestSchema)
+    @blp.response(201, IngestResultSchema)
+    def post(self, records: list[dict]):
+        """Record one event or a batch of events (all-or-nothing)."""
+        return store(records)
+
+    @blp.arguments(ExportQuerySchema, location="query")
+    @blp.response(200, ExportSchema)
+    def get(self, args: dict):
+        """Export interactions in insertion order, one keyset page at a time."""
+        return stats_service.export_interactions(after=args["after"], limit=args["limit"])

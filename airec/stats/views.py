@@ -1,0 +1,31 @@
+"""Counts and item popularity. The interaction export shares its URL with ingestion (see there)."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from airec.stats import service
+from airec.stats.schemas import CountsSchema, ItemCountSchema
+
+blp = Blueprint("stats", __name__, url_prefix="/api/v1", description="What is stored: counts and popularity.")
+
+
+@blp.route("/stats")
+class Stats(MethodView):
+    @blp.response(200, CountsSchema)
+    def get(self):
+        """How many users, items, records and interactions are stored."""
+        return service.counts()
+
+
+@blp.route("/items")
+class Items(MethodView):
+    @blp.response(200, ItemCountSchema(many=True))
+    @blp.paginate(page_size=100, max_page_size=1000)
+    def get(self, pagination_parameters):
+        """Items with their interaction counts, most popular first (ties by name)."""
+        page, total = service.list_items(
+            offset=pagination_parameters.first_item, limit=pagination_parameters.page_size
+        )
+        pagination_parameters.item_count = total
+        return page
