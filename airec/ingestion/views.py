@@ -1,7 +1,7 @@
 """POST what users did; GET it back in insertion order (the export lives on the same URL)."""
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
@@ -13,6 +13,18 @@ from airec.stats.schemas import ExportQuerySchema, ExportSchema
 blp = Blueprint(
     "ingestion", __name__, url_prefix="/api/v1", description="Record interactions and export them."
 )
+
+
+@blp.before_request
+def _require_json_object() -> None:
+    """Say plainly when the body is not JSON at all, instead of reporting a missing field."""
+    if request.method != "POST":
+        return
+    if not request.is_json:
+        abort(415, message="Send the body as JSON with Content-Type: application/json.")
+    body = request.get_json(silent=True)
+    if body is not None and not isinstance(body, dict):
+        abort(422, message='Invalid input. The body must be an object: {"items": [...]} or {"records": ...}.')
 
 
 def store(records: list[dict]) -> dict:
