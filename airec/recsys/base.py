@@ -6,9 +6,10 @@ Models never know item names: the caller keeps the vocabulary.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,8 +39,8 @@ class Recommender:
         self,
         X: sp.csr_matrix,
         *,
-        validation: Optional[tuple[sp.csr_matrix, sp.csr_matrix]] = None,
-        progress: Optional[ProgressCallback] = None,
+        validation: tuple[sp.csr_matrix, sp.csr_matrix] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> FitReport:
         """Learn from X (binary, units x items). `validation` is (input, hidden) for early stopping
         and hyper-parameter choice; models that need none may ignore it."""
@@ -55,9 +56,29 @@ class Recommender:
         raise NotImplementedError
 
     @classmethod
-    def load(cls, path: Path) -> "Recommender":
+    def load(cls, path: Path) -> Recommender:
         raise NotImplementedError
 
     def get_params(self) -> dict[str, Any]:
         """Hyper-parameters, JSON-serialisable, for the manifest."""
         return {}
+
+
+MANIFEST = "model.json"
+
+
+def write_manifest(path: Path, algorithm: str, params: dict, extra: dict | None = None) -> None:
+    """Write the small `model.json` that tells `load_model` which class reads the folder."""
+    import json
+
+    body = {"algorithm": algorithm, "params": params}
+    if extra:
+        body.update(extra)
+    (Path(path) / MANIFEST).write_text(json.dumps(body, indent=2, sort_keys=True))
+
+
+def read_manifest(path: Path) -> dict:
+    """The parsed `model.json` of a saved model folder."""
+    import json
+
+    return json.loads((Path(path) / MANIFEST).read_text())

@@ -1,0 +1,124 @@
+"""Binary unit x item matrices and the fixed-seed splits used to evaluate models on them.
+
+Everything here is deterministic given a seed, so that every algorithm of a benchmark run sees
+exactly the same training rows and the same hidden items.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def build_matrix(
+    unit_codes: np.ndarray,
+    item_codes: np.ndarray,
+    *,
+    n_units: int | None = None,
+    n_items: int | None = None,
+) -> sp.csr_matrix:
+    """Binary CSR matrix from parallel integer code arrays; repeated (unit, item) pairs count once.
+
+    Interactions are treated as implicit positives, so quantities and repeats carry no weight.
+    """
+    units = np.asarray(unit_codes, dtype=np.int64)
+    items = np.asarray(item_codes, dtype=np.int64)
+    if units.shape != items.shape:
+        raise ValueError("unit_codes and item_codes must have the same length")
+    if units.size and (units.min() < 0 or items.min() < 0):
+        raise ValueError("codes must be non-negative integers")
+    n_units = int(units.max() + 1) if n_units is None and units.size else int(n_units or 0)
+    n_items = int(items.max() + 1) if n_items is None and items.size else int(n_items or 0)
+    data = np.ones(units.size, dtype=np.float32)
+    X = sp.csr_matrix((data, (units, items)), shape=(n_units, n_items), dtype=np.float32)
+    return binarize(X)
+
+
+def binarize(X: sp.spmatrix) -> sp.csr_matrix:
+    """Canonical binary float32 CSR (sorted indices, no explicit zeros, every stored value 1)."""
+    X = sp.csr_matrix(X, dtype=np.float32, copy=True)
+    X.sum_duplicates()
+    X.eliminate_zeros()
+    X.data[:] = 1.0
+    X.sort_indices()
+    return X
+
+
+def encode(values: list) -> tuple[np.ndarray, list]:
+    """Map arbitrary hashable values to dense codes 0..n-1 in first-seen order (vocabulary kept)."""
+    vocab: dict = {}
+    codes = np.fromiter((vocab.setdefault(v, len(vocab)) for v in values), dtype=np.int64, count=len(values))
+    return codes, list(vocab)
+
+
+def split_units(
+    n_units: int, *, holdout_fraction: float = 0.15, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Disjoint (train, validation, test) unit indices; validation and test get `holdout_fraction` each.
+
+    Splitting whole units (not interactions) gives *strong generalisation*: evaluated units are never
+    seen in training, which is what a service scoring new item sets faces.
+    """
+    if not 0.0 < holdout_fraction < 0.5:
+        raise ValueError("holdout_fraction must be in (0, 0.5)")
+    perm = np.random.default_rng(seed).permutation(n_units)
+    n_hold = max(1, int(round(n_units * holdout_fraction)))
+    if 2 * n_hold >= n_units:
+        raise ValueError(f"too few units ({n_units}) to hold out {n_hold} for validation and test")
+    val = np.sort(perm[:n_hold])
+    test = np.sort(perm[n_hold:2 * n_hold])
+    train = np.sort(perm[2 * n_hold:])
+    return train, val, test
+
+
+def _rows_with_min_items(X: sp.csr_matrix, min_items: int) -> sp.csr_matrix:
+    sizes = np.diff(X.indptr)
+    return X[np.flatnonzero(sizes >= min_items)]
+
+
+def _split_rows(X: sp.csr_matrix, n_hidden: np.ndarray, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Hide `n_hidden[r]` random items of each row r; the rest become the input."""
+    rng = np.random.default_rng(seed)
+    sizes = np.diff(X.indptr)
+    # One uniform key per stored entry; within each row the n_hidden smallest keys are hidden.
+    keys = rng.random(X.nnz)
+    row_of = np.repeat(np.arange(X.shape[0]), sizes)
+    order = np.lexsort((keys, row_of))
+    rank = np.empty(X.nnz, dtype=np.int64)
+    rank[order] = np.arange(X.nnz) - np.repeat(X.indptr[:-1], sizes)
+    hidden = rank < np.repeat(n_hidden, sizes)
+    X_in = sp.csr_matrix((X.data[~hidden], (row_of[~hidden], X.indices[~hidden])), shape=X.shape)
+    X_hid = sp.csr_matrix((X.data[hidden], (row_of[hidden], X.indices[hidden])), shape=X.shape)
+    return binarize(X_in), binarize(X_hid)
+
+
+def fold_in_split(
+    X: sp.csr_matrix, *, hidden_fraction: float = 0.2, seed: int = 0
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Strong-generalisation fold-in: per unit, ~80% of items are input and ~20% hidden.
+
+    Units with fewer than 2 items are dropped (nothing to both give and hide). Every kept unit has at
+    least one input and one hidden item.
+    """
+    X = _rows_with_min_items(binarize(X), 2)
+    sizes = np.diff(X.indptr)
+    n_hidden = np.clip(np.round(sizes * hidden_fraction).astype(np.int64), 1, sizes - 1)
+    return _split_rows(X, n_hidden, seed)
+
+
+def leave_one_out(X: sp.csr_matrix, *, seed: int = 0) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Leave-one-out: one random item of each unit is hidden, the rest is the input (needs >= 2 items).
+
+    Suited to baskets, which are too small to hide 20% of.
+    """
+    X = _rows_with_min_items(binarize(X), 2)
+    return _split_rows(X, np.ones(X.shape[0], dtype=np.int64), seed)
+
+
+def filter_items(X: sp.csr_matrix, min_support: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Keep the items seen in at least `min_support` units; returns the matrix and the kept item ids.
+
+    Used by the benchmark only (as in Liang et al. 2018) to keep item x item models tractable.
+    """
+    counts = np.asarray((X > 0).sum(axis=0)).ravel()
+    keep = np.flatnonzero(counts >= min_support)
+    return binarize(X[:, keep]), keep

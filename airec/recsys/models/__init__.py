@@ -1,0 +1,26 @@
+"""Algorithm registry: name -> class, and `load_model` that reads `model.json` to pick the class."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from airec.recsys.base import Recommender, read_manifest
+from airec.recsys.models.ease import EASE
+from airec.recsys.models.itemknn import ItemKNN
+from airec.recsys.models.popularity import Popularity
+
+ALGORITHMS: dict[str, type[Recommender]] = {
+    "popularity": Popularity,
+    "itemknn": ItemKNN,
+    "ease": EASE,
+}
+
+
+def load_model(path: Path) -> Recommender:
+    """Load whichever model was saved into the folder `path`."""
+    algorithm = read_manifest(Path(path))["algorithm"]
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r} in {path}")
+    return ALGORITHMS[algorithm].load(Path(path))
+
+
+__all__ = ["ALGORITHMS", "load_model", "EASE", "ItemKNN", "Popularity"]

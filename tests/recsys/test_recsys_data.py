@@ -1,0 +1,67 @@
+"""Matrix building and the fixed-seed splits."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from airec.recsys.data import build_matrix, fold_in_split, leave_one_out, split_units
+from airec.recsys.evaluation import choose_protocol, make_split, selection_metric
+
+
+def test_build_matrix_dedupes_and_binarises() -> None:
+    X = build_matrix(np.array([0, 0, 0, 2]), np.array([1, 1, 3, 0]))
+    assert X.shape == (3, 4)
+    assert X.nnz == 3
+    assert set(X.data.tolist()) == {1.0}
+
+
+def test_split_units_disjoint_and_reproducible() -> None:
+    train, val, test = split_units(1000, holdout_fraction=0.1, seed=3)
+    assert len(val) == len(test) == 100
+    assert len(set(train) | set(val) | set(test)) == 1000
+    assert not (set(train) & set(val)) and not (set(val) & set(test)) and not (set(train) & set(test))
+    again = split_units(1000, holdout_fraction=0.1, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again, strict=True))
+    assert not np.array_equal(val, split_units(1000, holdout_fraction=0.1, seed=4)[1])
+
+
+def test_fold_in_80_20() -> None:
+    X = sp.csr_matrix(np.ones((50, 40), dtype=np.float32))
+    X_in, X_hid = fold_in_split(X, seed=0)
+    assert np.all(np.diff(X_hid.indptr) == 8)
+    assert np.all(np.diff(X_in.indptr) == 32)
+    assert (X_in.multiply(X_hid)).nnz == 0
+    assert ((X_in + X_hid) != X).nnz == 0
+    again = fold_in_split(X, seed=0)
+    assert (again[1] != X_hid).nnz == 0
+    assert (fold_in_split(X, seed=1)[1] != X_hid).nnz > 0
+
+
+def test_fold_in_drops_tiny_units_and_keeps_input() -> None:
+    X = build_matrix(np.array([0, 1, 1, 2, 2, 2]), np.array([0, 0, 1, 0, 1, 2]))
+    X_in, X_hid = fold_in_split(X, seed=0)
+    assert X_in.shape[0] == 2  # the 1-item unit is dropped
+    assert np.all(np.diff(X_in.indptr) >= 1) and np.all(np.diff(X_hid.indptr) >= 1)
+
+
+def test_leave_one_out(blocks: sp.csr_matrix) -> None:
+    X = blocks
+    X_in, X_hid = leave_one_out(X, seed=0)
+    assert np.all(np.diff(X_hid.indptr) == 1)
+    assert ((X_in + X_hid) != X).nnz == 0
+
+
+def test_make_split_protocols(blocks: sp.csr_matrix) -> None:
+    X = blocks
+    assert choose_protocol(X) == "loo"  # 4-8 items per unit
+    assert choose_protocol(X, kind="ratings") == "strong"
+    s = make_split(X, "auto", seed=0)
+    assert s.protocol == "loo"
+    assert s.train.shape[0] == 280 and s.validation[0].shape[0] == 60
+    assert selection_metric(s.validation[1]) == "ndcg@10"
+    s2 = make_split(X, "strong", seed=0)
+    assert selection_metric(s2.validation[1]) == "ndcg@100"
+    assert (s2.train != make_split(X, "strong", seed=0).train).nnz == 0
+    with pytest.raises(ValueError):
+        make_split(X, "bogus")
