@@ -1,10 +1,12 @@
 """airec: a self-hosted neural recommender service."""
+
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, g, request
 
@@ -19,7 +21,7 @@ __version__ = "0.1.0"
 log = logging.getLogger("airec")
 
 
-def create_app(config: Optional[Mapping[str, Any] | Settings] = None) -> Flask:
+def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     """Build the app: settings, logging, database, migrations, API, blueprints, model registry, scheduler."""
     settings = config if isinstance(config, Settings) else Settings.from_env(config)
     configure_logging(settings.log_level, settings.log_json)

@@ -1,30 +1,37 @@
 """One Settings class, read from AIREC_* environment variables, with working defaults."""
+
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 
-def _env(name: str, default: Any) -> Any:
-    """Read AIREC_<NAME> and coerce it to the default's type."""
+def _env(name: str, default: Any, kind: str) -> Any:
+    """Read AIREC_<NAME> and coerce it to the field's declared type."""
     raw = os.environ.get(f"AIREC_{name}")
     if raw is None:
         return default
-    if isinstance(default, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
+    if raw.strip() == "" and "Optional" in kind:
+        return None
+    try:
+        if "bool" in kind:
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if "int" in kind:
+            return int(raw)
+        if "float" in kind:
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"AIREC_{name}={raw!r} is not a valid {kind}") from exc
     return raw
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 
 
-def parse_duration(text: str) -> Optional[int]:
+def parse_duration(text: str) -> int | None:
     """'30m' -> 1800 seconds; 'off', '0' or '' -> None (disabled)."""
     if text is None or text.strip().lower() in {"", "off", "0", "never", "none"}:
         return None
@@ -46,18 +53,20 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
 
-    # Training defaults (a POST /api/v1/training body can override per run).
+    # Training defaults (a POST /api/v1/training body can override per run). Unset (None) means the
+    # algorithm's own tuned default.
     algorithm: str = "autoencoder"
-    train_max_epochs: int = 100
-    train_patience: int = 10
-    train_hidden: int = 600
-    train_dropout: float = 0.5
-    train_lr: float = 1e-3
-    train_batch_size: int = 256
-    train_validation_fraction: float = 0.1
+    train_epochs: int | None = None
+    train_patience: int | None = None
+    train_hidden: int | None = None
+    train_dropout: float | None = None
+    train_lr: float | None = None
+    train_batch_size: int | None = None
+    train_holdout_fraction: float = 0.1
     train_threads: int = 1
     train_seed: int = 42
     train_warm_start: bool = False
+    train_nice: int = 10
     ease_max_items: int = 20000
     keep_versions: int = 5
     model_poll_seconds: float = 2.0
@@ -75,11 +84,9 @@ class Settings:
     public_readyz: bool = True
     public_metrics: bool = True
 
-    extra: dict = field(default_factory=dict)
-
     @classmethod
-    def from_env(cls, overrides: Optional[Mapping[str, Any]] = None) -> "Settings":
-        values = {f.name: _env(f.name.upper(), f.default) for f in fields(cls) if f.name != "extra"}
+    def from_env(cls, overrides: Mapping[str, Any] | None = None) -> Settings:
+        values = {f.name: _env(f.name.upper(), f.default, str(f.type)) for f in fields(cls)}
         settings = cls(**values)
         for key, value in (overrides or {}).items():
             if not hasattr(settings, key):
@@ -90,9 +97,17 @@ class Settings:
 
     def validate(self) -> None:
         parse_duration(self.train_every)
-        if not 0 < self.train_validation_fraction < 0.9:
-            raise ValueError("AIREC_TRAIN_VALIDATION_FRACTION must be between 0 and 0.9")
+        if not 0 < self.train_holdout_fraction < 0.45:
+            raise ValueError("AIREC_TRAIN_HOLDOUT_FRACTION must be between 0 and 0.45")
+
+    def training_overrides(self) -> dict[str, Any]:
+        """Hyper-parameters set through the environment (only those explicitly set)."""
+        names = ("epochs", "patience", "hidden", "dropout", "lr", "batch_size")
+        values = {name: getattr(self, f"train_{name}") for name in names}
+        values["threads"] = self.train_threads
+        values["seed"] = self.train_seed
+        return {k: v for k, v in values.items() if v is not None}
 
     @property
-    def train_every_seconds(self) -> Optional[int]:
+    def train_every_seconds(self) -> int | None:
         return parse_duration(self.train_every)

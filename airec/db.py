@@ -1,10 +1,12 @@
 """The database proxy, bound at start-up; per-request connections; SQLite pragmas; migrations."""
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import peewee
 from playhouse.db_url import connect

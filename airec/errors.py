@@ -1,4 +1,5 @@
 """JSON errors a person can act on; never a stack trace to a client."""
+
 from __future__ import annotations
 
 import logging
@@ -60,7 +61,9 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(exc, HTTPException):
             return exc
         log.exception("unhandled error")
-        response = jsonify(code=500, status="Internal Server Error", message="Something went wrong on our side.")
+        response = jsonify(
+            code=500, status="Internal Server Error", message="Something went wrong on our side."
+        )
         response.status_code = 500
         return response
 

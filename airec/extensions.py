@@ -1,4 +1,5 @@
 """Extension objects, created here and bound to the app in create_app()."""
+
 from flask_smorest import Api
 
 from airec.errors import json_http_error

@@ -1,4 +1,5 @@
 """Structured JSON logs on stdout, each line carrying the request id when there is one."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Peewee tables. The schema itself is created by migrations/ (peewee-migrate)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,7 +11,7 @@ from airec.db import database
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class JSONField(pw.TextField):

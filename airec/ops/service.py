@@ -1,4 +1,5 @@
 """Readiness: can we reach the database, is a model loaded."""
+
 from __future__ import annotations
 
 import logging

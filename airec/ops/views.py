@@ -1,11 +1,12 @@
 """Liveness and readiness probes."""
+
 from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from airec.ops.schemas import HealthSchema, ReadySchema
 from airec.ops import service
+from airec.ops.schemas import HealthSchema, ReadySchema
 
 blp = Blueprint("ops", __name__, description="Liveness and readiness probes.")
 

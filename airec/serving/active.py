@@ -1,0 +1,130 @@
+"""The active model: one immutable object per version, answering queries from memory only.
+
+A request reads `registry.active` once and uses that object throughout, so a swap in between
+never mixes two versions in one answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from airec.recsys.base import Recommender
+from airec.serving.store import load_folder
+
+#: How many input items an explanation names per proposed item.
+EXPLAIN_TOP = 3
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest finite scores, best first."""
+    finite = np.isfinite(scores)
+    k = min(k, int(finite.sum()))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    version: str
+    algorithm: str
+    manifest: dict
+    items: tuple
+    popularity: np.ndarray
+    model: Recommender
+    index: dict = field(repr=False)
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> ActiveModel:
+        files = load_folder(folder)
+        items = tuple(files.items)
+        return cls(
+            version=files.version,
+            algorithm=files.manifest.get("algorithm", "unknown"),
+            manifest=files.manifest,
+            items=items,
+            popularity=files.popularity,
+            model=files.model,
+            index={name: i for i, name in enumerate(items)},
+        )
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def split_known(self, names: Iterable[str]) -> tuple[list[int], list[str]]:
+        known, unknown = [], []
+        for name in dict.fromkeys(names):
+            idx = self.index.get(name)
+            (known if idx is not None else unknown).append(idx if idx is not None else name)
+        return known, unknown
+
+    def _row(self, indices: list[int]) -> sp.csr_matrix:
+        data = np.ones(len(indices), dtype=np.float32)
+        return sp.csr_matrix(
+            (data, (np.zeros(len(indices), dtype=np.int64), indices)), shape=(1, self.n_items)
+        )
+
+    def score_set(self, indices: list[int]) -> np.ndarray:
+        return np.asarray(self.model.score(self._row(indices))[0], dtype=np.float64)
+
+    def rank(
+        self, indices: list[int], k: int, *, exclude: Iterable[int] = (), explain: bool = False
+    ) -> list[dict]:
+        """Top-k items completing the set `indices` (input and excluded items never proposed)."""
+        scores = self.score_set(indices)
+        masked = scores.copy()
+        masked[list(indices)] = -np.inf
+        masked[list(exclude)] = -np.inf
+        best = top_k(masked, k)
+        out = [{"item": self.items[i], "score": float(scores[i])} for i in best]
+        if explain and len(indices) > 0:
+            for entry, because in zip(out, self.explain(indices, best), strict=True):
+                entry["because"] = because
+        return out
+
+    def explain(self, indices: list[int], proposed: np.ndarray) -> list[list[dict]]:
+        """For each proposed item, the input items whose removal lowers its score the most."""
+        if len(indices) == 1:
+            only = self.items[indices[0]]
+            return [[{"item": only, "contribution": 1.0}] for _ in proposed]
+        rows = [[j for j in indices if j != left_out] for left_out in indices]
+        batch = sp.vstack([self._row(r) for r in rows]).tocsr()
+        without = np.asarray(self.model.score(batch), dtype=np.float64)[:, proposed]
+        full = self.score_set(indices)[proposed]
+        drops = full[None, :] - without  # (n_inputs, n_proposed)
+        explanations = []
+        for col in range(len(proposed)):
+            column = drops[:, col]
+            positive = np.clip(column, 0, None)
+            total = positive.sum()
+            order = np.argsort(-column, kind="stable")[:EXPLAIN_TOP]
+            explanations.append(
+                [
+                    {
+                        "item": self.items[indices[i]],
+                        "contribution": round(float(positive[i] / total), 4) if total > 0 else 0.0,
+                    }
+                    for i in order
+                    if column[i] > 0
+                ]
+            )
+        return explanations
+
+    def popular(self, k: int, exclude: Iterable[int] = ()) -> list[dict]:
+        scores = self.popularity.astype(np.float64).copy()
+        scores[list(exclude)] = -np.inf
+        total = float(self.popularity.sum()) or 1.0
+        return [{"item": self.items[i], "score": float(self.popularity[i] / total)} for i in top_k(scores, k)]
+
+
+def index_list(model: ActiveModel | None, names: Iterable[str]) -> list[int]:
+    if model is None:
+        return []
+    return [model.index[n] for n in names if n in model.index]

@@ -1,0 +1,143 @@
+"""Which model this process serves, kept in step with the database's active pointer.
+
+The pointer lives in the database so every worker and host agrees. Each process polls it cheaply
+(one primary-key read) from a background thread, loads a new version outside the request path, then
+swaps one reference. Requests read `registry.active` once, so they see the old model or the new
+one, never a mix.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from flask import Flask
+
+from airec import leases
+from airec.db import atomic_write, database
+from airec.models import ModelVersion, utcnow
+from airec.serving import store
+from airec.serving.active import ActiveModel
+
+log = logging.getLogger(__name__)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.active: ActiveModel | None = None
+        self.models_dir = Path("./models_store")
+        self._refused: set[str] = set()
+        self._load_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def configure(self, models_dir: str | Path) -> None:
+        self.stop_polling()
+        self.active = None
+        self._refused = set()
+        self.models_dir = Path(models_dir)
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+
+    def swap(self, model: ActiveModel | None) -> None:
+        """Replace the served model in one reference assignment."""
+        self.active = model
+
+    def load(self, version: str) -> ActiveModel:
+        """Read and verify a version from disk; raises store.CorruptModel."""
+        return ActiveModel.from_folder(self.models_dir / version)
+
+    def refuse(self, version: str, reason: str) -> None:
+        """Log and remember a version that cannot be served, and mark it failed for operators."""
+        if version not in self._refused:
+            log.error("refusing model %s: %s", version, reason)
+        self._refused.add(version)
+        atomic_write(
+            lambda: ModelVersion.update(status="failed").where(ModelVersion.version == version).execute()
+        )
+
+    def sync(self) -> str | None:
+        """Serve the version the database points at; returns the version served afterwards."""
+        with self._load_lock:
+            wanted = leases.get_active_version()
+            current = self.active.version if self.active else None
+            if wanted is None:
+                if current is None:
+                    self._adopt_newest()
+                return self.active.version if self.active else None
+            if wanted == current or wanted in self._refused:
+                if self.active is None:
+                    self._adopt_newest(set_pointer=False)
+                return self.active.version if self.active else None
+            try:
+                self.swap(self.load(wanted))
+                log.info("now serving model %s", wanted, extra={"version": wanted})
+            except store.CorruptModel as exc:
+                self.refuse(wanted, str(exc))
+                if self.active is None:
+                    self._adopt_newest(set_pointer=False)
+            return self.active.version if self.active else None
+
+    def _adopt_newest(self, set_pointer: bool = True) -> None:
+        """No usable pointer: serve the newest complete, verified folder on disk."""
+        for version in reversed(store.complete_versions(self.models_dir)):
+            if version in self._refused:
+                continue
+            try:
+                model = self.load(version)
+            except store.CorruptModel as exc:
+                self.refuse(version, str(exc))
+                continue
+            register_version(model.version, model.manifest)
+            if set_pointer:
+                leases.set_active_version(model.version)
+            self.swap(model)
+            log.info("serving newest complete model %s", version, extra={"version": version})
+            return
+
+    def start_polling(self, interval: float) -> None:
+        self._stop = threading.Event()
+        stop = self._stop
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    with database.connection_context():
+                        self.sync()
+                except Exception:  # keep polling through database hiccups
+                    log.exception("model pointer poll failed")
+
+        self._thread = threading.Thread(target=loop, name="airec-model-poll", daemon=True)
+        self._thread.start()
+
+    def stop_polling(self) -> None:
+        self._stop.set()
+
+
+registry = Registry()
+
+
+def register_version(version: str, manifest: dict, status: str = "ready") -> None:
+    """Mirror a manifest into the model_versions table (idempotent)."""
+    atomic_write(
+        lambda: (
+            ModelVersion.insert(
+                version=version,
+                algorithm=manifest.get("algorithm", "unknown"),
+                status=status,
+                created_at=utcnow(),
+                manifest={k: v for k, v in manifest.items() if k != "files"},
+            )
+            .on_conflict_ignore()
+            .execute()
+        )
+    )
+
+
+def init_registry(app: Flask) -> None:
+    settings = app.config["AIREC"]
+    registry.configure(settings.models_dir)
+    with database.connection_context():
+        registry.sync()
+    if settings.model_poll_seconds > 0:
+        registry.start_polling(settings.model_poll_seconds)

@@ -1,0 +1,52 @@
+import marshmallow as ma
+from marshmallow import validate
+
+NAME = ma.fields.String(validate=validate.Length(min=1, max=256))
+
+
+class RecommendationQuerySchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    items = ma.fields.List(
+        ma.fields.String(validate=validate.Length(min=1, max=256)),
+        required=True,
+        validate=validate.Length(max=1000),
+        metadata={"example": ["wine", "cheese"], "description": "The set to complete (may be empty)."},
+    )
+    k = ma.fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000), metadata={"example": 3})
+    exclude = ma.fields.List(
+        ma.fields.String(validate=validate.Length(min=1, max=256)),
+        load_default=list,
+        validate=validate.Length(max=10000),
+        metadata={"example": ["crackers"], "description": "Items never to propose."},
+    )
+    explain = ma.fields.Boolean(
+        load_default=False,
+        metadata={"example": False, "description": "Add `because`: the input items that contributed most."},
+    )
+
+
+class BecauseSchema(ma.Schema):
+    item = ma.fields.String(metadata={"example": "wine"})
+    contribution = ma.fields.Float(metadata={"example": 0.7})
+
+
+class ScoredItemSchema(ma.Schema):
+    item = ma.fields.String(metadata={"example": "olives"})
+    score = ma.fields.Float(metadata={"example": 0.12})
+    because = ma.fields.List(
+        ma.fields.Nested(BecauseSchema), metadata={"description": "Only with explain=true"}
+    )
+
+
+class RecommendationSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ScoredItemSchema))
+    model_version = ma.fields.String(
+        allow_none=True, metadata={"example": "20261127T101500000000Z-autoencoder-3fa2"}
+    )
+    unknown_items = ma.fields.List(ma.fields.String(), metadata={"example": []})
+    fallback = ma.fields.String(
+        allow_none=True,
+        metadata={"example": None, "description": "'popularity' when no model or no known input item"},
+    )

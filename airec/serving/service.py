@@ -1,0 +1,89 @@
+"""Answer queries from the active model in memory; popularity when there is nothing better."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+
+from airec.serving.active import ActiveModel
+from airec.serving.registry import registry
+
+_POPULAR_TTL_SECONDS = 10.0
+_POPULAR_DEPTH = 2000
+_popular_cache: tuple[float, list[tuple[str, int]]] = (0.0, [])
+_popular_lock = threading.Lock()
+
+
+def _popular_from_database(limit: int) -> list[tuple[str, int]]:
+    """Before any model exists: item counts from the database, cached for a few seconds."""
+    global _popular_cache
+    with _popular_lock:
+        expires, cached = _popular_cache
+        if time.monotonic() < expires and (len(cached) >= limit or len(cached) < _POPULAR_DEPTH):
+            return cached
+        from airec.stats.service import item_popularity
+
+        fresh = item_popularity(limit=max(limit, _POPULAR_DEPTH))
+        _popular_cache = (time.monotonic() + _POPULAR_TTL_SECONDS, fresh)
+        return fresh
+
+
+def clear_cache() -> None:
+    global _popular_cache
+    with _popular_lock:
+        _popular_cache = (0.0, [])
+
+
+def _fallback(model: ActiveModel | None, k: int, skip: set[str]) -> list[dict]:
+    if model is not None:
+        return model.popular(k, exclude=[model.index[n] for n in skip if n in model.index])
+    ranked = [(name, count) for name, count in _popular_from_database(k + len(skip)) if name not in skip]
+    total = float(sum(count for _, count in ranked)) or 1.0
+    return [{"item": name, "score": count / total} for name, count in ranked[:k]]
+
+
+def recommend(
+    *, items: Iterable[str], k: int = 10, exclude: Iterable[str] | None = None, explain: bool = False
+) -> dict:
+    """The k items most likely to complete `items`; input and excluded items are never proposed."""
+    model = registry.active  # read once: a swap mid-request cannot mix versions
+    items = list(dict.fromkeys(items))
+    exclude = list(dict.fromkeys(exclude or ()))
+    skip = set(items) | set(exclude)
+    if model is None:
+        return {
+            "items": _fallback(None, k, skip),
+            "model_version": None,
+            "unknown_items": items,
+            "fallback": "popularity",
+        }
+    known, unknown = model.split_known(items)
+    excluded = [model.index[n] for n in exclude if n in model.index]
+    if not known:
+        proposals, fallback = _fallback(model, k, skip), "popularity"
+    else:
+        proposals, fallback = model.rank(known, k, exclude=excluded, explain=explain), None
+    return {
+        "items": proposals,
+        "model_version": model.version,
+        "unknown_items": unknown,
+        "fallback": fallback,
+    }
+
+
+def similar_items(*, item: str, k: int = 10, exclude: Iterable[str] | None = None) -> dict | None:
+    """Items that go with `item`: the model's completion of the one-item set. None if item unknown."""
+    model = registry.active
+    if model is None or item not in model.index:
+        return None
+    excluded = [model.index[n] for n in (exclude or ()) if n in model.index]
+    return {
+        "item": item,
+        "items": model.rank([model.index[item]], k, exclude=excluded),
+        "model_version": model.version,
+    }
+
+
+def active_model() -> ActiveModel | None:
+    return registry.active

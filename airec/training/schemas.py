@@ -1,0 +1,93 @@
+import marshmallow as ma
+from marshmallow import validate
+
+from airec.training.service import CHOICES
+
+
+class TrainingRequestSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    algorithm = ma.fields.String(
+        load_default=None,
+        validate=validate.OneOf(CHOICES),
+        metadata={
+            "example": "autoencoder",
+            "description": f"One of {', '.join(CHOICES)}; default from settings.",
+        },
+    )
+    params = ma.fields.Dict(
+        keys=ma.fields.String(),
+        load_default=dict,
+        metadata={"example": {"epochs": 50}, "description": "Hyper-parameters of the algorithm."},
+    )
+    warm_start = ma.fields.Boolean(
+        load_default=None,
+        metadata={"example": False, "description": "Start from the active autoencoder's weights."},
+    )
+
+
+class ProgressSchema(ma.Schema):
+    epoch = ma.fields.Integer(metadata={"example": 12})
+    max_epochs = ma.fields.Integer(metadata={"example": 100})
+    train_loss = ma.fields.Float(allow_none=True, metadata={"example": 512.3})
+    val_loss = ma.fields.Float(allow_none=True, metadata={"example": 530.1})
+
+
+class RunSchema(ma.Schema):
+    id = ma.fields.Integer(metadata={"example": 1})
+    status = ma.fields.String(
+        metadata={"example": "running", "description": "queued|running|succeeded|failed"}
+    )
+    algorithm = ma.fields.String(metadata={"example": "autoencoder"})
+    trigger = ma.fields.String(metadata={"example": "api"})
+    params = ma.fields.Dict(metadata={"example": {"params": {}, "warm_start": False}})
+    created_at = ma.fields.DateTime(metadata={"example": "2026-11-27T10:15:00"})
+    started_at = ma.fields.DateTime(allow_none=True)
+    finished_at = ma.fields.DateTime(allow_none=True)
+    duration_seconds = ma.fields.Float(allow_none=True, metadata={"example": 42.5})
+    progress = ma.fields.Nested(ProgressSchema)
+    history = ma.fields.List(ma.fields.Dict(), metadata={"description": "Per-epoch loss and metric history"})
+    model_version = ma.fields.String(
+        allow_none=True, metadata={"example": "20261127T101500000000Z-autoencoder-3fa2"}
+    )
+    error = ma.fields.String(allow_none=True, metadata={"example": None})
+
+
+class RunEnvelopeSchema(ma.Schema):
+    run = ma.fields.Nested(RunSchema)
+
+
+class RunListQuerySchema(ma.Schema):
+    limit = ma.fields.Integer(
+        load_default=50, validate=validate.Range(min=1, max=500), metadata={"example": 20}
+    )
+
+
+class RunListSchema(ma.Schema):
+    runs = ma.fields.List(ma.fields.Nested(RunSchema))
+
+
+class EvaluationRequestSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    k = ma.fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000), metadata={"example": 10})
+
+
+class MetricsSchema(ma.Schema):
+    hit_rate = ma.fields.Float(metadata={"example": 0.42})
+    ndcg = ma.fields.Float(metadata={"example": 0.21})
+    recall = ma.fields.Float(metadata={"example": 0.35})
+
+
+class EvaluationSchema(ma.Schema):
+    model_version = ma.fields.String(metadata={"example": "20261127T101500000000Z-autoencoder-3fa2"})
+    algorithm = ma.fields.String(metadata={"example": "autoencoder"})
+    protocol = ma.fields.String(
+        metadata={"example": "strong", "description": "strong (80/20 fold-in) or loo"}
+    )
+    k = ma.fields.Integer(metadata={"example": 10})
+    units = ma.fields.Integer(metadata={"example": 94, "description": "Held-out units evaluated"})
+    model = ma.fields.Nested(MetricsSchema)
+    popularity = ma.fields.Nested(MetricsSchema)
