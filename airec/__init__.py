@@ -36,7 +36,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL="/docs/static/",
         API_SPEC_OPTIONS={
             "info": {
                 "description": "POST what users did; ask which items complete a set. "
@@ -77,8 +77,10 @@ def _register_blueprints(app: Flask) -> None:
         api.register_blueprint(blp)
 
     from airec.compat.views import bp as compat_bp
+    from airec.ops.views import docs_assets
 
     app.register_blueprint(compat_bp)
+    app.register_blueprint(docs_assets)
 
 
 def _register_request_hooks(app: Flask) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import flask
+import swagger_ui_bundle
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -9,6 +11,11 @@ from airec.ops import service
 from airec.ops.schemas import HealthSchema, ReadySchema
 
 blp = Blueprint("ops", __name__, description="Liveness and readiness probes.")
+
+#: Swagger UI's files are served from the installed package, so /docs works with no internet access.
+docs_assets = flask.Blueprint(
+    "docs_assets", __name__, static_folder=swagger_ui_bundle.swagger_ui_path, static_url_path="/docs/static"
+)
 
 
 @blp.route("/healthz")

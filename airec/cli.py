@@ -1,0 +1,183 @@
+"""The `airec` command: serve, train, import, evaluate, bench."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from airec.config import Settings
+
+
+def bootstrap(settings: Settings) -> None:
+    """Database and model registry without web server, scheduler or poller threads."""
+    from airec.db import init_db, migrate
+    from airec.logs import configure_logging
+    from airec.serving.registry import registry
+
+    configure_logging(settings.log_level, json_lines=False)
+    db = init_db(settings.database_url)
+    db.connect(reuse_if_open=True)
+    migrate(db)
+    registry.configure(settings.models_dir)
+    registry.sync()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run gunicorn with the project's config (wsgi:app)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    argv = [
+        sys.executable, "-m", "gunicorn", "-c", os.path.join(root, "gunicorn.conf.py"),
+        "--bind", f"{args.host}:{args.port}", "--workers", str(args.workers), "--chdir", root, "wsgi:app",
+    ]  # fmt: skip
+    os.execv(sys.executable, argv)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from airec.training import service
+
+    settings = Settings.from_env()
+    bootstrap(settings)
+    bar: tqdm | None = None
+
+    def progress(event: dict) -> None:
+        nonlocal bar
+        total = int(event.get("max_epochs") or 0) or None
+        if bar is None or (total and bar.total != total):
+            bar = tqdm(total=total, desc="training", unit="epoch")
+        bar.n = int(event.get("epoch") or 0)
+        skip = ("epoch", "max_epochs")
+        numbers = {k: v for k, v in event.items() if k not in skip and isinstance(v, float)}
+        bar.set_postfix({k: f"{v:.4g}" for k, v in numbers.items()})
+        bar.refresh()
+
+    try:
+        params = json.loads(args.params) if args.params else {}
+        run = service.start_run(
+            settings=settings,
+            algorithm=args.algorithm,
+            params=params,
+            warm_start=args.warm_start,
+            trigger="cli",
+            background=False,
+            on_progress=progress,
+        )
+    except service.TrainingConflict:
+        print("error: a training run is already in progress", file=sys.stderr)
+        return 2
+    except (service.TrainingRefused, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if bar is not None:
+            bar.close()
+    if run.status != "succeeded":
+        print(f"training run {run.id} failed: {run.error}", file=sys.stderr)
+        return 1
+    from airec.models import ModelVersion
+
+    manifest = ModelVersion.get_by_id(run.model_version).manifest
+    print(f"run {run.id} succeeded: model {run.model_version} ({manifest['algorithm']})")
+    print_evaluation(manifest.get("evaluation") or {})
+    return 0
+
+
+def print_evaluation(evaluation: dict) -> None:
+    """A table of the held-out metrics saved at training time."""
+    model, popularity = evaluation.get("model", {}), evaluation.get("popularity", {})
+    names = [n for n in model if n != "n_units"]
+    if not names:
+        return
+    print(f"held-out units: {model.get('n_units')} (protocol: {evaluation.get('protocol')})")
+    print(f"{'metric':<14}{'model':>10}{'popularity':>12}")
+    for name in names:
+        print(f"{name:<14}{model[name]:>10.4f}{popularity.get(name, float('nan')):>12.4f}")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from airec.imports import import_file
+
+    settings = Settings.from_env()
+    bootstrap(settings)
+    try:
+        result = import_file(args.file, args.format, min_rating=args.min_rating, batch_size=args.batch_size)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from airec.serving.registry import registry
+    from airec.training.evaluation import NothingToEvaluate, evaluate_active
+
+    settings = Settings.from_env()
+    bootstrap(settings)
+    try:
+        result = evaluate_active(model=registry.active, k=args.k)
+    except NothingToEvaluate as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"model {result['model_version']} ({result['algorithm']}), protocol {result['protocol']}, "
+          f"{result['units']} held-out units")  # fmt: skip
+    print(f"{'metric':<14}{'model':>10}{'popularity':>12}")
+    for name, value in result["model"].items():
+        print(f"{name + '@' + str(args.k):<14}{value:>10.4f}{result['popularity'][name]:>12.4f}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.which == "accuracy":
+        from airec.recsys.bench import main as bench_main
+
+        return bench_main(args.rest) or 0
+    print(f"unknown benchmark {args.which!r}", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="airec", description="Self-hosted neural recommender service.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web service under gunicorn")
+    serve.add_argument("--host", default=os.environ.get("AIREC_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("AIREC_PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("AIREC_WORKERS", "2")))
+    serve.set_defaults(func=cmd_serve)
+
+    train = sub.add_parser("train", help="train a model now, in the foreground, and activate it")
+    train.add_argument("--algorithm", default=None, help="autoencoder|ease|itemknn|popularity|auto")
+    train.add_argument("--params", default=None, help='JSON hyper-parameters, e.g. \'{"epochs": 30}\'')
+    train.add_argument("--warm-start", action="store_true", default=None, help="start from the active model")
+    train.set_defaults(func=cmd_train)
+
+    imp = sub.add_parser("import", help="import interactions from a file")
+    imp.add_argument("file")
+    imp.add_argument("--format", required=True, choices=["movielens", "csv", "baskets", "jsonl"])
+    imp.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this (rating data)")
+    imp.add_argument("--batch-size", type=int, default=5000)
+    imp.set_defaults(func=cmd_import)
+
+    ev = sub.add_parser("evaluate", help="evaluate the active model on its held-out units")
+    ev.add_argument("--k", type=int, default=10)
+    ev.set_defaults(func=cmd_evaluate)
+
+    bench = sub.add_parser("bench", help="benchmarks that print tables")
+    bench.add_argument("which", choices=["accuracy"])
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help)")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

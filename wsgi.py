@@ -1,0 +1,4 @@
+"""WSGI entry point: `gunicorn wsgi:app` (settings from AIREC_* environment variables)."""
+from airec import create_app
+
+app = create_app()
