@@ -1,0 +1,35 @@
+# airec: one gunicorn service. Build: docker build -t airec .   Run: see README.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    AIREC_DATABASE_URL=sqlite:////data/airec.db \
+    AIREC_MODELS_DIR=/models_store \
+    AIREC_BIND=0.0.0.0:8000 \
+    AIREC_WORKERS=2
+
+WORKDIR /app
+
+# The CPU build of torch keeps the image small (the default PyPI wheel pulls CUDA).
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+
+COPY setup.cfg pyproject.toml README.md wsgi.py gunicorn.conf.py ./
+COPY airec ./airec
+COPY migrations ./migrations
+# Editable install: the package finds migrations/ beside it, as in a checkout.
+RUN pip install -e '.[postgres]'
+
+RUN useradd --create-home --uid 10001 airec \
+    && mkdir -p /data /models_store \
+    && chown -R airec:airec /data /models_store
+USER airec
+
+VOLUME ["/data", "/models_store"]
+EXPOSE 8000
+
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+    CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
+
+ENTRYPOINT ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
