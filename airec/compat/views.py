@@ -24,9 +24,6 @@ class ProposeSchema(ma.Schema):
     items = ma.fields.List(Name(), required=True, metadata={"example": ["beer", "diapers"]})
     k = ma.fields.Integer(load_default=10, metadata={"example": 3})
 
-    class Meta:
-        metadata = {"example": {"items": ["beer", "diapers"], "k": 3}}
-
     @ma.validates("k")
     def _k_in_range(self, value: int, **kwargs) -> None:
         top = current_app.config["AIREC"].max_k

@@ -63,9 +63,6 @@ class RecordSchema(ma.Schema):
     )
     timestamp = _timestamp()
 
-    class Meta:
-        metadata = {"example": {"user": "father", "items": ["beer", "diapers", "chips"]}}
-
 
 class IngestSchema(ma.Schema):
     """Either one record (user, items, timestamp) or a batch: {"records": [record, ...]}."""
@@ -79,16 +76,6 @@ class IngestSchema(ma.Schema):
         ma.fields.Nested(RecordSchema),
         metadata={"description": "A batch, stored all-or-nothing.", "example": [{"items": ["milk"]}]},
     )
-
-    class Meta:
-        metadata = {
-            "example": {
-                "records": [
-                    {"user": "father", "items": ["beer", "diapers", "chips"]},
-                    {"items": ["milk", "bread"], "timestamp": "2024-05-01T18:30:00Z"},
-                ]
-            }
-        }
 
     @ma.pre_load
     def _one_shape(self, data: Any, **kwargs) -> Any:
@@ -122,6 +109,20 @@ class IngestSchema(ma.Schema):
         if "records" in data:
             return data["records"]
         return [data]
+
+
+#: Request body examples for the OpenAPI document (schema-level examples are not emitted by apispec).
+INGEST_EXAMPLES = {
+    "one record": {"value": {"user": "father", "items": ["beer", "diapers", "chips"]}},
+    "a batch": {
+        "value": {
+            "records": [
+                {"user": "father", "items": ["beer", "diapers", "chips"]},
+                {"items": ["milk", "bread"], "timestamp": "2024-05-01T18:30:00Z"},
+            ]
+        }
+    },
+}
 
 
 class IngestResultSchema(ma.Schema):

@@ -5,7 +5,7 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from airec.ingestion.schemas import IngestResultSchema, IngestSchema
+from airec.ingestion.schemas import INGEST_EXAMPLES, IngestResultSchema, IngestSchema
 from airec.ingestion.service import IngestError, ingest_records
 from airec.stats import service as stats_service
 from airec.stats.schemas import ExportQuerySchema, ExportSchema
@@ -42,7 +42,7 @@ def store(records: list[dict]) -> dict:
 
 @blp.route("/interactions")
 class Interactions(MethodView):
-    @blp.arguments(IngestSchema)
+    @blp.arguments(IngestSchema, examples=INGEST_EXAMPLES)
     @blp.response(201, IngestResultSchema)
     def post(self, records: list[dict]):
         """Record one event or a batch of events (all-or-nothing)."""

@@ -48,13 +48,3 @@ class ExportSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "Pass as `after` for the next page; null on the last.", "example": 1000},
     )
-
-    class Meta:
-        metadata = {
-            "example": {
-                "interactions": [
-                    {"id": 1, "record": 1, "user": "father", "item": "beer", "timestamp": None}
-                ],
-                "next_after": None,
-            }
-        }

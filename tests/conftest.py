@@ -1,0 +1,55 @@
+"""Shared fixtures: the real app (Flask test client) over a fresh SQLite file per test."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DATASETS = Path("/work/shared/datasets")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: runs on the real datasets (skipped when they are absent)")
+
+
+@pytest.fixture
+def settings_overrides(tmp_path: Path) -> dict:
+    """Settings for a quiet, self-contained app: own database and model dir, no scheduler, no auth."""
+    return {
+        "database_url": f"sqlite:///{tmp_path}/t.db",
+        "models_dir": str(tmp_path / "models"),
+        "train_every": "off",
+        "scheduler": False,
+        "auth": False,
+        "log_json": False,
+    }
+
+
+@pytest.fixture
+def app(settings_overrides: dict):
+    from airec import create_app
+
+    return create_app(settings_overrides)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator:
+    """Only the database (migrated, connected), for service-level tests that need no app."""
+    from airec.db import init_db, migrate
+
+    database = init_db(f"sqlite:///{tmp_path}/service.db")
+    database.connect()
+    migrate(database)
+    yield database
+    database.close()
