@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from airec.recsys.evaluation import evaluate, make_split
 from airec.recsys.metrics import mask_input, top_k
-from airec.recsys.models import ALGORITHMS, EASE, ItemKNN, Popularity, load_model
+from airec.recsys.models import ALGORITHMS, EASE, AutoEncoder, ItemKNN, Popularity, load_model
 
 BLOCK = 10
 
@@ -107,3 +107,62 @@ class TestEASE(RecommenderTestMixin):
     def test_too_many_items_is_a_clear_error(self, blocks: sp.csr_matrix) -> None:
         with pytest.raises(ValueError, match="max_items"):
             EASE(lam=10.0, max_items=20).fit(blocks)
+
+
+class TestAutoEncoder(RecommenderTestMixin):
+    def make_model(self):
+        return AutoEncoder(hidden=32, latent=16, epochs=12, patience=4, batch_size=32, seed=1)
+
+    def test_progress_reports_each_epoch(self, blocks: sp.csr_matrix) -> None:
+        split = make_split(blocks, "strong", seed=0)
+        seen: list[dict] = []
+        AutoEncoder(hidden=16, latent=8, epochs=3, patience=5, seed=0).fit(
+            split.train, validation=split.validation, progress=seen.append)
+        assert [e["epoch"] for e in seen] == [1, 2, 3]
+        assert {"epoch", "max_epochs", "train_loss", "val_loss", "val_ndcg"} <= set(seen[0])
+
+    def test_early_stopping_keeps_best(self, fitted) -> None:
+        model, _, report = fitted
+        epochs = [h for h in report.history if "epoch" in h]
+        best = max(h["val_ndcg"] for h in epochs)
+        assert [h["val_ndcg"] for h in epochs][model.best_epoch - 1] == pytest.approx(best)
+
+
+class TestAutoEncoderAlone(RecommenderTestMixin):
+    """The network without the linear path must learn the blocks on its own."""
+
+    def make_model(self):
+        return AutoEncoder(hidden=32, latent=16, epochs=15, patience=15, batch_size=16, lr=3e-3,
+                           linear_path=False, seed=2)
+
+
+def test_warm_start_keeps_known_items(blocks: sp.csr_matrix) -> None:
+    old = AutoEncoder(hidden=16, latent=8, epochs=2, seed=0, linear_path=False)
+    old.fit(blocks)
+    # New catalogue: old items 5..49 in order, then three new items.
+    mapping = np.concatenate([np.arange(5, 50), [-1, -1, -1]])
+    new = AutoEncoder(hidden=16, latent=8, epochs=2, seed=0, linear_path=False)
+    new.warm_start_from(old, mapping)
+    known = np.arange(45)
+    np.testing.assert_array_equal(new.net.enc_in.weight[:, known].detach().numpy(),
+                                  old.net.enc_in.weight[:, 5:].detach().numpy())
+    np.testing.assert_array_equal(new.net.dec_out.weight[known].detach().numpy(),
+                                  old.net.dec_out.weight[5:].detach().numpy())
+    np.testing.assert_array_equal(new.net.dec_in.weight.detach().numpy(),
+                                  old.net.dec_in.weight.detach().numpy())
+    fresh = new.net.dec_out.weight[45:].detach().numpy()
+    assert fresh.shape == (3, 16) and np.abs(fresh).sum() > 0
+    assert not any(np.allclose(fresh[i], old.net.dec_out.weight.detach().numpy()[j])
+                   for i in range(3) for j in range(50))
+    # fit() continues from the warm weights rather than starting over
+    X_new = sp.csr_matrix(blocks[:, 5:])
+    X_new = sp.hstack([X_new, sp.csr_matrix((X_new.shape[0], 3))]).tocsr()
+    report = new.fit(X_new)
+    assert new.n_items == 48 and report.history
+
+
+def test_warm_start_rejects_other_shapes(blocks: sp.csr_matrix) -> None:
+    old = AutoEncoder(hidden=16, latent=8, epochs=1, linear_path=False)
+    old.fit(blocks)
+    with pytest.raises(ValueError):
+        AutoEncoder(hidden=32, latent=8).warm_start_from(old, np.arange(50))

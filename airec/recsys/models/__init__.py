@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from airec.recsys.base import Recommender, read_manifest
+from airec.recsys.models.autoencoder import AutoEncoder
 from airec.recsys.models.ease import EASE
 from airec.recsys.models.itemknn import ItemKNN
 from airec.recsys.models.popularity import Popularity
@@ -12,6 +13,7 @@ ALGORITHMS: dict[str, type[Recommender]] = {
     "popularity": Popularity,
     "itemknn": ItemKNN,
     "ease": EASE,
+    "autoencoder": AutoEncoder,
 }
 
 
@@ -23,4 +25,4 @@ def load_model(path: Path) -> Recommender:
     return ALGORITHMS[algorithm].load(Path(path))
 
 
-__all__ = ["ALGORITHMS", "load_model", "EASE", "ItemKNN", "Popularity"]
+__all__ = ["ALGORITHMS", "load_model", "AutoEncoder", "EASE", "ItemKNN", "Popularity"]
