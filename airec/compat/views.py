@@ -36,6 +36,8 @@ def _load(schema: ma.Schema) -> Any:
     body = request.get_json(force=True, silent=True)
     if body is None:
         abort(400, message="The body must be a JSON object.")
+    if not isinstance(body, dict):
+        abort(422, message="Invalid input. The body must be a JSON object.")
     try:
         return schema.load(body)
     except ma.ValidationError as exc:
