@@ -5,8 +5,8 @@ Formats:
              userId,movieId,rating,timestamp) or ratings.dat (user::item::rating::timestamp).
   csv        a header with user and item columns, optional timestamp (ISO 8601 or Unix seconds)
              and rating; comma, tab or semicolon separated.
-  baskets    one basket per line, no user; comma separated (quotes honoured) or, for FIMI .dat
-             files and lines without commas, whitespace separated.
+  baskets    one basket per line, no user; comma separated (quotes honoured), or whitespace
+             separated for FIMI .dat files and files whose first 100 lines hold no comma.
   jsonl      one record per line in the API shape: {"user": ..., "items": [...], "timestamp": ...}.
 
 Consecutive rows of the same user become one record (up to max_items_per_record items), whose
@@ -287,15 +287,23 @@ def _parse_table(numbered: Iterable[tuple[int, str]], path: str) -> Iterator[Row
 
 
 def parse_baskets(lines: Iterable[str], path: str) -> Iterator[Row]:
-    """One basket per line. Separator: whitespace for .dat files or comma-free lines, else comma."""
-    whitespace_only = path.lower().endswith(".dat")
-    for number, line in _numbered(lines):
+    """One basket per line, separated by whitespace for .dat files (FIMI) and for files whose first
+    100 non-empty lines hold no comma; otherwise by commas (so "whole milk" stays one item)."""
+    numbered = _numbered(lines)
+    head: list[tuple[int, str]] = []
+    for number, line in numbered:
+        if line.strip():
+            head.append((number, line))
+            if len(head) == 100:
+                break
+    commas = not path.lower().endswith(".dat") and any("," in line for _, line in head)
+    for number, line in _chain(head, numbered):
         if not line.strip():
             continue
-        if whitespace_only or "," not in line:
-            items = line.split()
-        else:
+        if commas:
             items = [item.strip() for item in next(csv.reader([line])) if item.strip()]
+        else:
+            items = line.split()
         yield Row(number, None, items, whole=True)
 
 
