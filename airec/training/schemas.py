@@ -43,11 +43,17 @@ class RunSchema(ma.Schema):
     trigger = ma.fields.String(metadata={"example": "api"})
     params = ma.fields.Dict(metadata={"example": {"params": {}, "warm_start": False}})
     created_at = ma.fields.DateTime(metadata={"example": "2026-11-27T10:15:00"})
-    started_at = ma.fields.DateTime(allow_none=True)
-    finished_at = ma.fields.DateTime(allow_none=True)
+    started_at = ma.fields.DateTime(allow_none=True, metadata={"example": "2026-11-27T10:15:01"})
+    finished_at = ma.fields.DateTime(allow_none=True, metadata={"example": None})
     duration_seconds = ma.fields.Float(allow_none=True, metadata={"example": 42.5})
     progress = ma.fields.Nested(ProgressSchema)
-    history = ma.fields.List(ma.fields.Dict(), metadata={"description": "Per-epoch loss and metric history"})
+    history = ma.fields.List(
+        ma.fields.Dict(),
+        metadata={
+            "description": "Per-epoch loss and metric history",
+            "example": [{"epoch": 1, "max_epochs": 100, "train_loss": 530.2, "val_loss": 541.7}],
+        },
+    )
     model_version = ma.fields.String(
         allow_none=True, metadata={"example": "20261127T101500000000Z-autoencoder-3fa2"}
     )
