@@ -58,6 +58,10 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     _register_request_hooks(app)
 
     from airec.serving.registry import init_registry
+    from airec.auth import init_auth
+
+    init_auth(app, api)  # after the hook that opens the per-request database connection
+
     from airec.training.scheduler import start_scheduler
 
     init_registry(app)

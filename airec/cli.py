@@ -140,6 +140,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 2
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Manage API keys; `create` prints the key once (only its hash is stored)."""
+    from airec.auth import service
+
+    settings = Settings.from_env()
+    bootstrap(settings)
+    try:
+        if args.action == "create":
+            row, key = service.create_key(name=args.name, role=args.role)
+            print(key)
+            print(f"created key {row.name!r} (role {row.role}, prefix {row.prefix}); it is shown only once",
+                  file=sys.stderr)  # fmt: skip
+        elif args.action == "list":
+            print(f"{'name':<24}{'role':<8}{'prefix':<14}{'created':<21}last used")
+            for row in service.list_keys():
+                created = row.created_at.isoformat(timespec="seconds")
+                used = row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else "never"
+                print(f"{row.name:<24}{row.role:<8}{row.prefix:<14}{created:<21}{used}")
+        else:
+            service.revoke_key(args.name)
+            print(f"revoked key {args.name!r}")
+    except service.KeyProblem as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airec", description="Self-hosted neural recommender service.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("which", choices=["accuracy"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help)")
     bench.set_defaults(func=cmd_bench)
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it (once)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", required=True, choices=["ingest", "read", "admin"])
+    keys_sub.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("--name", required=True)
+    keys.set_defaults(func=cmd_keys)
     return parser
 
 

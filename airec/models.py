@@ -113,4 +113,18 @@ class State(BaseModel):
         table_name = "state"
 
 
-ALL_TABLES = [User, Item, Record, Interaction, TrainingRun, ModelVersion, State]
+class ApiKey(BaseModel):
+    """An API key: only its SHA-256 hash is stored, with a short prefix to tell keys apart."""
+
+    name = pw.CharField(max_length=64, unique=True)
+    role = pw.CharField(max_length=16)
+    prefix = pw.CharField(max_length=16)
+    key_hash = pw.CharField(max_length=64, unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    last_used_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_keys"
+
+
+ALL_TABLES = [User, Item, Record, Interaction, TrainingRun, ModelVersion, State, ApiKey]

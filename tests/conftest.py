@@ -53,3 +53,29 @@ def db(tmp_path: Path) -> Iterator:
     migrate(database)
     yield database
     database.close()
+
+
+@pytest.fixture
+def auth_app(settings_overrides: dict):
+    """The app with authentication on (as in production)."""
+    from airec import create_app
+
+    return create_app({**settings_overrides, "auth": True})
+
+
+@pytest.fixture
+def auth_client(auth_app):
+    return auth_app.test_client()
+
+
+@pytest.fixture
+def keys(auth_app) -> dict[str, str]:
+    """One fresh API key per role: {"ingest": "airec_...", "read": ..., "admin": ...}."""
+    from airec.auth.service import create_key
+    from airec.db import database
+
+    out = {}
+    with database.connection_context():
+        for role in ("ingest", "read", "admin"):
+            _, out[role] = create_key(name=f"test-{role}", role=role)
+    return out

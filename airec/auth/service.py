@@ -1,0 +1,149 @@
+"""API keys: create (shown once), verify (hash lookup + constant-time compare), list, revoke.
+
+A key is `airec_` + 43 url-safe characters (32 random bytes). Only SHA-256(key) is stored: a key
+has 256 bits of entropy, so a slow password hash would add nothing but latency to every request.
+The first characters (`prefix`) are kept in clear so people can tell keys apart in listings.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+import peewee
+
+from airec.db import atomic_write
+from airec.models import ApiKey, utcnow
+
+log = logging.getLogger(__name__)
+
+ROLES = ("ingest", "read", "admin")
+KEY_PREFIX = "airec_"
+PREFIX_CHARS = len(KEY_PREFIX) + 6
+#: last_used_at is written at most this often per key (per process, and checked in SQL across processes).
+LAST_USED_EVERY = dt.timedelta(seconds=60)
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+_KEY_PATTERN = re.compile(r"^airec_[A-Za-z0-9_-]{43}$")
+
+_touched: dict[str, float] = {}  # key hash -> monotonic time of the last write
+_touched_lock = threading.Lock()
+
+
+class KeyProblem(ValueError):
+    """A key cannot be created or revoked as asked (bad role or name, name taken, no such key)."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's name and role (never the key itself)."""
+
+    name: str
+    role: str
+
+    def may(self, required: str) -> bool:
+        """admin implies every role; ingest and read are separate."""
+        return self.role == "admin" or self.role == required
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def check_name(name: str) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise KeyProblem("A key name is 1-64 letters, digits and _ . @ - (starting alphanumeric).")
+
+
+def create_key(*, name: str, role: str) -> tuple[ApiKey, str]:
+    """Store a new key and return (row, key). The key is never retrievable again."""
+    check_name(name)
+    if role not in ROLES:
+        raise KeyProblem(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.")
+    key = new_key()
+
+    def insert() -> ApiKey:
+        if ApiKey.select().where(ApiKey.name == name).exists():
+            raise KeyProblem(f"A key named {name!r} already exists; revoke it or pick another name.", 409)
+        return ApiKey.create(name=name, role=role, prefix=key[:PREFIX_CHARS], key_hash=hash_key(key))
+
+    try:
+        row = atomic_write(insert)
+    except peewee.IntegrityError as exc:  # a concurrent create with the same name
+        raise KeyProblem(f"A key named {name!r} already exists.", 409) from exc
+    log.info("api key created: name=%s role=%s prefix=%s", name, role, row.prefix)
+    return row, key
+
+
+def list_keys() -> list[ApiKey]:
+    return list(ApiKey.select().order_by(ApiKey.name))
+
+
+def revoke_key(name: str) -> ApiKey:
+    """Delete the key so the very next request with it is refused (there is no cache)."""
+    row = ApiKey.get_or_none(ApiKey.name == name)
+    if row is None:
+        raise KeyProblem(f"No key named {name!r}.", 404)
+    atomic_write(lambda: ApiKey.delete().where(ApiKey.id == row.id).execute())
+    with _touched_lock:
+        _touched.pop(row.key_hash, None)
+    log.info("api key revoked: name=%s prefix=%s", row.name, row.prefix)
+    return row
+
+
+def verify(key: str | None) -> Principal | None:
+    """The key's principal, or None for a missing, malformed, unknown or revoked key."""
+    if not key or not _KEY_PATTERN.match(key):
+        return None
+    digest = hash_key(key)
+    row = ApiKey.get_or_none(ApiKey.key_hash == digest)
+    if row is None or not hmac.compare_digest(row.key_hash.encode(), digest.encode()):
+        return None
+    _touch(row)
+    return Principal(name=row.name, role=row.role)
+
+
+def _touch(row: ApiKey) -> None:
+    """Record last use cheaply: one conditional UPDATE per key per minute; never fails a request."""
+    now = time.monotonic()
+    with _touched_lock:
+        if now - _touched.get(row.key_hash, -1e9) < LAST_USED_EVERY.total_seconds():
+            return
+        _touched[row.key_hash] = now
+    stamp = utcnow()
+    try:
+        (
+            ApiKey.update(last_used_at=stamp)
+            .where(
+                (ApiKey.id == row.id)
+                & (ApiKey.last_used_at.is_null() | (ApiKey.last_used_at < stamp - LAST_USED_EVERY))
+            )
+            .execute()
+        )
+    except peewee.OperationalError as exc:  # busy database: skip this time, try again next minute
+        log.warning("could not record key use (%s)", exc)
+        with _touched_lock:
+            _touched.pop(row.key_hash, None)
+
+
+def describe(row: ApiKey) -> dict:
+    return {
+        "name": row.name,
+        "role": row.role,
+        "prefix": row.prefix,
+        "created_at": row.created_at,
+        "last_used_at": row.last_used_at,
+    }
