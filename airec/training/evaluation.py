@@ -14,6 +14,7 @@ from airec.recsys.evaluation import evaluate, make_split
 from airec.recsys.models import ALGORITHMS
 from airec.serving.active import ActiveModel
 from airec.training.dataset import load_dataset
+from airec.training.service import EVAL_KS
 
 
 class NothingToEvaluate(Exception):
@@ -48,7 +49,9 @@ def evaluate_active(*, model: ActiveModel | None, k: int = 10) -> dict:
     X_in, X_hidden = (_to_vocab(m, data.items, model) for m in split.test)
     popularity = ALGORITHMS["popularity"]()
     popularity.fit(_to_vocab(split.train, data.items, model))
-    ks = (k,)
+    # The same cut-offs as at training time: the top-k of tied scores depends on the largest k asked
+    # for, so asking for k alone could break ties differently from the manifest's numbers.
+    ks = tuple(sorted(set(EVAL_KS) | {k}))
 
     def pick(metrics: dict) -> dict:
         return {
