@@ -11,11 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+#: Real public datasets, read (never copied) by tests marked slow; they skip when it is absent.
 DATASETS = Path("/work/shared/datasets")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: runs on the real datasets (skipped when they are absent)")
 
 
 @pytest.fixture
@@ -41,6 +38,14 @@ def app(settings_overrides: dict):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def datasets() -> Path:
+    """The shared real datasets (read in place, never copied); skips the test when absent."""
+    if not DATASETS.is_dir():
+        pytest.skip(f"{DATASETS} is not available")
+    return DATASETS
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ from airec.imports import ImportFormatError, import_file
 from airec.models import Interaction, Record, User
 from airec.stats.service import counts, item_popularity
 
-DATASETS = Path("/work/shared/datasets")
-
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
@@ -162,10 +160,8 @@ def test_a_utf8_bom_is_not_part_of_the_first_name(db, tmp_path):
 
 
 @pytest.mark.slow
-def test_real_movielens_100k(db):
-    path = DATASETS / "ml-100k" / "u.data"
-    if not path.exists():
-        pytest.skip("ml-100k not available")
+def test_real_movielens_100k(db, datasets):
+    path = datasets / "ml-100k" / "u.data"
     result = import_file(path, "movielens", min_rating=4, progress=False)
     assert result["rows"] == 100_000
     assert result["interactions"] == 100_000 - result["skipped"] == 55_375
