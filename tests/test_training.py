@@ -1,0 +1,200 @@
+"""POST /api/v1/training and the run resources: lifecycle, progress, conflicts, refusals, warm start."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from airec.recsys.models.autoencoder import AutoEncoder
+from airec.serving.registry import registry
+from airec.training import service
+from tests.synthetic import TRAINING, ingest, partners, planted, recommend, train, wait_for_run
+
+SMALL_AE = {"epochs": 6, "hidden": 32, "latent": 8}
+
+
+@pytest.fixture
+def settings_overrides(settings_overrides: dict) -> dict:
+    return {**settings_overrides, "model_poll_seconds": 0}
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """Hold every run in 'running' until the test opens the gate (always opened at teardown)."""
+    event = threading.Event()
+    entered = threading.Event()
+    real = service.train_and_publish
+
+    def held(**kwargs):
+        entered.set()
+        assert event.wait(30), "test never opened the gate"
+        return real(**kwargs)
+
+    monkeypatch.setattr(service, "train_and_publish", held)
+    event.entered = entered
+    yield event
+    event.set()
+
+
+def get_run(client, run_id: int) -> dict:
+    return client.get(f"{TRAINING}/runs/{run_id}").get_json()["run"]
+
+
+def test_run_lifecycle_conflict_and_listing(client, gate):
+    ingest(client, planted(units=80)[0])
+    response = client.post(TRAINING, json={"algorithm": "autoencoder", "params": SMALL_AE})
+    assert response.status_code == 202
+    queued = response.get_json()["run"]
+    assert queued["status"] == "queued"
+    assert queued["algorithm"] == "autoencoder"
+    assert queued["params"] == {"params": SMALL_AE, "warm_start": False}
+    assert queued["model_version"] is None and queued["error"] is None
+
+    assert gate.entered.wait(10)
+    running = get_run(client, queued["id"])
+    assert running["status"] == "running"
+    assert running["started_at"] is not None and running["finished_at"] is None
+
+    conflict = client.post(TRAINING, json={"algorithm": "itemknn"})
+    assert conflict.status_code == 409
+    assert conflict.get_json()["run"]["id"] == queued["id"]
+    assert conflict.get_json()["run"]["status"] == "running"
+
+    gate.set()
+    done = wait_for_run(client, queued["id"])
+    assert done["status"] == "succeeded", done
+    assert done["model_version"] == registry.active.version
+    progress = done["progress"]
+    assert progress["max_epochs"] == SMALL_AE["epochs"]
+    assert 1 <= progress["epoch"] <= SMALL_AE["epochs"]
+    assert progress["train_loss"] > 0 and progress["val_loss"] > 0
+    epochs = [entry for entry in done["history"] if "epoch" in entry]
+    assert [entry["epoch"] for entry in epochs] == list(range(1, len(epochs) + 1))
+    assert all(np.isfinite(entry["train_loss"]) for entry in epochs)
+    assert done["duration_seconds"] > 0
+    assert done["started_at"] <= done["finished_at"]
+
+    # The lease is free again: a second run is accepted and listed first.
+    second = train(client, {"algorithm": "itemknn"})
+    runs = client.get(f"{TRAINING}/runs").get_json()["runs"]
+    assert [r["id"] for r in runs] == [second["id"], queued["id"]]
+    assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
+    assert "history" not in runs[0]
+    assert client.get(f"{TRAINING}/runs?limit=1").get_json()["runs"][0]["id"] == second["id"]
+    assert client.get(f"{TRAINING}/runs?limit=0").status_code == 422
+
+
+def test_too_little_data_fails_with_a_clear_message(client):
+    ingest(client, [{"user": "a", "items": ["x", "y"]}, {"user": "b", "items": ["y", "z"]}])
+    run = train(client, {"algorithm": "itemknn"}, expect="failed")
+    assert "not enough data" in run["error"]
+    assert run["model_version"] is None and run["finished_at"] is not None
+    assert registry.active is None
+
+
+def test_unexpected_errors_are_recorded_on_the_run(client, monkeypatch):
+    ingest(client, planted(units=40)[0])
+
+    def broken(**kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(service, "train_and_publish", broken)
+    run = train(client, {"algorithm": "itemknn"}, expect="failed")
+    assert run["error"] == "RuntimeError: disk on fire"
+    monkeypatch.undo()
+    train(client, {"algorithm": "itemknn"})  # the lease was released
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"algorithm": "nope"}, "algorithm"),
+        ({"algorithm": 5}, "algorithm"),
+        ({"warm_start": "maybe"}, "warm_start"),
+        ({"params": []}, "params"),
+        ({"colour": "blue"}, "colour"),
+        ({"algorithm": "itemknn", "params": {"epochs": 5}}, "epochs"),
+        ({"algorithm": "autoencoder", "params": {"epochs": "many"}}, "autoencoder"),
+        ({"algorithm": "autoencoder", "params": {"hidden": [1]}}, "autoencoder"),
+        ({"algorithm": "auto", "params": {"epochs": 3}}, "auto"),
+    ],
+)
+def test_bad_requests_are_422_before_queueing(client, body, field):
+    response = client.post(TRAINING, json=body)
+    assert response.status_code == 422, response.get_json()
+    assert field in response.get_json()["message"]
+    assert client.get(f"{TRAINING}/runs").get_json()["runs"] == []
+
+
+def test_unknown_run_is_a_json_404(client):
+    response = client.get(f"{TRAINING}/runs/12345")
+    assert response.status_code == 404
+    assert response.get_json()["message"] == "No training run with id 12345."
+
+
+def test_warm_start_keeps_known_weights_and_learns_new_items(client, monkeypatch):
+    records, _ = planted(units=160)
+    ingest(client, records)
+    train(client, {"algorithm": "autoencoder", "params": SMALL_AE})
+    old = registry.active
+    assert old.algorithm == "autoencoder"
+
+    seen = {}
+    real = AutoEncoder.warm_start_from
+
+    def spy(self, previous, old_index_for_new):
+        real(self, previous, old_index_for_new)
+        seen["mapping"] = np.asarray(old_index_for_new)
+        seen["enc_in"] = self.net.enc_in.weight.detach().clone()
+        seen["dec_out"] = self.net.dec_out.weight.detach().clone()
+
+    monkeypatch.setattr(AutoEncoder, "warm_start_from", spy)
+    new_records, new_groups = planted(groups=2, units=80, prefix="new-", noise=0.0, seed=5)
+    ingest(client, new_records)
+    run = train(client, {"algorithm": "autoencoder", "params": SMALL_AE, "warm_start": True})
+    assert run["params"]["warm_start"] is True
+    new = registry.active
+    assert new.version != old.version and new.manifest["warm_start"] is True
+
+    mapping = seen["mapping"]
+    assert mapping.size == new.n_items
+    for name, j in new.index.items():
+        assert mapping[j] == old.index.get(name, -1), name
+    known = np.flatnonzero(mapping >= 0)
+    assert known.size == old.n_items and (mapping < 0).sum() == len(new_groups)
+    old_net = old.model.net
+    assert torch.equal(seen["enc_in"][:, known], old_net.enc_in.weight[:, mapping[known]])
+    assert torch.equal(seen["dec_out"][known], old_net.dec_out.weight[mapping[known]])
+
+    basket = ["new-g1-i0", "new-g1-i1"]
+    answer = recommend(client, basket, k=3)
+    assert answer["unknown_items"] == [] and answer["model_version"] == new.version
+    assert {e["item"] for e in answer["items"]} <= partners(basket[0], new_groups)
+
+
+def test_warm_start_with_other_sizes_fails_clearly(client):
+    ingest(client, planted(units=60)[0])
+    train(client, {"algorithm": "autoencoder", "params": SMALL_AE})
+    run = train(
+        client,
+        {"algorithm": "autoencoder", "params": {**SMALL_AE, "hidden": 16}, "warm_start": True},
+        expect="failed",
+    )
+    assert "same hidden/latent sizes" in run["error"]
+
+
+def test_runs_poll_quickly_while_training(client, gate):
+    """Reading runs is never blocked by a training run holding the lease."""
+    ingest(client, planted(units=40)[0])
+    run_id = client.post(TRAINING, json={"algorithm": "itemknn"}).get_json()["run"]["id"]
+    assert gate.entered.wait(10)
+    started = time.perf_counter()
+    for _ in range(5):
+        assert client.get(f"{TRAINING}/runs/{run_id}").status_code == 200
+    assert time.perf_counter() - started < 2.0
+    gate.set()
+    assert wait_for_run(client, run_id)["status"] == "succeeded"
