@@ -20,26 +20,45 @@ def limits() -> Settings:
 
 
 class Name(ma.fields.String):
-    """A user or item name: kept verbatim; empty, over-long and control characters are refused."""
+    """A user or item name: kept verbatim; empty, over-long and control characters are refused.
+
+    The configured max_name_length is checked by the validators below, once per list rather than
+    once per name: looking the settings up is the costliest step of a 10,000-record batch.
+    """
 
     def _deserialize(self, value: Any, attr, data, **kwargs) -> str:
-        problem = name_problem(value, max_length=limits().max_name_length)
+        problem = name_problem(value)
         if problem:
             raise ma.ValidationError(problem)
         return value
 
 
-def _check_item_count(items: list) -> None:
+def _too_long(name: str, cap: int) -> str | None:
+    return f"Longer than {cap} characters." if len(name) > cap else None
+
+
+def _check_user(user: str | None) -> None:
+    problem = user and _too_long(user, limits().max_name_length)
+    if problem:
+        raise ma.ValidationError(problem)
+
+
+def _check_items(items: list) -> None:
     if not items:
         raise ma.ValidationError("Must contain at least one item.")
-    cap = limits().max_items_per_record
+    settings = limits()
+    cap = settings.max_items_per_record
     if len(items) > cap:
         raise ma.ValidationError(f"At most {cap} items per record; got {len(items)}.")
+    problems = {i: [p] for i, item in enumerate(items) if (p := _too_long(item, settings.max_name_length))}
+    if problems:
+        raise ma.ValidationError(problems)
 
 
 def _user() -> Name:
     return Name(
         allow_none=True,
+        validate=_check_user,
         metadata={"description": "Who did it. Omit for an anonymous basket.", "example": "father"},
     )
 
@@ -58,7 +77,7 @@ class RecordSchema(ma.Schema):
     items = ma.fields.List(
         Name(),
         required=True,
-        validate=_check_item_count,
+        validate=_check_items,
         metadata={"example": ["beer", "diapers", "chips"]},
     )
     timestamp = _timestamp()
@@ -69,7 +88,7 @@ class IngestSchema(ma.Schema):
 
     user = _user()
     items = ma.fields.List(
-        Name(), validate=_check_item_count, metadata={"example": ["beer", "diapers", "chips"]}
+        Name(), validate=_check_items, metadata={"example": ["beer", "diapers", "chips"]}
     )
     timestamp = _timestamp()
     records = ma.fields.List(
