@@ -12,7 +12,7 @@ from flask import Flask, g, request
 
 from airec.config import Settings
 from airec.db import database, init_db, migrate
-from airec.errors import register_error_handlers
+from airec.errors import register_error_handlers, register_input_guards
 from airec.extensions import api
 from airec.logs import configure_logging
 
@@ -61,6 +61,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from airec.auth import init_auth
 
     init_auth(app, api)  # after the hook that opens the per-request database connection
+    register_input_guards(app)  # after auth: bodies of unauthenticated requests are never parsed
 
     from airec.training.scheduler import start_scheduler
 

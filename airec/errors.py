@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import re
+from typing import Any
 
 import peewee
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -86,3 +91,120 @@ def json_http_error(exc: HTTPException):
     for key, value in (data.get("headers") or {}).items():
         response.headers[key] = value
     return response
+
+
+#: Deeper JSON than this is refused: no request shape here needs more than 4 levels.
+MAX_JSON_DEPTH = 32
+#: Integers longer than this (in digits) are refused before Python spends time converting them.
+MAX_INT_DIGITS = 19
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class InvalidJSON(ValueError):
+    """A request body we refuse to interpret; the message says why, for a 400 answer."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidJSON(f"{name} is not a JSON number.")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidJSON(f"The number {text[:20]} is out of range.")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise InvalidJSON(f"The number {text[:20]}... is out of range.")
+    return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise InvalidJSON(f"Duplicate key {duplicate!r} in an object.")
+    return out
+
+
+def strict_json_loads(data: str | bytes) -> Any:
+    """json.loads that refuses what other parsers would read differently or we cannot store:
+    invalid UTF-8, lone surrogates, NaN/Infinity, numbers out of range, duplicate keys, deep nesting."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidJSON(f"The body is not valid UTF-8 (byte {exc.start}).") from exc
+    try:
+        value = json.loads(
+            data,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            object_pairs_hook=_unique_keys,
+        )
+    except RecursionError as exc:
+        raise InvalidJSON(f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels.") from exc
+    except InvalidJSON:
+        raise
+    except ValueError as exc:
+        raise InvalidJSON(str(exc)) from exc
+    _check_shape(value)
+    return value
+
+
+def _check_shape(value: Any) -> None:
+    """Depth and lone surrogates, walked without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if _LONE_SURROGATE.search(node):
+                raise InvalidJSON("A string contains an unpaired surrogate (not valid Unicode).")
+            continue
+        if not isinstance(node, (dict, list)):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidJSON(f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels.")
+        if isinstance(node, dict):
+            stack.extend((key, depth) for key in node)
+            stack.extend((child, depth + 1) for child in node.values())
+        else:
+            stack.extend((child, depth + 1) for child in node)
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """request.get_json() (used by the compat routes) parses with strict_json_loads."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return strict_json_loads(s)
+
+
+def register_input_guards(app: Flask) -> None:
+    """Refuse hostile JSON bodies with a 400 before any view (or its parser) sees them, and tell
+    browsers never to sniff a response into HTML."""
+    app.json = StrictJSONProvider(app)
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+
+    @app.before_request
+    def _strict_json_body() -> None:
+        if request.method in ("GET", "HEAD", "OPTIONS") or not request.is_json:
+            return
+        raw = request.get_data(cache=True)  # 413 (JSON) if over MAX_CONTENT_LENGTH
+        if not raw.strip():
+            return
+        try:
+            strict_json_loads(raw)
+        except InvalidJSON as exc:
+            from flask_smorest import abort
+
+            abort(400, message=f"Invalid JSON: {exc}")
+
+    @app.after_request
+    def _no_sniff(response):
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response

@@ -1,0 +1,184 @@
+"""Hostile input: every malformed, oversized or ambiguous body gets a 4xx JSON answer, never a 500,
+and nothing is half-stored. Names that look like SQL, HTML or paths come back verbatim, as JSON."""
+from __future__ import annotations
+
+import pytest
+
+from airec.errors import InvalidJSON, strict_json_loads
+
+EMPTY = {"users": 0, "items": 0, "records": 0, "interactions": 0}
+JSON = {"Content-Type": "application/json"}
+
+HOSTILE_BODIES = {
+    "invalid utf-8": b'{"items": ["\xff\xfe"]}',
+    "overlong utf-8": b'{"items": ["\xc0\xaf"]}',
+    "utf-16 body": '{"items": ["a"]}'.encode("utf-16"),
+    "utf-8 bom": b'\xef\xbb\xbf{"items": ["a"]}',
+    "lone surrogate": b'{"items": ["a\\ud800b"]}',
+    "deeply nested array": b"[" * 100000 + b"]" * 100000,
+    "deeply nested in a field": b'{"items": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    "nested 40 levels": b'{"items": ["a"], "x": ' + b'{"a": ' * 40 + b"1" + b"}" * 40 + b"}",
+    "NaN": b'{"items": ["a"], "k": NaN}',
+    "Infinity": b'{"items": ["a"], "k": -Infinity}',
+    "1e400": b'{"items": ["a"], "k": 1e400}',
+    "10**1000": b'{"items": ["a"], "k": 1' + b"0" * 1000 + b"}",
+    "10**5000": b'{"items": ["a"], "k": 1' + b"0" * 5000 + b"}",
+    "duplicate keys": b'{"items": ["a"], "items": ["b"]}',
+    "null body": b"null",
+    "null items": b'{"items": null}',
+    "null record": b'{"records": [null]}',
+    "null item": b'{"items": [null]}',
+    "string body": b'"hello"',
+    "number body": b"42",
+    "truncated": b'{"items": ["a"',
+    "control char in name": b'{"items": ["a\\u0000b"]}',
+    "newline in name": b'{"items": ["a\\nb"]}',
+    "empty name": b'{"items": [""]}',
+    "object as name": b'{"items": [{"$gt": ""}]}',
+    "trailing garbage": b'{"items": ["a"]} xyz',
+}
+
+WRITE_URLS = ["/api/v1/interactions", "/recordInteraction"]
+READ_URLS = ["/api/v1/recommendations", "/proposeInteraction"]
+
+
+def stats(client) -> dict:
+    return client.get("/api/v1/stats").get_json()
+
+
+@pytest.mark.parametrize("url", WRITE_URLS + READ_URLS + ["/api/v1/keys", "/api/v1/evaluation"])
+def test_hostile_bodies_get_4xx_json_and_store_nothing(client, url):
+    for name, body in HOSTILE_BODIES.items():
+        for headers in (JSON, {"Content-Type": "text/plain"}):
+            answer = client.post(url, data=body, headers=headers)
+            harmless_read = url in READ_URLS and name in ("control char in name", "newline in name")
+            if harmless_read and answer.status_code == 200:
+                assert answer.is_json  # asking about an item that can never exist is harmless
+                continue
+            assert 400 <= answer.status_code < 500, (url, name, answer.status_code, answer.get_data()[:200])
+            payload = answer.get_json()
+            assert payload["code"] == answer.status_code and payload["message"], (url, name)
+            assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert stats(client) == EMPTY
+
+
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("invalid utf-8", "UTF-8"),
+        ("lone surrogate", "surrogate"),
+        ("deeply nested array", "nested"),
+        ("nested 40 levels", "nested"),
+        ("NaN", "NaN"),
+        ("1e400", "range"),
+        ("10**1000", "range"),
+        ("duplicate keys", "Duplicate key 'items'"),
+    ],
+)
+def test_hostile_json_is_400_with_a_reason(client, name, fragment):
+    answer = client.post("/api/v1/interactions", data=HOSTILE_BODIES[name], headers=JSON)
+    assert answer.status_code == 400
+    assert fragment in answer.get_json()["message"]
+
+
+def test_strict_parser_accepts_ordinary_json():
+    assert strict_json_loads(b'{"a": [1, -2, 3.5, 1e10, true, null, "\\u00e9\\ud83d\\ude00"]}') == {
+        "a": [1, -2, 3.5, 1e10, True, None, "\u00e9\U0001f600"]
+    }
+    assert strict_json_loads("9223372036854775807") == 2**63 - 1
+    with pytest.raises(InvalidJSON):
+        strict_json_loads("92233720368547758070")
+
+
+def test_body_over_the_size_limit_is_413_json(settings_overrides):
+    from airec import create_app
+
+    client = create_app({**settings_overrides, "max_body_bytes": 2000}).test_client()
+    big = {"records": [{"user": f"u{i}", "items": ["x" * 50]} for i in range(100)]}
+    for url in ("/api/v1/interactions", "/recordInteraction", "/api/v1/recommendations"):
+        answer = client.post(url, json=big)
+        assert answer.status_code == 413, url
+        assert answer.get_json()["code"] == 413
+    assert client.post("/api/v1/interactions", json={"items": ["small"]}).status_code == 201
+
+
+def test_limits_on_batch_items_names_and_k(settings_overrides):
+    from airec import create_app
+
+    limits = {"max_batch_records": 5, "max_items_per_record": 3, "max_name_length": 10, "max_k": 50}
+    client = create_app({**settings_overrides, **limits}).test_client()
+    url = "/api/v1/interactions"
+    assert client.post(url, json={"records": [{"items": ["a"]}] * 6}).status_code == 422
+    assert client.post(url, json={"items": ["a", "b", "c", "d"]}).status_code == 422
+    assert client.post(url, json={"items": ["x" * 11]}).status_code == 422
+    assert client.post(url, json={"user": "u" * 11, "items": ["a"]}).status_code == 422
+    assert client.post("/proposeInteraction", json={"items": ["a"], "k": 51}).status_code == 422
+    assert client.post("/api/v1/recommendations", json={"items": ["a"], "k": 10**6}).status_code == 422
+    assert client.post("/api/v1/recommendations", json={"items": ["a"], "k": 0}).status_code == 422
+    assert stats(client) == EMPTY
+    ok = client.post(url, json={"records": [{"items": ["a", "b", "c"]}] * 5})
+    assert ok.status_code == 201 and ok.get_json() == {"records": 5, "interactions": 15}
+
+
+def test_a_bad_record_anywhere_in_a_batch_stores_nothing(client):
+    records = [{"user": f"u{i}", "items": ["a", "b"]} for i in range(50)]
+    records[37] = {"user": "u37", "items": ["a", "ok\u0007"]}
+    answer = client.post("/api/v1/interactions", json={"records": records})
+    assert answer.status_code == 422 and "records.37.items.1" in answer.get_json()["message"]
+    assert stats(client) == EMPTY
+
+
+TRICKY_NAMES = [
+    "'); DROP TABLE items; --",
+    "\" OR 1=1 --",
+    "Robert'); DELETE FROM interactions WHERE ('1'='1",
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "../../etc/passwd",
+    "..\\..\\windows\\system32",
+    "/api/v1/keys",
+    "%2e%2e%2f",
+    "{{7*7}}",
+    "${jndi:ldap://x}",
+    "名前 🛒 ünïcödé",
+    "\u202eevil",
+    " leading and trailing ",
+]
+
+
+def test_tricky_names_are_stored_and_returned_verbatim_as_json(client):
+    records = [{"user": name, "items": [name, "plain"]} for name in TRICKY_NAMES]
+    answer = client.post("/api/v1/interactions", json={"records": records})
+    assert answer.status_code == 201, answer.get_json()
+    assert answer.get_json() == {"records": len(TRICKY_NAMES), "interactions": 2 * len(TRICKY_NAMES)}
+
+    exported = client.get("/api/v1/interactions?limit=1000")
+    assert exported.mimetype == "application/json"
+    assert exported.headers["X-Content-Type-Options"] == "nosniff"
+    pairs = {(row["user"], row["item"]) for row in exported.get_json()["interactions"]}
+    assert pairs == {(name, name) for name in TRICKY_NAMES} | {(name, "plain") for name in TRICKY_NAMES}
+
+    listed = client.get("/listItems")
+    assert listed.mimetype == "application/json"
+    assert set(listed.get_json()["items"]) == set(TRICKY_NAMES) | {"plain"}
+    items = client.get("/api/v1/items?page_size=100").get_json()
+    assert {row["item"] for row in items} == set(TRICKY_NAMES) | {"plain"}
+    assert stats(client)["items"] == len(TRICKY_NAMES) + 1  # every table still there and intact
+
+    recommended = client.post("/api/v1/recommendations", json={"items": ["plain"], "k": 100})
+    assert recommended.status_code == 200 and recommended.mimetype == "application/json"
+    assert {row["item"] for row in recommended.get_json()["items"]} <= set(TRICKY_NAMES)
+
+
+def test_every_answer_says_nosniff(client):
+    for answer in (client.get("/healthz"), client.get("/nowhere"), client.get("/openapi.json"),
+                   client.post("/api/v1/interactions", data=b"\xff", headers=JSON)):  # fmt: skip
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get("/nowhere").is_json
+
+
+def test_unauthenticated_bodies_are_not_parsed(auth_client):
+    """Auth runs first: an anonymous caller gets 401, not a parser's opinion of its body."""
+    body = HOSTILE_BODIES["deeply nested array"]
+    answer = auth_client.post("/api/v1/interactions", data=body, headers=JSON)
+    assert answer.status_code == 401
