@@ -7,6 +7,7 @@ partners first; popularity cannot, since the groups are equally popular.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -67,9 +68,18 @@ def wait_for_run(client, run_id: int, timeout: float = 60.0) -> dict:
         assert response.status_code == 200, response.get_json()
         run = response.get_json()["run"]
         if run["status"] in ("succeeded", "failed"):
+            join_training_threads(deadline)
             return run
         assert time.monotonic() < deadline, f"run {run_id} still {run['status']} after {timeout}s"
         time.sleep(0.05)
+
+
+def join_training_threads(deadline: float) -> None:
+    """The run row is final a moment before its thread releases the lease and closes its connection;
+    wait for that too, so a following test (or app restart) never races it."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("airec-train-"):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def train(client, body: dict | None = None, expect: str = "succeeded") -> dict:
