@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import peewee
 from flask import Flask, g, request
 
 from airec.config import Settings
-from airec.db import database, init_db, migrate
+from airec.db import SchemaGate, database, init_db
 from airec.errors import register_error_handlers, register_input_guards
 from airec.extensions import api
 from airec.logs import configure_logging
@@ -19,6 +20,7 @@ from airec.logs import configure_logging
 __version__ = "0.1.0"
 
 log = logging.getLogger("airec")
+access_log = logging.getLogger("airec.access")
 
 
 def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
@@ -49,20 +51,19 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.json.ensure_ascii = False
 
     db = init_db(settings.database_url)
-    with db.connection_context():
-        migrate(db)
+    app.extensions["airec_schema"] = SchemaGate(db)  # migrates now, or once the database is back
 
     api.init_app(app)
     register_error_handlers(app)
     _register_blueprints(app)
     _register_request_hooks(app)
 
-    from airec.serving.registry import init_registry
     from airec.auth import init_auth
 
     init_auth(app, api)  # after the hook that opens the per-request database connection
     register_input_guards(app)  # after auth: bodies of unauthenticated requests are never parsed
 
+    from airec.serving.registry import init_registry
     from airec.training.scheduler import start_scheduler
 
     init_registry(app)
@@ -73,13 +74,16 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from airec.ingestion.views import blp as ingestion_blp
+    from airec.metrics import init_metrics
     from airec.ops.views import blp as ops_blp
+    from airec.registry.views import blp as models_blp
     from airec.serving.views import blp as serving_blp
     from airec.stats.views import blp as stats_blp
     from airec.training.views import blp as training_blp
 
-    for blp in (ops_blp, ingestion_blp, stats_blp, training_blp, serving_blp):
+    for blp in (ops_blp, ingestion_blp, stats_blp, training_blp, serving_blp, models_blp):
         api.register_blueprint(blp)
+    init_metrics(app)  # GET /metrics, plain route outside the OpenAPI document
 
     from airec.compat.views import bp as compat_bp
     from airec.ops.views import docs_assets
@@ -93,7 +97,13 @@ def _register_request_hooks(app: Flask) -> None:
     def _open() -> None:
         g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16]
         g.started = time.perf_counter()
-        database.connect(reuse_if_open=True)
+        if request.endpoint == "ops.Health":
+            return  # liveness never touches the database
+        try:
+            database.connect(reuse_if_open=True)
+        except (peewee.OperationalError, peewee.InterfaceError):
+            pass  # the first query raises again and is answered 503 with Retry-After
+        app.extensions["airec_schema"].require()
 
     @app.teardown_request
     def _close(_exc) -> None:
@@ -103,7 +113,25 @@ def _register_request_hooks(app: Flask) -> None:
     @app.after_request
     def _tag(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        _access(response.status_code)
         return response
+
+
+def _access(status: int) -> None:
+    """One access log line and the request metrics, per answered request."""
+    from airec.metrics import observe_request
+
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    observe_request(status, seconds)
+    duration_ms = round(seconds * 1000, 2)
+    access_log.info(
+        "%s %s %s %.1fms",
+        request.method,
+        request.path,
+        status,
+        duration_ms,
+        extra={"method": request.method, "path": request.path, "status": status, "duration_ms": duration_ms},
+    )
 
 
 def _redact(url: str) -> str:

@@ -7,6 +7,7 @@ from flask_smorest import Blueprint, abort
 
 from airec.ingestion.schemas import INGEST_EXAMPLES, IngestResultSchema, IngestSchema
 from airec.ingestion.service import IngestError, ingest_records
+from airec.metrics import observe_ingest
 from airec.stats import service as stats_service
 from airec.stats.schemas import ExportQuerySchema, ExportSchema
 
@@ -31,13 +32,15 @@ def store(records: list[dict]) -> dict:
     """Store validated records with the app's limits; 422 if the service still refuses them."""
     settings = current_app.config["AIREC"]
     try:
-        return ingest_records(
+        result = ingest_records(
             records,
             max_items_per_record=settings.max_items_per_record,
             max_name_length=settings.max_name_length,
         )
     except IngestError as exc:
         abort(422, message=f"Invalid input. {exc}")
+    observe_ingest(result["records"], result["interactions"])
+    return result
 
 
 @blp.route("/interactions")

@@ -50,3 +50,39 @@ class RecommendationSchema(ma.Schema):
         allow_none=True,
         metadata={"example": None, "description": "'popularity' when no model or no known input item"},
     )
+
+
+def _exclude_field() -> ma.fields.List:
+    return ma.fields.List(
+        ma.fields.String(validate=validate.Length(min=1, max=256)),
+        load_default=list,
+        validate=validate.Length(max=1000),
+        metadata={"example": ["g1-i2"], "description": "Items never to propose (repeat the parameter)."},
+    )
+
+
+class UserRecommendationQuerySchema(ma.Schema):
+    k = ma.fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000), metadata={"example": 5})
+    exclude = _exclude_field()
+    explain = ma.fields.Boolean(
+        load_default=False,
+        metadata={"example": True, "description": "Add `because`: the history items that contributed most."},
+    )
+
+
+class UserRecommendationSchema(RecommendationSchema):
+    user = ma.fields.String(metadata={"example": "u17"})
+    history_size = ma.fields.Integer(
+        metadata={"example": 4, "description": "Distinct items in the user's stored history (never proposed)"}
+    )
+
+
+class SimilarQuerySchema(ma.Schema):
+    k = ma.fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000), metadata={"example": 5})
+    exclude = _exclude_field()
+
+
+class SimilarItemsSchema(ma.Schema):
+    item = ma.fields.String(metadata={"example": "g1-i0"})
+    items = ma.fields.List(ma.fields.Nested(ScoredItemSchema))
+    model_version = ma.fields.String(metadata={"example": "20261127T101500000000Z-itemknn-3fa2"})

@@ -87,3 +87,35 @@ def similar_items(*, item: str, k: int = 10, exclude: Iterable[str] | None = Non
 
 def active_model() -> ActiveModel | None:
     return registry.active
+
+
+class UnknownUser(LookupError):
+    """No user by that name in the database."""
+
+
+def user_history(user: str) -> list[str]:
+    """Distinct item names the user interacted with: one query on users.name and interactions.user_id."""
+    from airec.models import Interaction, Item, User
+
+    rows = (
+        Item.select(Item.name)
+        .join(Interaction, on=Interaction.item == Item.id)
+        .join(User, on=Interaction.user == User.id)
+        .where(User.name == user)
+        .distinct()
+        .tuples()
+    )
+    names = [name for (name,) in rows]
+    if not names and not User.select().where(User.name == user).exists():
+        raise UnknownUser(user)
+    return names
+
+
+def recommend_for_user(
+    *, user: str, k: int = 10, exclude: Iterable[str] | None = None, explain: bool = False
+) -> dict:
+    """Complete the user's stored history; what the user already has is never proposed."""
+    history = user_history(user)
+    out = recommend(items=history, k=k, exclude=exclude, explain=explain)
+    out.pop("unknown_items", None)
+    return {"user": user, "history_size": len(history), **out}

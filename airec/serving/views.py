@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from flask_smorest import Blueprint, abort
 
 from airec.serving import service
-from airec.serving.schemas import RecommendationQuerySchema, RecommendationSchema
+from airec.serving.schemas import (
+    RecommendationQuerySchema,
+    RecommendationSchema,
+    SimilarItemsSchema,
+    SimilarQuerySchema,
+    UserRecommendationQuerySchema,
+    UserRecommendationSchema,
+)
 
 blp = Blueprint(
     "serving", __name__, url_prefix="/api/v1", description="Recommendations from the active model."
@@ -20,3 +27,40 @@ class Recommendations(MethodView):
     def post(self, query):
         """The k items most likely to complete a set of items, with scores."""
         return service.recommend(**query)
+
+
+@blp.route("/users/<string:user>/recommendations")
+class UserRecommendations(MethodView):
+    @blp.arguments(UserRecommendationQuerySchema, location="query")
+    @blp.response(200, UserRecommendationSchema)
+    @blp.alt_response(404, description="No user by that name")
+    def get(self, query, user):
+        """The k items a user is most likely to want next, from the history stored for them.
+
+        Items the user already has are never proposed. Without a model, popular items are proposed
+        (`fallback: popularity`).
+        """
+        try:
+            return service.recommend_for_user(user=user, **query)
+        except service.UnknownUser:
+            abort(404, message=f"No user {user!r}: record interactions for them first.")
+
+
+@blp.route("/items/<string:item>/similar")
+class SimilarItems(MethodView):
+    @blp.arguments(SimilarQuerySchema, location="query")
+    @blp.response(200, SimilarItemsSchema)
+    @blp.alt_response(404, description="The active model does not know the item")
+    @blp.alt_response(409, description="No model is active yet")
+    def get(self, query, item):
+        """Items that go with this one, by the active model (the completion of the one-item set).
+
+        There is no popularity fallback here: popular items are not "similar", so without an active
+        model the answer is 409 and the client should train first.
+        """
+        if service.active_model() is None:
+            abort(409, message="No model is active yet: train one (POST /api/v1/training) first.")
+        result = service.similar_items(item=item, **query)
+        if result is None:
+            abort(404, message=f"Item {item!r} is not known to the active model (new or never seen).")
+        return result

@@ -23,6 +23,7 @@ import torch
 from airec import leases
 from airec.config import Settings
 from airec.db import atomic_write, database
+from airec.metrics import observe_training
 from airec.models import TrainingRun, utcnow
 from airec.recsys.evaluation import evaluate, make_split, selection_metric, validation_score
 from airec.recsys.models import ALGORITHMS
@@ -126,7 +127,7 @@ def start_run(
         raise TrainingRefused("'auto' trains every algorithm with its defaults and takes no params")
     owner = f"{leases.process_owner()}:{uuid.uuid4().hex[:8]}"
     reap_stale_runs()
-    if not leases.try_acquire(TRAINING_LEASE, owner, LEASE_TTL_SECONDS):
+    if not leases.try_acquire(TRAINING_LEASE, owner, LEASE_TTL_SECONDS) and not _acquire_after_finish(owner):
         raise TrainingConflict(current_run())
     try:
         run = atomic_write(
@@ -156,6 +157,17 @@ def start_run(
         _run_holding_lease(run.id, settings, owner, on_progress)
         run = TrainingRun.get_by_id(run.id)
     return run
+
+
+def _acquire_after_finish(owner: str, wait_seconds: float = 3.0) -> bool:
+    """The holder marks its run finished a moment before releasing the lease: a client that saw
+    'succeeded' and asks again at once must not get a 409. Wait only while no run is in flight."""
+    deadline = time.monotonic() + wait_seconds
+    while current_run() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if leases.try_acquire(TRAINING_LEASE, owner, LEASE_TTL_SECONDS):
+            return True
+    return False
 
 
 def _thread_main(run_id: int, settings: Settings, owner: str, on_progress) -> None:
@@ -245,6 +257,7 @@ def execute_run(run_id: int, settings: Settings, on_progress: Callable[[dict], N
             last_interaction_id=last_id,
             history=history[-500:],
         )
+        observe_training("succeeded", time.perf_counter() - started)
         log.info(
             "training run %d succeeded in %.1fs: model %s",
             run_id,
@@ -255,9 +268,11 @@ def execute_run(run_id: int, settings: Settings, on_progress: Callable[[dict], N
     except TrainingRefused as exc:
         _update(run_id, status="failed", finished_at=utcnow(), error=str(exc))
         log.warning("training run %d refused: %s", run_id, exc, extra={"run_id": run_id})
+        observe_training("failed", time.perf_counter() - started)
     except Exception as exc:  # the run row must say what went wrong, whatever it was
         log.exception("training run %d failed", run_id, extra={"run_id": run_id})
         _update(run_id, status="failed", finished_at=utcnow(), error=f"{type(exc).__name__}: {exc}")
+        observe_training("failed", time.perf_counter() - started)
 
 
 def train_and_publish(

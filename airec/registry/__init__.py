@@ -1,0 +1,1 @@
+"""The model registry API: list trained versions, promote or roll back, archive old ones."""

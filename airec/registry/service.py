@@ -1,0 +1,139 @@
+"""Model versions as operators see them, and the two actions on them: activate and archive.
+
+The active pointer lives in the database (airec.leases), so "active" is derived from it and every
+worker and host agrees. Activation verifies the folder (checksums, loadable) before moving the
+pointer; the other workers follow within one poll interval (registry.start_polling).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airec import leases
+from airec.db import atomic_write
+from airec.models import ModelVersion
+from airec.serving import store
+from airec.serving.registry import register_version, registry
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("active", "ready", "failed", "archived")
+
+
+class VersionNotFound(LookupError):
+    """No such model version, neither in the database nor on disk."""
+
+
+class VersionConflict(Exception):
+    """The action does not fit the version's state (archived, or active when archiving)."""
+
+
+class VersionCorrupt(Exception):
+    """The folder fails verification (checksums, missing files, unreadable)."""
+
+
+def _sync_disk() -> None:
+    """Register complete folders the table does not know yet (e.g. copied in by hand)."""
+    known = {v for (v,) in ModelVersion.select(ModelVersion.version).tuples()}
+    for version in store.complete_versions(registry.models_dir):
+        if version in known:
+            continue
+        try:
+            manifest = store.read_manifest(registry.models_dir / version)
+        except store.CorruptModel:
+            continue
+        register_version(version, manifest)
+
+
+def describe(row: ModelVersion, active: str | None) -> dict[str, Any]:
+    """One version for the API: status 'active' comes from the pointer, never from the row."""
+    manifest = row.manifest or {}
+    on_disk = (registry.models_dir / row.version / store.MANIFEST).is_file()
+    status = "active" if row.version == active else row.status
+    if status == "active" and row.status == "archived":
+        status = "archived"
+    return {
+        "version": row.version,
+        "algorithm": row.algorithm,
+        "status": status,
+        "created_at": row.created_at,
+        "on_disk": on_disk,
+        "run_id": manifest.get("run_id"),
+        "data": manifest.get("data") or {},
+        "params": manifest.get("params") or {},
+        "validation": manifest.get("validation") or {},
+        "evaluation": manifest.get("evaluation") or {},
+        "training_seconds": manifest.get("training_seconds"),
+    }
+
+
+def list_versions(*, status: str | None = None, limit: int = 100) -> dict[str, Any]:
+    """Versions newest first (names sort by creation time), with the active one named."""
+    _sync_disk()
+    active = leases.get_active_version()
+    rows = ModelVersion.select().order_by(ModelVersion.version.desc())
+    out = [describe(row, active) for row in rows]
+    if status:
+        out = [v for v in out if v["status"] == status]
+    return {"active": active, "versions": out[:limit]}
+
+
+def _row(version: str) -> ModelVersion:
+    row = ModelVersion.get_or_none(ModelVersion.version == version)
+    if row is None:
+        _sync_disk()
+        row = ModelVersion.get_or_none(ModelVersion.version == version)
+    if row is None:
+        raise VersionNotFound(f"No model version {version!r}.")
+    return row
+
+
+def get_version(version: str) -> dict[str, Any]:
+    return describe(_row(version), leases.get_active_version())
+
+
+def _set_status(version: str, status: str) -> None:
+    atomic_write(
+        lambda: ModelVersion.update(status=status).where(ModelVersion.version == version).execute()
+    )
+
+
+def activate(version: str) -> dict[str, Any]:
+    """Verify the folder, then point every worker at it (promotion or rollback).
+
+    Raises VersionNotFound, VersionConflict (archived / files gone) or VersionCorrupt (checksums).
+    """
+    row = _row(version)
+    folder = registry.models_dir / version
+    if row.status == "archived" or not folder.is_dir():
+        raise VersionConflict(
+            f"Model {version} is archived: its files are no longer on disk, so it cannot be activated."
+        )
+    try:
+        model = registry.load(version)  # full checksum verification and a real load
+    except store.CorruptModel as exc:
+        log.error("refusing to activate model %s: %s", version, exc, extra={"version": version})
+        _set_status(version, "failed")
+        raise VersionCorrupt(f"Model {version} failed verification: {exc}") from exc
+    if row.status == "failed":
+        _set_status(version, "ready")  # it verifies now (e.g. files restored): usable again
+    previous = leases.get_active_version()
+    leases.set_active_version(version)
+    registry.swap(model)
+    log.info("model %s activated (was %s)", version, previous, extra={"version": version})
+    return {"previous": previous, "model": get_version(version)}
+
+
+def archive(version: str) -> dict[str, Any]:
+    """Delete a non-active version's files and mark it archived (idempotent)."""
+    row = _row(version)
+    if version == leases.get_active_version():
+        raise VersionConflict(
+            f"Model {version} is the active model; activate another version before archiving it."
+        )
+    store.remove_version(registry.models_dir, version)
+    if row.status != "archived":
+        _set_status(version, "archived")
+        log.info("model %s archived", version, extra={"version": version})
+    return get_version(version)
