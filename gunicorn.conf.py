@@ -1,5 +1,13 @@
 """gunicorn settings; every value can be overridden on the command line or by GUNICORN_CMD_ARGS."""
 import os
+import shutil
+import tempfile
+
+#: Prometheus multiprocess mode: each worker keeps its counters in files here and a scrape on any
+#: worker adds them up. Set before a worker imports prometheus_client; a fresh directory unless given.
+_OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="airec-metrics-")
 
 bind = os.environ.get("AIREC_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("AIREC_WORKERS", "2"))
@@ -14,6 +22,7 @@ loglevel = os.environ.get("AIREC_LOG_LEVEL", "info").lower()
 
 def on_starting(server):
     """Create or upgrade the schema once, in the master, before workers race to do it."""
+    _clean_metrics_dir()
     from airec.config import Settings
     from airec.db import init_db, migrate
 
@@ -21,3 +30,24 @@ def on_starting(server):
     with db.connection_context():
         migrate(db)
     db.close()
+
+
+def _clean_metrics_dir():
+    """Counters of a previous master must not be added to this one's."""
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges must not be reported any more (its counters stay summed)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

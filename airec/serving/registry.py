@@ -16,7 +16,7 @@ from flask import Flask
 
 from airec import leases
 from airec.db import atomic_write, database
-from airec.models import ModelVersion, utcnow
+from airec.models import ModelVersion, State, utcnow
 from airec.serving import store
 from airec.serving.active import ActiveModel
 
@@ -76,7 +76,20 @@ class Registry:
                 self.refuse(wanted, str(exc))
                 if self.active is None:
                     self._adopt_newest(set_pointer=False)
+                if self.active is not None:
+                    self._point_back(wanted, self.active.version)
             return self.active.version if self.active else None
+
+    def _point_back(self, refused: str, good: str) -> None:
+        """Move the pointer off a refused version, onto the one still served, so that every worker
+        and the registry API agree on what is active (only if nobody moved it meanwhile)."""
+        moved = atomic_write(
+            lambda: State.update(value=good, updated_at=utcnow())
+            .where((State.key == leases.ACTIVE_MODEL_KEY) & (State.value == refused))
+            .execute()
+        )
+        if moved:
+            log.error("active model pointer moved back from %s to %s", refused, good, extra={"version": good})
 
     def _adopt_newest(self, set_pointer: bool = True) -> None:
         """No usable pointer: serve the newest complete, verified folder on disk."""
