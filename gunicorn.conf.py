@@ -23,12 +23,17 @@ loglevel = os.environ.get("AIREC_LOG_LEVEL", "info").lower()
 def on_starting(server):
     """Create or upgrade the schema once, in the master, before workers race to do it."""
     _clean_metrics_dir()
+    import peewee
+
     from airec.config import Settings
     from airec.db import init_db, migrate
 
     db = init_db(Settings.from_env().database_url)
-    with db.connection_context():
-        migrate(db)
+    try:
+        with db.connection_context():
+            migrate(db)
+    except (peewee.OperationalError, peewee.InterfaceError) as exc:  # workers migrate once it is back
+        server.log.error("database unreachable, migrations deferred: %s", exc)
     db.close()
 
 

@@ -12,6 +12,7 @@ import logging
 import threading
 from pathlib import Path
 
+import peewee
 from flask import Flask
 
 from airec import leases
@@ -150,7 +151,10 @@ def register_version(version: str, manifest: dict, status: str = "ready") -> Non
 def init_registry(app: Flask) -> None:
     settings = app.config["AIREC"]
     registry.configure(settings.models_dir)
-    with database.connection_context():
-        registry.sync()
+    try:
+        with database.connection_context():
+            registry.sync()
+    except (peewee.OperationalError, peewee.InterfaceError) as exc:  # start anyway; the poller catches up
+        log.error("database unreachable at start-up, no model loaded yet: %s", exc)
     if settings.model_poll_seconds > 0:
         registry.start_polling(settings.model_poll_seconds)
