@@ -8,17 +8,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
 
 def _env(name: str, default: Any, kind: str) -> Any:
     """Read AIREC_<NAME> and coerce it to the field's declared type."""
     raw = os.environ.get(f"AIREC_{name}")
     if raw is None:
         return default
-    if raw.strip() == "" and "Optional" in kind:
+    if raw.strip() == "" and "None" in kind:  # kind is the annotation text, e.g. "int | None"
         return None
+    if "bool" in kind:
+        word = raw.strip().lower()
+        if word not in _TRUE | _FALSE:
+            raise ValueError(f"AIREC_{name}={raw!r} is not a boolean: use true/false, yes/no, on/off or 1/0")
+        return word in _TRUE
     try:
-        if "bool" in kind:
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
         if "int" in kind:
             return int(raw)
         if "float" in kind:
@@ -39,7 +45,7 @@ def parse_duration(text: str) -> int | None:
     if not match:
         raise ValueError(f"bad duration {text!r}: use e.g. 90s, 30m, 6h, 1d or off")
     value, unit = int(match.group(1)), match.group(2)
-    return value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    return value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit] or None  # '0m' is off, like '0'
 
 
 @dataclass
