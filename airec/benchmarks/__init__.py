@@ -1,0 +1,1 @@
+"""Benchmarks against a real server: `airec bench serving`."""

@@ -1,0 +1,157 @@
+"""Start a real gunicorn on 127.0.0.1 with its own database and model folder (benchmarks, tests).
+
+Used by `airec bench serving` and by the tests that need several worker processes; everything it
+starts it stops, and it only ever talks to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """`with Gunicorn(workdir, workers=4, env={...}) as server: server.get("/healthz")`."""
+
+    def __init__(
+        self,
+        workdir: Path | str,
+        *,
+        workers: int = 2,
+        threads: int = 4,
+        env: dict[str, str] | None = None,
+        database_url: str | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.startup_timeout = startup_timeout
+        self.log_path = self.workdir / "gunicorn.log"
+        self.env = {
+            **os.environ,
+            "AIREC_DATABASE_URL": database_url or f"sqlite:///{self.workdir / 'airec.db'}",
+            "AIREC_MODELS_DIR": str(self.workdir / "models"),
+            "AIREC_AUTH": "off",
+            "AIREC_TRAIN_EVERY": "off",
+            "AIREC_LOG_JSON": "1",
+            "AIREC_THREADS": str(threads),
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes a fresh one
+        self.process: subprocess.Popen | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> Gunicorn:
+        argv = [
+            sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+            "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--chdir", str(ROOT),
+            "wsgi:app",
+        ]  # fmt: skip
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        """Until every worker booted (their 'Booting worker' lines) and /readyz answers."""
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited early:\n{self.log_tail()}")
+            booted = self.log_path.read_text(errors="replace").count("Booting worker")
+            try:
+                ready = requests.get(self.url + "/readyz", timeout=2).status_code == 200
+            except requests.RequestException:
+                ready = False
+            if ready and booted >= self.workers and self._app_loaded():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"gunicorn not ready after {self.startup_timeout}s:\n{self.log_tail()}")
+
+    def _app_loaded(self) -> bool:
+        """Each worker logs 'airec ... ready' once its app (and model registry) is up."""
+        return self.log_path.read_text(errors="replace").count('ready (database') >= self.workers
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def worker_pids(self) -> list[int]:
+        """The master's children (Linux /proc)."""
+        assert self.process is not None
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(p) for p in children.read_text().split()] if children.exists() else []
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Gunicorn:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # Small HTTP helpers: a new connection per call, so requests spread over the workers.
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(self.url + path, headers={"Connection": "close"}, timeout=30, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.post(self.url + path, headers={"Connection": "close"}, timeout=30, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.delete(self.url + path, headers={"Connection": "close"}, timeout=30, **kwargs)
+
+    def wait_run(self, run_id: int, timeout: float = 120.0) -> dict:
+        """Poll a training run until it finished; returns it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.get(f"/api/v1/training/runs/{run_id}").json()["run"]
+            if run["status"] in ("succeeded", "failed"):
+                return run
+            time.sleep(0.1)
+        raise TimeoutError(f"run {run_id} not finished after {timeout}s")
+
+
+def planted_records(
+    *, users: int = 300, groups: int = 10, group_size: int = 8, per_user: int = 4, seed: int = 0
+) -> list[dict]:
+    """Users who each take a few items of one planted group: a model that learns finds the group."""
+    import random
+
+    rng = random.Random(seed)
+    records = []
+    for u in range(users):
+        group = u % groups
+        items = rng.sample([f"g{group}-i{i}" for i in range(group_size)], per_user)
+        records.append({"user": f"u{u}", "items": items})
+    return records

@@ -1,0 +1,61 @@
+"""Four real gunicorn workers: one trainer at a time, every worker follows activation and rollback."""
+
+from __future__ import annotations
+
+import threading
+
+from tests.gunicorn_helpers import planted_records, serve, versions_seen, wait_until
+
+TRAIN = "/api/v1/training"
+#: An autoencoder run long enough (a couple of seconds) that the second request surely overlaps it.
+SLOW_RUN = {"algorithm": "autoencoder", "params": {"epochs": 40, "patience": 40, "hidden": 64, "latent": 16}}
+
+
+def test_four_workers_train_once_and_follow_activation_and_rollback(tmp_path):
+    with serve(tmp_path, workers=4) as server:
+        assert len(server.worker_pids()) == 4
+        response = server.post("/api/v1/interactions", json={"records": planted_records(users=300)})
+        assert response.status_code == 201, response.text
+
+        # Two clients ask to train at the same instant: exactly one run.
+        barrier = threading.Barrier(2)
+        answers: list = []
+
+        def ask() -> None:
+            barrier.wait()
+            answers.append(server.post(TRAIN, json=SLOW_RUN))
+
+        threads = [threading.Thread(target=ask) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(r.status_code for r in answers) == [202, 409], [r.text for r in answers]
+        accepted = next(r for r in answers if r.status_code == 202).json()["run"]
+        refused = next(r for r in answers if r.status_code == 409).json()
+        assert refused["run"]["id"] == accepted["id"]  # the 409 names the run in flight
+        first = server.wait_run(accepted["id"])
+        assert first["status"] == "succeeded", first
+        runs = server.get(f"{TRAIN}/runs").json()["runs"]
+        assert [r["id"] for r in runs] == [accepted["id"]]  # exactly one run happened
+        assert first["history"] and "train_loss" in first["history"][-1]  # per-epoch progress
+
+        v1 = first["model_version"]
+        wait_until(lambda: set(versions_seen(server, 20)) == {v1}, timeout=5)
+        assert set(versions_seen(server, 40)) == {v1}
+
+        # A second model: every worker moves to it.
+        second = server.wait_run(server.post(TRAIN, json={"algorithm": "itemknn"}).json()["run"]["id"])
+        assert second["status"] == "succeeded", second
+        v2 = second["model_version"]
+        wait_until(lambda: set(versions_seen(server, 20)) == {v2}, timeout=5)
+        assert set(versions_seen(server, 40)) == {v2}
+
+        # Rollback through the API: every worker back on v1 within a few seconds.
+        response = server.post(f"/api/v1/models/{v1}/activate")
+        assert response.status_code == 200, response.text
+        took = wait_until(lambda: set(versions_seen(server, 20)) == {v1}, timeout=5)
+        assert set(versions_seen(server, 40)) == {v1}, f"rolled back after {took:.1f}s"
+        listing = server.get("/api/v1/models").json()
+        assert listing["active"] == v1
+        assert {v["version"]: v["status"] for v in listing["versions"]} == {v1: "active", v2: "ready"}
