@@ -57,6 +57,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         params = json.loads(args.params) if args.params else {}
+        if not isinstance(params, dict):
+            raise ValueError('--params must be a JSON object, e.g. \'{"epochs": 30}\'')
         run = service.start_run(
             settings=settings,
             algorithm=args.algorithm,
@@ -173,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the web service under gunicorn")
     serve.add_argument("--host", default=os.environ.get("AIREC_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("AIREC_PORT", "8000")))
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("AIREC_WORKERS", "2")))
+    # String defaults go through type=int at parse time: a bad AIREC_PORT is a usage error, not a crash.
+    serve.add_argument("--port", type=int, default=os.environ.get("AIREC_PORT", "8000"))
+    serve.add_argument("--workers", type=int, default=os.environ.get("AIREC_WORKERS", "2"))
     serve.set_defaults(func=cmd_serve)
 
     train = sub.add_parser("train", help="train a model now, in the foreground, and activate it")
@@ -213,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        Settings.from_env()  # a bad AIREC_* value is reported plainly, before any work
+    except (ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return int(args.func(args) or 0)
 
 
