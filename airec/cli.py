@@ -138,6 +138,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from airec.recsys.bench import main as bench_main
 
         return bench_main(args.rest) or 0
+    if args.which == "serving":
+        from airec.benchmarks.serving import main as serving_main
+
+        return serving_main(args.rest) or 0
     print(f"unknown benchmark {args.which!r}", file=sys.stderr)
     return 2
 
@@ -166,6 +170,32 @@ def cmd_keys(args: argparse.Namespace) -> int:
     except service.KeyProblem as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List model versions, or activate one (promotion or rollback) for every worker."""
+    from airec.registry import service
+
+    settings = Settings.from_env()
+    bootstrap(settings)
+    if args.action == "activate":
+        try:
+            result = service.activate(args.version)
+        except (service.VersionNotFound, service.VersionConflict, service.VersionCorrupt) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"model {args.version} is active (was {result['previous']}); workers follow within "
+              f"{settings.model_poll_seconds:g}s")  # fmt: skip
+        return 0
+    listing = service.list_versions()
+    print(f"{'version':<44}{'algorithm':<13}{'status':<10}{'users':>7}{'items':>7}  held-out")
+    for v in listing["versions"]:
+        model = (v["evaluation"] or {}).get("model", {})
+        metric = next((f"{k}={model[k]:.4f}" for k in ("ndcg@10", "recall@20") if k in model), "")
+        data = v["data"] or {}
+        print(f"{v['version']:<44}{v['algorithm']:<13}{v['status']:<10}"
+              f"{data.get('users', ''):>7}{data.get('items', ''):>7}  {metric}")  # fmt: skip
     return 0
 
 
@@ -198,9 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     bench = sub.add_parser("bench", help="benchmarks that print tables")
-    bench.add_argument("which", choices=["accuracy"])
+    bench.add_argument("which", choices=["accuracy", "serving"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help)")
     bench.set_defaults(func=cmd_bench)
+
+    models = sub.add_parser("models", help="list model versions or activate one (rollback)")
+    models_sub = models.add_subparsers(dest="action", required=True)
+    models_sub.add_parser("list", help="versions, newest first, with status and held-out metric")
+    activate = models_sub.add_parser("activate", help="serve this version on every worker")
+    activate.add_argument("version")
+    models.set_defaults(func=cmd_models)
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
     keys_sub = keys.add_subparsers(dest="action", required=True)
