@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+import uuid
+
+import pytest
 
 from tests.gunicorn_helpers import planted_records, serve, versions_seen, wait_until
 
@@ -59,3 +62,46 @@ def test_four_workers_train_once_and_follow_activation_and_rollback(tmp_path):
         listing = server.get("/api/v1/models").json()
         assert listing["active"] == v1
         assert {v["version"]: v["status"] for v in listing["versions"]} == {v1: "active", v2: "ready"}
+
+
+@pytest.fixture
+def postgres_url():
+    """A throw-away database on the local PostgreSQL; skips when there is none."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    name = f"airec_t_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg2.connect(dbname="test", host="127.0.0.1", user="postgres", connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL on 127.0.0.1: {exc}")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+def test_four_workers_on_postgresql_train_once_and_agree(tmp_path, postgres_url):
+    with serve(tmp_path, workers=4, database_url=postgres_url) as server:
+        response = server.post("/api/v1/interactions", json={"records": planted_records(users=300)})
+        assert response.status_code == 201, response.text
+        barrier = threading.Barrier(4)
+        answers: list = []
+
+        def ask() -> None:
+            barrier.wait()
+            answers.append(server.post(TRAIN, json=SLOW_RUN))
+
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(r.status_code for r in answers) == [202, 409, 409, 409], [r.text for r in answers]
+        run = server.wait_run(next(r for r in answers if r.status_code == 202).json()["run"]["id"])
+        assert run["status"] == "succeeded", run
+        assert len(server.get(f"{TRAIN}/runs").json()["runs"]) == 1
+        wait_until(lambda: set(versions_seen(server, 20)) == {run["model_version"]}, timeout=5)

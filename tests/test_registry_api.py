@@ -118,3 +118,20 @@ def test_openapi_lists_model_endpoints_with_examples(client):
     schema = spec["components"]["schemas"]["ModelVersion"]
     assert schema["properties"]["version"]["example"]
     assert "/metrics" not in spec["paths"]
+
+
+def test_cli_models_list_and_activate(client, two_versions, settings_overrides, monkeypatch, capsys):
+    from airec.cli import main
+
+    first, second = two_versions
+    monkeypatch.setenv("AIREC_DATABASE_URL", settings_overrides["database_url"])
+    monkeypatch.setenv("AIREC_MODELS_DIR", settings_overrides["models_dir"])
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith(second) and "active" in out[1]
+    assert out[2].startswith(first) and "ready" in out[2] and "itemknn" in out[2]
+    assert main(["models", "activate", first]) == 0
+    assert f"model {first} is active (was {second})" in capsys.readouterr().out
+    assert client.get(MODELS).get_json()["active"] == first
+    assert main(["models", "activate", "no-such-version"]) == 2
+    assert "No model version" in capsys.readouterr().err
