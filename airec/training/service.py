@@ -209,6 +209,7 @@ def _run_holding_lease(run_id: int, settings: Settings, owner: str, on_progress)
         execute_run(run_id, settings, on_progress=on_progress)
     finally:
         stop.set()
+        beat.join(timeout=HEARTBEAT_SECONDS)  # no renewal (or connection close) after we return
         leases.release(TRAINING_LEASE, owner)
 
 
