@@ -299,10 +299,11 @@ def train_and_publish(
     candidates = AUTO_CANDIDATES if algorithm == "auto" else (algorithm,)
     fitted: dict[str, Any] = {}
     scores: dict[str, dict] = {}
+    warmed: set[str] = set()
     for name in candidates:
         model = build_model(name, params if algorithm != "auto" else {}, settings)
-        if warm_start and name == "autoencoder":
-            _warm_start(model, data)
+        if warm_start and name == "autoencoder" and _warm_start(model, data):
+            warmed.add(name)
         t0 = time.perf_counter()
         try:
             report = model.fit(split.train, validation=split.validation, progress=progress)
@@ -345,7 +346,7 @@ def train_and_publish(
         "evaluation": evaluation,
         "candidates": scores if algorithm == "auto" else None,
         "training_seconds": round(time.perf_counter() - started, 3),
-        "warm_start": warm_start,
+        "warm_start": best in warmed,  # what happened, not what was asked (no active autoencoder: cold)
     }
     popularity = np.asarray(data.X.sum(axis=0)).ravel()
     version = store.new_version(best)
@@ -377,13 +378,15 @@ def evaluate_split(model, split) -> dict:
     }
 
 
-def _warm_start(model, data: Dataset) -> None:
-    """Known items keep the active model's weights; items new since then start fresh."""
+def _warm_start(model, data: Dataset) -> bool:
+    """Known items keep the active model's weights; items new since then start fresh.
+    False when there is no active autoencoder to start from."""
     active = registry.active
     if active is None or active.algorithm != "autoencoder" or not hasattr(model, "warm_start_from"):
-        return
+        return False
     old_index = np.array([active.index.get(name, -1) for name in data.items], dtype=np.int64)
     model.warm_start_from(active.model, old_index)
+    return True
 
 
 def prune_versions(settings: Settings) -> list[str]:
