@@ -198,3 +198,30 @@ def test_runs_poll_quickly_while_training(client, gate):
     assert time.perf_counter() - started < 2.0
     gate.set()
     assert wait_for_run(client, run_id)["status"] == "succeeded"
+
+
+def test_warm_start_without_an_active_autoencoder_is_recorded_as_cold(client):
+    ingest(client, planted(units=60)[0])
+    train(client, {"algorithm": "itemknn"})
+    run = train(client, {"algorithm": "autoencoder", "params": SMALL_AE, "warm_start": True})
+    assert run["params"]["warm_start"] is True  # what was asked
+    assert registry.active.manifest["warm_start"] is False  # what happened
+
+
+def test_old_versions_are_pruned_but_never_the_active_one(client, app):
+    from airec import leases
+    from airec.db import database
+    from airec.models import ModelVersion
+    from airec.serving import store
+
+    settings = app.config["AIREC"]
+    settings.keep_versions = 2
+    ingest(client, planted(units=40)[0])
+    versions = [train(client, {"algorithm": "popularity"})["model_version"] for _ in range(3)]
+    assert store.complete_versions(settings.models_dir) == versions[1:]
+    with database.connection_context():
+        assert ModelVersion.get_by_id(versions[0]).status == "archived"
+        leases.set_active_version(versions[1])  # e.g. rolled back to an older version
+        settings.keep_versions = 1
+        removed = service.prune_versions(settings)
+    assert removed == [] and store.complete_versions(settings.models_dir) == versions[1:]
