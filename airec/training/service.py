@@ -296,6 +296,11 @@ def train_and_publish(
     split = make_split(
         data.X, "auto", holdout_fraction=settings.train_holdout_fraction, seed=settings.train_seed
     )
+    if split.validation[1].nnz == 0:
+        raise TrainingRefused(
+            "not enough data to train: no validation unit has an item to hold out "
+            "(a user or basket needs at least 2 items to be held out; too few have)"
+        )
     candidates = AUTO_CANDIDATES if algorithm == "auto" else (algorithm,)
     fitted: dict[str, Any] = {}
     scores: dict[str, dict] = {}
