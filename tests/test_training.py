@@ -225,3 +225,9 @@ def test_old_versions_are_pruned_but_never_the_active_one(client, app):
         settings.keep_versions = 1
         removed = service.prune_versions(settings)
     assert removed == [] and store.complete_versions(settings.models_dir) == versions[1:]
+
+
+def test_units_with_single_items_only_fail_with_a_clear_message(client):
+    ingest(client, [{"user": f"u{i}", "items": [f"item{i % 3}"]} for i in range(30)])
+    run = train(client, {"algorithm": "itemknn"}, expect="failed")
+    assert run["error"].startswith("not enough data to train: no validation unit has an item to hold out")
