@@ -13,7 +13,7 @@ from flask import Flask, g, request
 
 from airec.config import Settings
 from airec.db import SchemaGate, database, init_db
-from airec.errors import register_error_handlers, register_input_guards
+from airec.errors import document_headers, register_converters, register_error_handlers, register_input_guards
 from airec.extensions import api
 from airec.logs import configure_logging
 
@@ -54,6 +54,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.extensions["airec_schema"] = SchemaGate(db)  # migrates now, or once the database is back
 
     api.init_app(app)
+    register_converters(app, api)
     register_error_handlers(app)
     _register_blueprints(app)
     _register_request_hooks(app)
@@ -62,6 +63,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
 
     init_auth(app, api)  # after the hook that opens the per-request database connection
     register_input_guards(app)  # after auth: bodies of unauthenticated requests are never parsed
+    document_headers(api)
 
     from airec.serving.registry import init_registry
     from airec.training.scheduler import start_scheduler

@@ -12,6 +12,7 @@ import peewee
 from flask import Flask, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,14 @@ def register_error_handlers(app: Flask) -> None:
     def database_error(exc):
         return unavailable(exc)
 
+    @app.errorhandler(OverflowError)
+    def out_of_range(exc: OverflowError):
+        """A client's number too large for the database (e.g. ?page=10**24): its fault, not ours."""
+        log.warning("number out of range: %s", exc)
+        response = jsonify(code=400, status="Bad Request", message="A number in the request is out of range.")
+        response.status_code = 400
+        return response
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
@@ -88,6 +97,9 @@ def json_http_error(exc: HTTPException):
         payload["errors"] = data["errors"]
     response = jsonify(payload)
     response.status_code = exc.code or 500
+    for key, value in exc.get_headers():  # e.g. Allow on 405, WWW-Authenticate on 401
+        if key.lower() != "content-type":
+            response.headers[key] = value
     for key, value in (data.get("headers") or {}).items():
         response.headers[key] = value
     return response
@@ -174,6 +186,33 @@ def _check_shape(value: Any) -> None:
             stack.extend((child, depth + 1) for child in node.values())
         else:
             stack.extend((child, depth + 1) for child in node)
+
+
+class BoundedIntConverter(IntegerConverter):
+    """<int:...> path segments beyond a 64-bit integer are 404, not an overflow in the database driver."""
+
+    def __init__(self, map, *args, **kwargs):  # noqa: A002 -- werkzeug's signature
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+def register_converters(app: Flask, api) -> None:
+    """Before any blueprint: bounded integers in URLs, documented as such."""
+    from flask_smorest.spec.plugins import integerconverter2paramschema
+
+    app.url_map.converters["int"] = BoundedIntConverter
+    api.register_converter(BoundedIntConverter, integerconverter2paramschema)
+
+
+def document_headers(api) -> None:
+    """X-Pagination is JSON text in a header: document a string, or clients expect an object."""
+    headers = getattr(api.spec.components, "headers", {})
+    if "PAGINATION" in headers:
+        headers["PAGINATION"] = {
+            "description": "Pagination metadata as a JSON object: total, total_pages, first_page, last_page, "
+            "page, previous_page, next_page.",
+            "schema": {"type": "string"},
+        }
 
 
 class StrictJSONProvider(DefaultJSONProvider):

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from werkzeug.routing import IntegerConverter, PathConverter
 
 from airec.auth import ENDPOINT_ROLES, PUBLIC, required_role, unmapped_endpoints
 
@@ -42,8 +43,11 @@ def _operations(app):
     for rule in app.url_map.iter_rules():
         values = {}
         for name in rule.arguments:
-            kind = type(rule._converters[name]).__name__
-            values[name] = 1 if "Integer" in kind else ("swagger-ui.css" if "Path" in kind else "x")
+            converter = rule._converters[name]
+            if isinstance(converter, IntegerConverter):
+                values[name] = 1
+            else:
+                values[name] = "swagger-ui.css" if isinstance(converter, PathConverter) else "x"
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             yield rule.endpoint, method, adapter.build(rule.endpoint, values, method=method)
 

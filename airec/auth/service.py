@@ -140,10 +140,15 @@ def _touch(row: ApiKey) -> None:
 
 
 def describe(row: ApiKey) -> dict:
+    """A key's public facts; times as UTC with an offset (RFC 3339), as the schema says."""
     return {
         "name": row.name,
         "role": row.role,
         "prefix": row.prefix,
-        "created_at": row.created_at,
-        "last_used_at": row.last_used_at,
+        "created_at": _utc(row.created_at),
+        "last_used_at": _utc(row.last_used_at),
     }
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else value.replace(tzinfo=dt.UTC)
