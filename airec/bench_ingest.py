@@ -1,0 +1,267 @@
+"""`airec bench ingest`: concurrent clients post batches to real gunicorn workers while a model trains,
+then the database is checked: every acknowledged interaction stored exactly once, nothing else.
+
+Each record carries a user name no other record has, so the (user, item) pairs in the database can be
+compared with the acknowledged ones as sets: lost = acknowledged but missing; duplicated = stored
+more than once; unexpected = stored but never acknowledged (e.g. half of a failed batch).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_USERS = 60
+
+
+@dataclass
+class BenchResult:
+    clients: int
+    records: int = 0
+    interactions: int = 0
+    seconds: float = 0.0
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    lost: int = 0
+    duplicated: int = 0
+    unexpected: int = 0
+    training: str = "not started"
+
+    @property
+    def rate(self) -> float:
+        return self.interactions / self.seconds if self.seconds else 0.0
+
+    def table(self) -> str:
+        names = ("clients", 8), ("records", 8), ("interactions", 13), ("seconds", 8), ("interactions/s", 15)
+        head = " ".join(f"{name:>{width}}" for name, width in names) + f" {'errors':>7}"
+        row = (
+            f"{self.clients:>8} {self.records:>8} {self.interactions:>13} {self.seconds:>8.2f} "
+            f"{self.rate:>15.0f} {self.errors:>7}"
+        )
+        check = (
+            f"check: lost={self.lost} duplicated={self.duplicated} unexpected={self.unexpected}; "
+            f"training during the run: {self.training}"
+        )
+        return "\n".join([head, row, check])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """gunicorn (the project's config) on 127.0.0.1 with its own database and model folder."""
+
+    def __init__(self, database_url: str, models_dir: str, workers: int, threads: int = 4):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "AIREC_DATABASE_URL": database_url,
+            "AIREC_MODELS_DIR": models_dir,
+            "AIREC_SCHEDULER": "0",
+            "AIREC_TRAIN_EVERY": "off",
+            "AIREC_LOG_LEVEL": "WARNING",
+            "AIREC_THREADS": str(threads),
+            "AIREC_AUTH": "on",
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        argv = [
+            sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--chdir", str(ROOT),
+            "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "wsgi:app",
+        ]  # fmt: skip
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}: {self.output()[-2000:]}")
+            try:
+                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("gunicorn did not become ready: " + self.output()[-2000:])
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def _make_keys(database_url: str) -> tuple[str, str]:
+    """Migrate and create one ingest and one admin key, directly in the database."""
+    from airec.auth.service import create_key
+    from airec.db import init_db, migrate
+
+    db = init_db(database_url)
+    with db.connection_context():
+        migrate(db)
+        _, ingest = create_key(name="bench-ingest", role="ingest")
+        _, admin = create_key(name="bench-admin", role="admin")
+    db.close()
+    return ingest, admin
+
+
+def stored_pairs(database_url: str) -> Counter:
+    """(user, item) -> how many times it is stored."""
+    from airec.db import init_db
+
+    db = init_db(database_url)
+    with db.connection_context():
+        rows = db.execute_sql(
+            "SELECT u.name, i.name FROM interactions x JOIN users u ON u.id = x.user_id "
+            "JOIN items i ON i.id = x.item_id"
+        ).fetchall()
+    db.close()
+    return Counter(rows)
+
+
+def _client(url: str, key: str, index: int, batches: int, per_batch: int, items: int,
+            acked: list, result: BenchResult, lock: threading.Lock) -> None:  # fmt: skip
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+    for batch in range(batches):
+        records = []
+        for r in range(per_batch):
+            user = f"bench-c{index}-b{batch}-r{r}"
+            chosen = [f"item-{(index * 7 + batch * 3 + r * 5 + j * 11) % items}" for j in range(3)]
+            records.append({"user": user, "items": list(dict.fromkeys(chosen))})
+        try:
+            answer = session.post(url + "/api/v1/interactions", json={"records": records}, timeout=120)
+            ok = answer.status_code == 201
+            detail = f"{answer.status_code} {answer.text[:200]}"
+        except requests.RequestException as exc:
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        with lock:
+            if ok:
+                acked.extend((rec["user"], item) for rec in records for item in rec["items"])
+                result.records += len(records)
+                result.interactions += sum(len(rec["items"]) for rec in records)
+            else:
+                result.errors += 1
+                if len(result.error_samples) < 5:
+                    result.error_samples.append(detail)
+
+
+def run(
+    *,
+    clients: int = 8,
+    batches: int = 20,
+    records: int = 50,
+    items: int = 300,
+    workers: int = 3,
+    train: bool = True,
+    database_url: str | None = None,
+    workdir: str | None = None,
+) -> BenchResult:
+    """Start gunicorn, seed data, start a training run, post concurrently, stop, verify."""
+    with tempfile.TemporaryDirectory(prefix="airec-bench-", dir=workdir) as where:
+        url_db = database_url or f"sqlite:///{where}/bench.db"
+        ingest_key, admin_key = _make_keys(url_db)
+        server = Server(url_db, f"{where}/models", workers)
+        result = BenchResult(clients=clients)
+        try:
+            server.wait_ready()
+            admin = {"Authorization": f"Bearer {admin_key}"}
+            seed = [{"user": f"seed-{u}", "items": [f"item-{(u * k) % items}" for k in (1, 2, 3, 5)]}
+                    for u in range(1, SEED_USERS + 1)]  # fmt: skip
+            requests.post(server.url + "/api/v1/interactions", json={"records": seed}, timeout=60,
+                          headers={"Authorization": f"Bearer {ingest_key}"}).raise_for_status()  # fmt: skip
+            run_id = _start_training(server.url, admin) if train else None
+
+            acked: list[tuple[str, str]] = []
+            lock = threading.Lock()
+            threads = [
+                threading.Thread(
+                    target=_client,
+                    args=(server.url, ingest_key, i, batches, records, items, acked, result, lock),
+                )
+                for i in range(clients)
+            ]
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            result.seconds = time.perf_counter() - started
+            if run_id is not None:
+                result.training = _training_summary(server.url, admin, run_id)
+        finally:
+            server.stop()
+
+        stored = stored_pairs(url_db)
+        seeded = {(rec["user"], item) for rec in seed for item in dict.fromkeys(rec["items"])}
+        expected = Counter(acked)
+        result.lost = sum((expected - stored).values())
+        result.duplicated = sum(count - 1 for count in stored.values() if count > 1)
+        result.unexpected = sum(1 for pair in stored if pair not in expected and pair not in seeded)
+        return result
+
+
+def _start_training(url: str, admin: dict) -> int | None:
+    """A long-ish autoencoder run in one worker; returns its id once it is running."""
+    body = {"algorithm": "autoencoder", "params": {"epochs": 400, "patience": 400}}
+    answer = requests.post(url + "/api/v1/training", headers=admin, json=body, timeout=30)
+    if answer.status_code != 202:
+        return None
+    run_id = answer.json()["run"]["id"]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        status = requests.get(f"{url}/api/v1/training/runs/{run_id}", headers=admin, timeout=10).json()
+        if status["run"]["status"] != "queued":
+            break
+        time.sleep(0.1)
+    return run_id
+
+
+def _training_summary(url: str, admin: dict, run_id: int) -> str:
+    run = requests.get(f"{url}/api/v1/training/runs/{run_id}", headers=admin, timeout=10).json()["run"]
+    progress = run.get("progress") or {}
+    return f"run {run_id} {run['status']} at epoch {progress.get('epoch')}/{progress.get('max_epochs')}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="airec bench ingest", description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=20, help="batches per client")
+    parser.add_argument("--records", type=int, default=50, help="records per batch (3 items each)")
+    parser.add_argument("--items", type=int, default=300, help="distinct item names")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument("--no-train", action="store_true", help="do not train during the run")
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    args = parser.parse_args(argv)
+    result = run(
+        clients=args.clients, batches=args.batches, records=args.records, items=args.items,
+        workers=args.workers, train=not args.no_train, database_url=args.database_url,
+    )  # fmt: skip
+    print(result.table())
+    for sample in result.error_samples:
+        print(f"error: {sample}", file=sys.stderr)
+    return 0 if result.errors == 0 and result.lost == result.duplicated == result.unexpected == 0 else 1
