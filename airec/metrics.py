@@ -51,8 +51,13 @@ TRAINING_DURATION = Histogram(
 )
 
 
+#: Decided once, like prometheus_client itself does when the metrics above are created: a variable
+#: set later in this process (e.g. by loading gunicorn.conf.py) must not switch the mode half-way.
+_MULTIPROC_DIR = os.environ.get(MULTIPROC_ENV) or None
+
+
 def multiprocess_dir() -> str | None:
-    return os.environ.get(MULTIPROC_ENV) or None
+    return _MULTIPROC_DIR
 
 
 def endpoint_label() -> str:
