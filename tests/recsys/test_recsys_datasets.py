@@ -1,0 +1,76 @@
+"""Dataset loaders and the benchmark; the real-data tests are slow and skip without the data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from airec.recsys.bench import format_table, main, prepare, run_accuracy_bench
+from airec.recsys.datasets import DEFAULT_ROOT, LOADERS, DatasetMissing, load_dataset
+
+EXPECTED = {  # (units, items, kind) after the documented filtering
+    "ml-100k": (942, 1447, "ratings"),
+    "ml-latest-small": (609, 6298, "ratings"),
+    "lastfm-hetrec2011-2k": (1892, 17632, "implicit"),
+    "groceries": (9835, 169, "baskets"),
+    "bread-basket": (9465, 94, "baskets"),
+    "belgian-retail": (88162, 16470, "baskets"),
+}
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    for name in LOADERS:
+        with pytest.raises(DatasetMissing, match=name):
+            load_dataset(name, tmp_path)
+
+
+def test_bench_skips_missing_datasets(tmp_path: Path) -> None:
+    lines: list[str] = []
+    res = run_accuracy_bench(["groceries"], seeds=1, algorithms=["popularity"], out=lines.append,
+                             root=tmp_path)
+    assert "skipped" in res["groceries"]
+    assert "skipped" in lines[0]
+
+
+def test_bread_basket_parsing(tmp_path: Path) -> None:
+    folder = tmp_path / "bread-basket"
+    folder.mkdir()
+    (folder / "BreadBasket_DMS.csv").write_text(
+        "Date,Time,Transaction,Item\n01-01-2017,10:00:00,1,Bread\n01-01-2017,10:00:00,1,Bread\n"
+        "01-01-2017,10:00:00,1,Coffee\n01-01-2017,10:01:00,2,NONE\n01-01-2017,10:02:00,3,Tea\n")
+    ds = load_dataset("bread-basket", tmp_path)
+    assert ds.kind == "baskets" and ds.X.shape == (2, 3) and ds.X.nnz == 3
+
+
+def test_groceries_parsing(tmp_path: Path) -> None:
+    folder = tmp_path / "groceries"
+    folder.mkdir()
+    (folder / "groceries.csv").write_text(
+        "whole milk,rolls/buns\ncitrus fruit\nwhole milk,citrus fruit,soda\n")
+    ds = load_dataset("groceries", tmp_path)
+    assert ds.X.shape == (3, 4) and ds.X.nnz == 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_real_dataset_shapes(name: str) -> None:
+    if not (DEFAULT_ROOT / name).is_dir():
+        pytest.skip(f"{DEFAULT_ROOT / name} is absent")
+    ds = load_dataset(name)
+    units, items, kind = EXPECTED[name]
+    assert ds.X.shape == (units, items) and ds.kind == kind
+    assert set(np.unique(ds.X.data).tolist()) == {1.0}
+    assert prepare(ds.X).shape[1] <= 6000
+
+
+@pytest.mark.slow
+def test_bench_on_ml_100k(capsys: pytest.CaptureFixture) -> None:
+    if not (DEFAULT_ROOT / "ml-100k").is_dir():
+        pytest.skip("ml-100k is absent")
+    res = run_accuracy_bench(["ml-100k"], seeds=1, algorithms=["popularity", "ease"], out=lambda s: None)
+    mean = res["ml-100k"]["mean"]
+    assert mean["ease"]["ndcg@100"] > mean["popularity"]["ndcg@100"] + 0.05
+    assert "ease" in format_table("ml-100k", res["ml-100k"])
+    assert main(["--datasets", "bread-basket", "--seeds", "1", "--algorithms", "popularity"]) == 0
+    assert "bread-basket" in capsys.readouterr().out
