@@ -95,6 +95,9 @@ def json_http_error(exc: HTTPException):
         payload["message"] = exc.description or exc.name
     if "errors" in data and "errors" not in payload:
         payload["errors"] = data["errors"]
+    for key, value in data.items():  # extra context passed to abort(), e.g. the run holding a lock
+        if key not in ("messages", "message", "errors", "headers", "exc", "schema") and key not in payload:
+            payload[key] = value
     response = jsonify(payload)
     response.status_code = exc.code or 500
     for key, value in exc.get_headers():  # e.g. Allow on 405, WWW-Authenticate on 401

@@ -118,7 +118,10 @@ class Registry:
                 try:
                     with database.connection_context():
                         self.sync()
-                except Exception:  # keep polling through database hiccups
+                except (peewee.OperationalError, peewee.InterfaceError) as exc:
+                    log.warning("model pointer poll: database unavailable (%s); still serving %s", exc,
+                                self.active.version if self.active else "no model")  # fmt: skip
+                except Exception:  # keep polling whatever happens; a dead poller would freeze the version
                     log.exception("model pointer poll failed")
 
         self._thread = threading.Thread(target=loop, name="airec-model-poll", daemon=True)

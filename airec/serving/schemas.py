@@ -14,7 +14,9 @@ class RecommendationQuerySchema(ma.Schema):
         validate=validate.Length(max=1000),
         metadata={"example": ["wine", "cheese"], "description": "The set to complete (may be empty)."},
     )
-    k = ma.fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000), metadata={"example": 3})
+    k = ma.fields.Integer(
+        load_default=10, strict=True, validate=validate.Range(min=1, max=1000), metadata={"example": 3}
+    )
     exclude = ma.fields.List(
         ma.fields.String(validate=validate.Length(min=1, max=256)),
         load_default=list,
@@ -23,6 +25,8 @@ class RecommendationQuerySchema(ma.Schema):
     )
     explain = ma.fields.Boolean(
         load_default=False,
+        truthy={True},
+        falsy={False},
         metadata={"example": False, "description": "Add `because`: the input items that contributed most."},
     )
 

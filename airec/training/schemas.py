@@ -23,6 +23,8 @@ class TrainingRequestSchema(ma.Schema):
     )
     warm_start = ma.fields.Boolean(
         load_default=None,
+        truthy={True},
+        falsy={False},
         metadata={"example": False, "description": "Start from the active autoencoder's weights."},
     )
 
@@ -64,6 +66,13 @@ class RunEnvelopeSchema(ma.Schema):
     run = ma.fields.Nested(RunSchema)
 
 
+class ConflictSchema(ma.Schema):
+    code = ma.fields.Integer(metadata={"example": 409})
+    status = ma.fields.String(metadata={"example": "Conflict"})
+    message = ma.fields.String(metadata={"example": "A training run is already in progress."})
+    run = ma.fields.Nested(RunSchema, allow_none=True)
+
+
 class RunListQuerySchema(ma.Schema):
     limit = ma.fields.Integer(
         load_default=50, validate=validate.Range(min=1, max=500), metadata={"example": 20}
@@ -78,7 +87,9 @@ class EvaluationRequestSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    k = ma.fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000), metadata={"example": 10})
+    k = ma.fields.Integer(
+        load_default=10, strict=True, validate=validate.Range(min=1, max=1000), metadata={"example": 10}
+    )
 
 
 class MetricsSchema(ma.Schema):

@@ -11,11 +11,13 @@ from airec.serving.registry import registry
 from airec.training import service
 from airec.training.evaluation import NothingToEvaluate, evaluate_active
 from airec.training.schemas import (
+    ConflictSchema,
     EvaluationRequestSchema,
     EvaluationSchema,
     RunEnvelopeSchema,
     RunListQuerySchema,
     RunListSchema,
+    RunSchema,
     TrainingRequestSchema,
 )
 
@@ -55,16 +57,14 @@ def run_dict(run: TrainingRun, with_history: bool = False) -> dict:
 class Training(MethodView):
     @blp.arguments(TrainingRequestSchema)
     @blp.response(202, RunEnvelopeSchema)
-    @blp.alt_response(409, schema=RunEnvelopeSchema, description="A run is already in progress")
+    @blp.alt_response(409, schema=ConflictSchema, description="A run is already in progress")
     def post(self, body):
         """Start a training run in the background."""
         try:
             run = service.start_run(settings=current_app.config["AIREC"], **body)
         except service.TrainingConflict as conflict:
-            payload = {"code": 409, "status": "Conflict", "message": "A training run is already in progress."}
-            if conflict.run is not None:
-                payload["run"] = run_dict(conflict.run)
-            return payload, 409
+            running = RunSchema().dump(run_dict(conflict.run)) if conflict.run is not None else None
+            abort(409, message="A training run is already in progress; wait for it to finish.", run=running)
         except service.TrainingRefused as exc:
             abort(422, message=str(exc))
         return {"run": run_dict(run)}
