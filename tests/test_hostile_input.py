@@ -114,6 +114,10 @@ def test_limits_on_batch_items_names_and_k(settings_overrides):
     assert client.post(url, json={"user": "u" * 11, "items": ["a"]}).status_code == 422
     assert client.post("/proposeInteraction", json={"items": ["a"], "k": 51}).status_code == 422
     assert client.post("/api/v1/recommendations", json={"items": ["a"], "k": 10**6}).status_code == 422
+    over = client.post("/api/v1/recommendations", json={"items": ["a"], "k": 51})
+    assert over.status_code == 422 and "between 1 and 50" in over.get_json()["message"]
+    assert client.post("/api/v1/recommendations", json={"items": ["a"], "k": 50}).status_code == 200
+    assert client.get("/api/v1/items/a/similar?k=51").status_code == 422
     assert client.post("/api/v1/recommendations", json={"items": ["a"], "k": 0}).status_code == 422
     assert stats(client) == EMPTY
     ok = client.post(url, json={"records": [{"items": ["a", "b", "c"]}] * 5})

@@ -1,10 +1,24 @@
 import marshmallow as ma
+from flask import current_app, has_app_context
 from marshmallow import validate
+
+#: The absolute cap on k (documented in the spec); AIREC_MAX_K may lower it.
+K_CAP = 1000
+
+
+class KWithinLimit:
+    """Schema mixin: k may not exceed the deployment's AIREC_MAX_K."""
+
+    @ma.validates("k")
+    def _k_within_limit(self, value: int, **kwargs) -> None:
+        top = min(K_CAP, current_app.config["AIREC"].max_k) if has_app_context() else K_CAP
+        if value > top:
+            raise ma.ValidationError(f"Must be between 1 and {top}.")
 
 NAME = ma.fields.String(validate=validate.Length(min=1, max=256))
 
 
-class RecommendationQuerySchema(ma.Schema):
+class RecommendationQuerySchema(KWithinLimit, ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
@@ -15,7 +29,7 @@ class RecommendationQuerySchema(ma.Schema):
         metadata={"example": ["wine", "cheese"], "description": "The set to complete (may be empty)."},
     )
     k = ma.fields.Integer(
-        load_default=10, strict=True, validate=validate.Range(min=1, max=1000), metadata={"example": 3}
+        load_default=10, strict=True, validate=validate.Range(min=1, max=K_CAP), metadata={"example": 3}
     )
     exclude = ma.fields.List(
         ma.fields.String(validate=validate.Length(min=1, max=256)),
@@ -65,8 +79,8 @@ def _exclude_field() -> ma.fields.List:
     )
 
 
-class UserRecommendationQuerySchema(ma.Schema):
-    k = ma.fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000), metadata={"example": 5})
+class UserRecommendationQuerySchema(KWithinLimit, ma.Schema):
+    k = ma.fields.Integer(load_default=10, validate=validate.Range(min=1, max=K_CAP), metadata={"example": 5})
     exclude = _exclude_field()
     explain = ma.fields.Boolean(
         load_default=False,
@@ -81,8 +95,8 @@ class UserRecommendationSchema(RecommendationSchema):
     )
 
 
-class SimilarQuerySchema(ma.Schema):
-    k = ma.fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000), metadata={"example": 5})
+class SimilarQuerySchema(KWithinLimit, ma.Schema):
+    k = ma.fields.Integer(load_default=10, validate=validate.Range(min=1, max=K_CAP), metadata={"example": 5})
     exclude = _exclude_field()
 
 
