@@ -143,7 +143,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         return serving_main(args.rest) or 0
     if args.which == "ingest":
-        from airec.bench_ingest import main as ingest_main
+        from airec.benchmarks.ingest import main as ingest_main
 
         return ingest_main(args.rest) or 0
     print(f"unknown benchmark {args.which!r}", file=sys.stderr)

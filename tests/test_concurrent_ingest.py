@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airec.bench_ingest import BenchResult, run
+from airec.benchmarks.ingest import BenchResult, run
 
 
 def _assert_exact(result: BenchResult, expected_records: int) -> None:
@@ -32,7 +32,7 @@ def test_the_check_detects_loss_and_duplicates(monkeypatch, tmp_path):
     """The verification itself can fail: drop one stored row and duplicate another, then re-check."""
     from collections import Counter
 
-    import airec.bench_ingest as bench
+    import airec.benchmarks.ingest as bench
 
     real = bench.stored_pairs
 

@@ -1,1 +1,1 @@
-"""Benchmarks against a real server: `airec bench serving`."""
+"""Benchmarks against a real server: `airec bench serving`, `airec bench ingest`."""

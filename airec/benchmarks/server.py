@@ -58,6 +58,8 @@ class Gunicorn:
             **(env or {}),
         }
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes a fresh one
+        # The boot and 'ready' lines wait_ready counts are INFO; a quieter level has none to count.
+        self._info_logs = self.env.get("AIREC_LOG_LEVEL", "INFO").upper() in ("DEBUG", "INFO")
         self.process: subprocess.Popen | None = None
         self._log: IO[bytes] | None = None
 
@@ -71,7 +73,11 @@ class Gunicorn:
         self.process = subprocess.Popen(
             argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:  # `with` never calls __exit__ when __enter__ raises: stop it here
+            self.stop()
+            raise
         return self
 
     def wait_ready(self) -> None:
@@ -80,7 +86,7 @@ class Gunicorn:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited early:\n{self.log_tail()}")
-            booted = self.log_path.read_text(errors="replace").count("Booting worker")
+            booted = self._booted()
             try:
                 ready = requests.get(self.url + "/readyz", timeout=2).status_code == 200
             except requests.RequestException:
@@ -90,8 +96,16 @@ class Gunicorn:
             time.sleep(0.2)
         raise TimeoutError(f"gunicorn not ready after {self.startup_timeout}s:\n{self.log_tail()}")
 
+    def _booted(self) -> int:
+        """Workers booted: their log lines, or (logs quieter than INFO) the master's children."""
+        if not self._info_logs:
+            return len(self.worker_pids())
+        return self.log_path.read_text(errors="replace").count("Booting worker")
+
     def _app_loaded(self) -> bool:
-        """Each worker logs 'airec ... ready' once its app (and model registry) is up."""
+        """Each worker logs 'airec ... ready' once its app (and model registry) is up (INFO only)."""
+        if not self._info_logs:
+            return True
         return self.log_path.read_text(errors="replace").count('ready (database') >= self.workers
 
     def log_tail(self, lines: int = 40) -> str:

@@ -8,9 +8,6 @@ more than once; unexpected = stored but never acknowledged (e.g. half of a faile
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -18,12 +15,14 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from airec.benchmarks.server import Gunicorn
+
 SEED_USERS = 60
+#: Over Gunicorn's defaults: keys required, no scheduler thread, and a quiet log (no access lines).
+SERVER_ENV = {"AIREC_AUTH": "on", "AIREC_SCHEDULER": "0", "AIREC_LOG_LEVEL": "WARNING"}
 
 
 @dataclass
@@ -55,64 +54,6 @@ class BenchResult:
             f"training during the run: {self.training}"
         )
         return "\n".join([head, row, check])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """gunicorn (the project's config) on 127.0.0.1 with its own database and model folder."""
-
-    def __init__(self, database_url: str, models_dir: str, workers: int, threads: int = 4):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "AIREC_DATABASE_URL": database_url,
-            "AIREC_MODELS_DIR": models_dir,
-            "AIREC_SCHEDULER": "0",
-            "AIREC_TRAIN_EVERY": "off",
-            "AIREC_LOG_LEVEL": "WARNING",
-            "AIREC_THREADS": str(threads),
-            "AIREC_AUTH": "on",
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        argv = [
-            sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--chdir", str(ROOT),
-            "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "wsgi:app",
-        ]  # fmt: skip
-        self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}: {self.output()[-2000:]}")
-            try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("gunicorn did not become ready: " + self.output()[-2000:])
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode("utf-8", "replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
 
 
 def _make_keys(database_url: str) -> tuple[str, str]:
@@ -185,10 +126,10 @@ def run(
     with tempfile.TemporaryDirectory(prefix="airec-bench-", dir=workdir) as where:
         url_db = database_url or f"sqlite:///{where}/bench.db"
         ingest_key, admin_key = _make_keys(url_db)
-        server = Server(url_db, f"{where}/models", workers)
+        server = Gunicorn(where, workers=workers, database_url=url_db, env=SERVER_ENV)
         result = BenchResult(clients=clients)
         try:
-            server.wait_ready()
+            server.start()
             admin = {"Authorization": f"Bearer {admin_key}"}
             seed = [{"user": f"seed-{u}", "items": [f"item-{(u * k) % items}" for k in (1, 2, 3, 5)]}
                     for u in range(1, SEED_USERS + 1)]  # fmt: skip
