@@ -99,7 +99,7 @@ def test_bad_input(client, two_versions):
 
 def test_keep_versions_prunes_old_folders_but_never_the_active_one(client, settings_overrides):
     from airec.config import Settings
-    from airec.training.service import prune_versions
+    from airec.training.publish import prune_versions
 
     records, _ = planted(units=80, seed=2)
     ingest(client, records)

@@ -10,7 +10,7 @@ import pytest
 from airec import create_app, leases
 from airec.db import database
 from airec.models import TrainingRun
-from airec.training import scheduler, service
+from airec.training import publish, scheduler
 from tests.synthetic import ingest, planted, wait_for_run
 
 
@@ -58,14 +58,14 @@ def test_a_failed_run_does_not_count_as_trained(app, client):
 def test_tick_while_training_says_so(app, client, monkeypatch):
     ingest(client, planted(units=40)[0])
     gate, entered = threading.Event(), threading.Event()
-    real = service.train_and_publish
+    real = publish.train_and_publish
 
     def held(**kwargs):
         entered.set()
         gate.wait(30)
         return real(**kwargs)
 
-    monkeypatch.setattr(service, "train_and_publish", held)
+    monkeypatch.setattr(publish, "train_and_publish", held)
     run_id = started_id(tick(app, 1))
     assert entered.wait(10)
     try:

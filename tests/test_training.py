@@ -11,7 +11,7 @@ import torch
 
 from airec.recsys.models.autoencoder import AutoEncoder
 from airec.serving.registry import registry
-from airec.training import service
+from airec.training import publish
 from tests.synthetic import TRAINING, ingest, partners, planted, recommend, train, wait_for_run
 
 SMALL_AE = {"epochs": 6, "hidden": 32, "latent": 8}
@@ -27,14 +27,14 @@ def gate(monkeypatch):
     """Hold every run in 'running' until the test opens the gate (always opened at teardown)."""
     event = threading.Event()
     entered = threading.Event()
-    real = service.train_and_publish
+    real = publish.train_and_publish
 
     def held(**kwargs):
         entered.set()
         assert event.wait(30), "test never opened the gate"
         return real(**kwargs)
 
-    monkeypatch.setattr(service, "train_and_publish", held)
+    monkeypatch.setattr(publish, "train_and_publish", held)
     event.entered = entered
     yield event
     event.set()
@@ -102,7 +102,7 @@ def test_unexpected_errors_are_recorded_on_the_run(client, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(service, "train_and_publish", broken)
+    monkeypatch.setattr(publish, "train_and_publish", broken)
     run = train(client, {"algorithm": "itemknn"}, expect="failed")
     assert run["error"] == "RuntimeError: disk on fire"
     monkeypatch.undo()
@@ -223,7 +223,7 @@ def test_old_versions_are_pruned_but_never_the_active_one(client, app):
         assert ModelVersion.get_by_id(versions[0]).status == "archived"
         leases.set_active_version(versions[1])  # e.g. rolled back to an older version
         settings.keep_versions = 1
-        removed = service.prune_versions(settings)
+        removed = publish.prune_versions(settings)
     assert removed == [] and store.complete_versions(settings.models_dir) == versions[1:]
 
 

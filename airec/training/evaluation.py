@@ -14,7 +14,7 @@ from airec.recsys.evaluation import evaluate, make_split
 from airec.recsys.models import ALGORITHMS
 from airec.serving.active import ActiveModel
 from airec.training.dataset import load_dataset
-from airec.training.service import EVAL_KS
+from airec.training.publish import EVAL_KS
 
 
 class NothingToEvaluate(Exception):

@@ -1,7 +1,7 @@
 import marshmallow as ma
 from marshmallow import validate
 
-from airec.training.service import CHOICES
+from airec.training.publish import CHOICES
 
 
 class TrainingRequestSchema(ma.Schema):
