@@ -1,7 +1,7 @@
 """Accuracy benchmark on the public datasets: every algorithm, same splits, mean over seeds.
 
 Protocol: units are split into train / validation / test (15% each held out) by seed; held-out units
-get either strong-generalisation fold-in (80/20) or leave-one-out (baskets), see
+(at most 5000 each) get either strong-generalisation fold-in (80/20) or leave-one-out (baskets), see
 `evaluation.choose_protocol`. Hyper-parameters are chosen on validation, numbers are reported on test.
 Preprocessing, the same for every algorithm: items seen in fewer than `MIN_SUPPORT` units are dropped
 (as in Liang et al. 2018), and at most `MAX_ITEMS` of the most frequent items are kept so that the
@@ -26,7 +26,7 @@ from airec.recsys.evaluation import choose_protocol, evaluate, make_split
 from airec.recsys.models import ALGORITHMS
 
 MIN_SUPPORT = 5
-MAX_ITEMS = 6000
+MAX_ITEMS = 4000
 BASELINES = ("popularity", "itemknn", "ease")
 COLUMNS = {
     "strong": ("recall@20", "recall@50", "ndcg@10", "ndcg@100"),

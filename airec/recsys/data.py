@@ -51,9 +51,10 @@ def encode(values: list) -> tuple[np.ndarray, list]:
 
 
 def split_units(
-    n_units: int, *, holdout_fraction: float = 0.15, seed: int = 0
+    n_units: int, *, holdout_fraction: float = 0.15, max_holdout: int | None = None, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Disjoint (train, validation, test) unit indices; validation and test get `holdout_fraction` each.
+    """Disjoint (train, validation, test) unit indices; validation and test get `holdout_fraction` each
+    (at most `max_holdout` units each: beyond a few thousand units the estimate is tight enough).
 
     Splitting whole units (not interactions) gives *strong generalisation*: evaluated units are never
     seen in training, which is what a service scoring new item sets faces.
@@ -62,6 +63,8 @@ def split_units(
         raise ValueError("holdout_fraction must be in (0, 0.5)")
     perm = np.random.default_rng(seed).permutation(n_units)
     n_hold = max(1, int(round(n_units * holdout_fraction)))
+    if max_holdout:
+        n_hold = min(n_hold, int(max_holdout))
     if 2 * n_hold >= n_units:
         raise ValueError(f"too few units ({n_units}) to hold out {n_hold} for validation and test")
     val = np.sort(perm[:n_hold])

@@ -58,6 +58,7 @@ def make_split(
     protocol: str = "auto",
     *,
     holdout_fraction: float = 0.15,
+    max_holdout: int | None = 5000,
     hidden_fraction: float = 0.2,
     seed: int = 0,
     kind: str | None = None,
@@ -71,7 +72,8 @@ def make_split(
         protocol = choose_protocol(X, kind)
     if protocol not in ("strong", "loo"):
         raise ValueError(f"unknown protocol {protocol!r} (expected 'strong', 'loo' or 'auto')")
-    train, val, test = split_units(X.shape[0], holdout_fraction=holdout_fraction, seed=seed)
+    train, val, test = split_units(
+        X.shape[0], holdout_fraction=holdout_fraction, max_holdout=max_holdout, seed=seed)
 
     def hide(rows: np.ndarray, sub_seed: int) -> Pair:
         if protocol == "loo":

@@ -61,7 +61,7 @@ def test_real_dataset_shapes(name: str) -> None:
     units, items, kind = EXPECTED[name]
     assert ds.X.shape == (units, items) and ds.kind == kind
     assert set(np.unique(ds.X.data).tolist()) == {1.0}
-    assert prepare(ds.X).shape[1] <= 6000
+    assert prepare(ds.X).shape[1] <= 4000
 
 
 @pytest.mark.slow

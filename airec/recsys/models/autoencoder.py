@@ -88,13 +88,14 @@ class AutoEncoder(Recommender):
 
     def __init__(
         self,
-        hidden: int = 600,
+        hidden: int = 0,
         latent: int = 200,
         dropout: float = 0.5,
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         weight_decay: float = 0.0,
-        epochs: int = 50,
+        epochs: int = 100,
         patience: int = 5,
+        max_updates: int = 1000,
         batch_size: int | None = None,
         variational: bool = False,
         beta: float = 0.2,
@@ -106,7 +107,7 @@ class AutoEncoder(Recommender):
     ) -> None:
         self.hidden, self.latent, self.dropout = int(hidden), int(latent), float(dropout)
         self.lr, self.weight_decay = float(lr), float(weight_decay)
-        self.epochs, self.patience = int(epochs), int(patience)
+        self.epochs, self.patience, self.max_updates = int(epochs), int(patience), int(max_updates)
         self.batch_size = int(batch_size) if batch_size else None
         self.variational, self.beta, self.anneal_epochs = bool(variational), float(beta), int(anneal_epochs)
         self.linear_path, self.max_items = bool(linear_path), int(max_items)
@@ -175,9 +176,11 @@ class AutoEncoder(Recommender):
         metric = selection_metric(validation[1]) if validation is not None else None
         n_batches = max(1, int(np.ceil(X.shape[0] / self._batch_size(X.shape[0]))))
         anneal_steps = max(1, self.anneal_epochs * n_batches)
+        # Cap on optimiser updates: big data converge in a few epochs, small data get many.
+        max_epochs = min(self.epochs, max(1, int(np.ceil(self.max_updates / n_batches))))
         report = FitReport()
         best, best_state, bad, step = -np.inf, None, 0, 0
-        for epoch in range(1, self.epochs + 1):
+        for epoch in range(1, max_epochs + 1):
             net.train()
             total = 0.0
             for idx in np.array_split(rng.permutation(X.shape[0]), n_batches):
@@ -190,7 +193,7 @@ class AutoEncoder(Recommender):
                 opt.step()
                 total += float(nll.detach()) * batch.shape[0]
                 step += 1
-            entry = {"epoch": epoch, "max_epochs": self.epochs, "train_loss": total / max(X.shape[0], 1)}
+            entry = {"epoch": epoch, "max_epochs": max_epochs, "train_loss": total / max(X.shape[0], 1)}
             if validation is not None:
                 entry["val_loss"] = self._val_loss(validation)
                 entry["val_ndcg"] = validation_score(self.score, validation, metric)
@@ -319,6 +322,7 @@ class AutoEncoder(Recommender):
         return {
             "hidden": self.hidden, "latent": self.latent, "dropout": self.dropout, "lr": self.lr,
             "weight_decay": self.weight_decay, "epochs": self.epochs, "patience": self.patience,
+            "max_updates": self.max_updates,
             "batch_size": self.batch_size, "variational": self.variational, "beta": self.beta,
             "anneal_epochs": self.anneal_epochs, "linear_path": self.linear_path, "max_items": self.max_items,
             "seed": self.seed, "threads": self.threads, "chosen_lam": self.chosen_lam,
