@@ -44,20 +44,20 @@ def test_four_workers_train_once_and_follow_activation_and_rollback(tmp_path):
         assert first["history"] and "train_loss" in first["history"][-1]  # per-epoch progress
 
         v1 = first["model_version"]
-        wait_until(lambda: set(versions_seen(server, 20)) == {v1}, timeout=5)
+        wait_until(lambda: set(versions_seen(server, 40)) == {v1}, timeout=10)
         assert set(versions_seen(server, 40)) == {v1}
 
         # A second model: every worker moves to it.
         second = server.wait_run(server.post(TRAIN, json={"algorithm": "itemknn"}).json()["run"]["id"])
         assert second["status"] == "succeeded", second
         v2 = second["model_version"]
-        wait_until(lambda: set(versions_seen(server, 20)) == {v2}, timeout=5)
+        wait_until(lambda: set(versions_seen(server, 40)) == {v2}, timeout=10)
         assert set(versions_seen(server, 40)) == {v2}
 
         # Rollback through the API: every worker back on v1 within a few seconds.
         response = server.post(f"/api/v1/models/{v1}/activate")
         assert response.status_code == 200, response.text
-        took = wait_until(lambda: set(versions_seen(server, 20)) == {v1}, timeout=5)
+        took = wait_until(lambda: set(versions_seen(server, 40)) == {v1}, timeout=10)
         assert set(versions_seen(server, 40)) == {v1}, f"rolled back after {took:.1f}s"
         listing = server.get("/api/v1/models").json()
         assert listing["active"] == v1
