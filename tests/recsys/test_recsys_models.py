@@ -166,3 +166,11 @@ def test_warm_start_rejects_other_shapes(blocks: sp.csr_matrix) -> None:
     old.fit(blocks)
     with pytest.raises(ValueError):
         AutoEncoder(hidden=32, latent=8).warm_start_from(old, np.arange(50))
+
+
+class TestVariationalAutoEncoder(RecommenderTestMixin):
+    """Mult-VAE: two hidden layers, KL annealing."""
+
+    def make_model(self):
+        return AutoEncoder(hidden=32, latent=16, variational=True, beta=0.2, anneal_epochs=3, epochs=12,
+                           patience=4, batch_size=32, seed=3)

@@ -29,31 +29,32 @@ Pair = tuple[sp.csr_matrix, sp.csr_matrix]
 
 
 class _Net(nn.Module):
-    """items -> [hidden] -> latent -> [hidden] -> items; hidden=0 gives the one-layer Mult-DAE."""
+    """items -> [hidden] -> latent -> [hidden] -> items; hidden=0 gives Liang et al.'s [I -> 200 -> I]."""
 
     def __init__(self, n_items: int, hidden: int, latent: int, variational: bool) -> None:
         super().__init__()
         self.variational, self.latent, self.hidden = variational, latent, hidden
-        width = hidden or latent
-        self.enc_in = nn.Linear(n_items, width)
-        self.enc_out = nn.Linear(hidden, 2 * latent if variational else latent) if hidden else None
+        code = 2 * latent if variational else latent  # mean and log-variance when variational
+        self.enc_in = nn.Linear(n_items, hidden or code)
+        self.enc_out = nn.Linear(hidden, code) if hidden else None
         self.dec_in = nn.Linear(latent, hidden) if hidden else None
-        self.dec_out = nn.Linear(width, n_items)
+        self.dec_out = nn.Linear(hidden or latent, n_items)
 
     def forward(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and KL term from a sparse, already normalised (and corrupted) input batch."""
-        h = torch.tanh(torch.sparse.mm(xs, self.enc_in.weight.t()) + self.enc_in.bias)
+        z = torch.sparse.mm(xs, self.enc_in.weight.t()) + self.enc_in.bias
+        if self.enc_out is not None:
+            z = self.enc_out(torch.tanh(z))
         kl = torch.zeros(())
-        if self.enc_out is None:
-            return self.dec_out(h), kl
-        z = self.enc_out(h)
         if self.variational:
             mu, logvar = z[:, : self.latent], z[:, self.latent:]
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
             kl = 0.5 * torch.mean(torch.sum(mu ** 2 + logvar.exp() - 1.0 - logvar, dim=1))
         else:
             z = torch.tanh(z)
-        return self.dec_out(torch.tanh(self.dec_in(z))), kl
+        if self.dec_in is not None:
+            z = torch.tanh(self.dec_in(z))
+        return self.dec_out(z), kl
 
 
 def _sparse_input(
