@@ -80,8 +80,7 @@ def bench_dataset(
     out = {"protocol": protocol, "shape": list(X.shape), "kind": ds.kind, "columns": list(columns),
            "mean": mean, "runs": runs}
     headline = HEADLINE[protocol]
-    baselines = [a for a in algorithms if a in BASELINES and a != "popularity"] or [
-        a for a in algorithms if a in BASELINES]
+    baselines = [a for a in algorithms if a in BASELINES]
     if "autoencoder" in mean and baselines:
         best = max(baselines, key=lambda a: mean[a][headline])
         out["ratio"] = {"metric": headline, "best_baseline": best,

@@ -97,7 +97,7 @@ class TestEASE(RecommenderTestMixin):
 
     def test_lambda_chosen_on_validation(self, fitted) -> None:
         model, _, report = fitted
-        assert model.chosen_lam in (1.0, 10.0, 100.0)
+        assert 1.0 <= model.chosen_lam <= 100.0
         assert report.history
 
     def test_zero_diagonal(self, fitted) -> None:

@@ -86,33 +86,37 @@ class EASE(Recommender):
         return report
 
     def _search(self, G: np.ndarray, validation, report: FitReport, progress) -> float:
-        """Hill climb on the log grid from its middle; stops once the metric falls (it is unimodal
-        in practice), which needs ~4 factorisations instead of one per grid point."""
+        """Hill climb on the log grid from its middle, stopping once the metric falls (it is unimodal
+        in practice), then one refinement at the geometric midpoints around the best lambda: ~6
+        factorisations instead of one per grid point, at a finer resolution than the grid."""
         grid = self.grid
-        cache: dict[int, float] = {}
-        weights: dict[int, np.ndarray] = {}
+        cache: dict[float, float] = {}
+        best: dict = {"lam": None, "value": -np.inf, "B": None}
 
-        def value(i: int) -> float:
-            if i not in cache:
-                self.B = ease_weights(G, grid[i])
-                cache[i] = validation_score(self.score, validation)
-                weights.clear()
-                weights[i] = self.B
-                report.history.append({"lam": grid[i], "val_ndcg": cache[i]})
+        def value(lam: float) -> float:
+            if lam not in cache:
+                self.B = ease_weights(G, lam)
+                cache[lam] = validation_score(self.score, validation)
+                if cache[lam] > best["value"]:
+                    best.update(lam=lam, value=cache[lam], B=self.B)
+                report.history.append({"lam": lam, "val_ndcg": cache[lam]})
                 if progress:
-                    progress({"epoch": len(cache), "max_epochs": len(grid), "val_ndcg": cache[i]})
-            return cache[i]
+                    progress({"epoch": len(cache), "max_epochs": len(grid) + 2, "val_ndcg": cache[lam]})
+            return cache[lam]
 
-        best_i = len(grid) // 2
-        step = 1 if best_i + 1 < len(grid) and value(best_i + 1) > value(best_i) else -1
+        i = len(grid) // 2
+        step = 1 if i + 1 < len(grid) and value(grid[i + 1]) > value(grid[i]) else -1
         if step == 1:
-            best_i += 1
-        while 0 <= best_i + step < len(grid) and value(best_i + step) > value(best_i):
-            best_i += step
-        best_i = max(cache, key=cache.get)
-        self.B = weights.get(best_i, ease_weights(G, grid[best_i]))
-        report.validation["val_ndcg"] = cache[best_i]
-        return grid[best_i]
+            i += 1
+        while 0 <= i + step < len(grid) and value(grid[i + step]) > value(grid[i]):
+            i += step
+        i = grid.index(best["lam"])
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(grid):
+                value(float(np.sqrt(grid[i] * grid[j])))
+        self.B = best["B"]
+        report.validation["val_ndcg"] = best["value"]
+        return float(best["lam"])
 
     def score(self, X: sp.csr_matrix) -> np.ndarray:
         X = sp.csr_matrix(X, dtype=np.float32)
