@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import peewee
 from flask import Flask, g, request
 
 from airec.config import Settings
@@ -61,7 +60,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
 
     from airec.auth import init_auth
 
-    init_auth(app, api)  # after the hook that opens the per-request database connection
+    init_auth(app, api)  # after the request-id hook, so refusals are logged with it
     register_input_guards(app)  # after auth: bodies of unauthenticated requests are never parsed
     document_headers(api)
 
@@ -101,10 +100,8 @@ def _register_request_hooks(app: Flask) -> None:
         g.started = time.perf_counter()
         if request.endpoint == "ops.Health":
             return  # liveness never touches the database
-        try:
-            database.connect(reuse_if_open=True)
-        except (peewee.OperationalError, peewee.InterfaceError):
-            pass  # the first query raises again and is answered 503 with Retry-After
+        # No eager connect: peewee connects on a request's first query, so requests answered from
+        # memory (recommendations with auth off) never touch the database. Teardown closes it.
         app.extensions["airec_schema"].require()
 
     @app.teardown_request
