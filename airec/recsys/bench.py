@@ -1,17 +1,21 @@
 """Accuracy benchmark on the public datasets: every algorithm, same splits, mean over seeds.
 
-Protocol: units are split into train / validation / test (15% each held out) by seed; held-out units
-(at most 5000 each) get either strong-generalisation fold-in (80/20) or leave-one-out (baskets), see
-`evaluation.choose_protocol`. Hyper-parameters are chosen on validation, numbers are reported on test.
-Preprocessing, the same for every algorithm: items seen in fewer than `MIN_SUPPORT` units are dropped
-(as in Liang et al. 2018), and at most `MAX_ITEMS` of the most frequent items are kept so that the
-items x items models (EASE) fit the time budget.
+Protocol: units (in the canonical order of `data.canonical_matrix`) are split into train / validation /
+test (15% each held out, at most 5000 each) by seed; held-out units get either strong-generalisation
+fold-in (80/20) or leave-one-out (baskets), see `evaluation.choose_protocol`. Hyper-parameters are chosen
+on validation, numbers are reported on test. Preprocessing (`data.preprocess`), the same for every
+algorithm: items seen in fewer than `MIN_SUPPORT` units are dropped (as in Liang et al. 2018), and at
+most `MAX_ITEMS` of the most frequent items are kept so that the items x items models (EASE) fit the
+time budget. The service trains and evaluates the same way: seed s here is AIREC_TRAIN_SEED=s there
+(split and model seed), with AIREC_TRAIN_MIN_ITEM_SUPPORT / AIREC_TRAIN_MAX_ITEMS set to match.
 
     python -m airec.recsys.bench --datasets ml-100k --seeds 1
+    python -m airec.recsys.bench --file u.data --format movielens --seed-offset 42 --min-support 1
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,9 +24,17 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from airec.recsys.data import filter_items
-from airec.recsys.datasets import LOADERS, DatasetMissing, load_dataset
-from airec.recsys.evaluation import choose_protocol, evaluate, make_split
+from airec.recsys.data import preprocess
+from airec.recsys.datasets import (
+    FILE_FORMATS,
+    LOADERS,
+    MIN_RATING,
+    Dataset,
+    DatasetMissing,
+    load_dataset,
+    load_file,
+)
+from airec.recsys.evaluation import DEFAULT_KS, choose_protocol, evaluate, make_split
 from airec.recsys.models import ALGORITHMS
 
 MIN_SUPPORT = 5
@@ -35,48 +47,65 @@ COLUMNS = {
 HEADLINE = {"strong": "ndcg@100", "loo": "ndcg@10"}
 
 
-def prepare(X: sp.csr_matrix) -> sp.csr_matrix:
-    """Drop rare items, then keep the MAX_ITEMS most frequent ones (same data for every algorithm)."""
-    X, _ = filter_items(X, MIN_SUPPORT)
-    counts = np.asarray(X.sum(axis=0)).ravel()
-    if X.shape[1] > MAX_ITEMS:
-        keep = np.sort(np.argsort(-counts, kind="stable")[:MAX_ITEMS])
-        X = sp.csr_matrix(X[:, keep])
-    return X
+def prepare(
+    X: sp.csr_matrix, min_support: int = MIN_SUPPORT, max_items: int | None = MAX_ITEMS
+) -> sp.csr_matrix:
+    """Drop rare items, then keep the most frequent ones (same data for every algorithm)."""
+    return preprocess(X, min_support=min_support, max_items=max_items)[0]
 
 
-def _make(algorithm: str, seed: int):
+def _make(algorithm: str, seed: int, params: dict | None = None):
+    """The model as the service builds it for AIREC_TRAIN_SEED=seed: defaults, the seed, `params`."""
     cls = ALGORITHMS[algorithm]
-    model = cls()
-    if "seed" in model.get_params():
-        model = cls(seed=seed)
-    return model
+    kwargs = {"seed": seed} if "seed" in cls().get_params() else {}
+    kwargs.update(params or {})
+    return cls(**kwargs)
 
 
 def bench_dataset(
     name: str, seeds: int, algorithms: Sequence[str], root: Path | None = None,
+    log: Callable[[str], None] | None = None, **options,
+) -> dict:
+    """Metrics (mean and per seed) and training seconds of each algorithm on one named dataset."""
+    return bench_data(load_dataset(name, root), seeds, algorithms, log=log, **options)
+
+
+def bench_data(
+    ds: Dataset,
+    seeds: int,
+    algorithms: Sequence[str],
+    *,
+    seed_offset: int = 0,
+    min_support: int = MIN_SUPPORT,
+    max_items: int | None = MAX_ITEMS,
+    params: dict[str, dict] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Metrics (mean and per seed) and training seconds of each algorithm on one dataset."""
-    ds = load_dataset(name, root)
-    X = prepare(ds.X)
+    """Metrics (mean and per seed) and training seconds of each algorithm on a loaded dataset.
+
+    Seeds run from `seed_offset` to `seed_offset + seeds - 1`; `params` maps an algorithm to
+    constructor arguments (e.g. {"autoencoder": {"epochs": 5}}).
+    """
+    X = prepare(ds.X, min_support, max_items)
     protocol = choose_protocol(X, ds.kind)
     columns = COLUMNS[protocol]
     runs: dict[str, list[dict]] = {a: [] for a in algorithms}
-    for seed in range(seeds):
+    for seed in range(seed_offset, seed_offset + seeds):
         split = make_split(X, protocol, seed=seed)
         for algorithm in algorithms:
-            model = _make(algorithm, seed)
+            model = _make(algorithm, seed, (params or {}).get(algorithm))
             start = time.perf_counter()
             model.fit(split.train, validation=split.validation)
             seconds = time.perf_counter() - start
-            result = evaluate(model, *split.test, ks=(10, 20, 50, 100))
+            result = evaluate(model, *split.test, ks=DEFAULT_KS)
             row = {c: result[c] for c in columns}
             row["train_s"] = seconds
-            runs[algorithm].append(row)
+            runs[algorithm].append({**row, "seed": seed, "test": result})
             if log:
-                log(f"  {name} seed {seed} {algorithm}: " + " ".join(f"{k}={v:.4f}" for k, v in row.items()))
-    mean = {a: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for a, rs in runs.items()}
+                numbers = " ".join(f"{k}={v:.4f}" for k, v in row.items())
+                log(f"  {ds.name} seed {seed} {algorithm}: {numbers}")
+    keys = (*columns, "train_s")
+    mean = {a: {k: float(np.mean([r[k] for r in rs])) for k in keys} for a, rs in runs.items()}
     out = {"protocol": protocol, "shape": list(X.shape), "kind": ds.kind, "columns": list(columns),
            "mean": mean, "runs": runs}
     headline = HEADLINE[protocol]
@@ -111,38 +140,81 @@ def run_accuracy_bench(
     out: Callable[[str], None] = print,
     root: Path | None = None,
     verbose: bool = False,
+    *,
+    files: Sequence[tuple[Path, str]] = (),
+    min_rating: float = MIN_RATING,
+    **options,
 ) -> dict:
-    """Run the benchmark, print one table per dataset through `out`, return all numbers."""
-    datasets = list(datasets or LOADERS)
+    """Run the benchmark, print one table per dataset through `out`, return all numbers.
+
+    `files` are (path, format) pairs benched besides (or, when `datasets` is None, instead of) the named
+    datasets; `options` go to `bench_data` (seed_offset, min_support, max_items, params).
+    """
+    datasets = list(datasets) if datasets is not None else ([] if files else list(LOADERS))
     algorithms = list(algorithms or ALGORITHMS)
+    sources: list[tuple[str, Callable[[], Dataset]]] = [
+        (name, lambda name=name: load_dataset(name, root)) for name in datasets]
+    sources += [(Path(path).name, lambda path=path, fmt=fmt: load_file(path, fmt, min_rating=min_rating))
+                for path, fmt in files]
     results: dict = {}
     start = time.perf_counter()
-    for name in datasets:
+    seed_offset = int(options.get("seed_offset", 0))
+    for name, load in sources:
         t0 = time.perf_counter()
         try:
-            res = bench_dataset(name, seeds, algorithms, root, log=out if verbose else None)
+            res = bench_data(load(), seeds, algorithms, log=out if verbose else None, **options)
         except DatasetMissing as exc:
             results[name] = {"skipped": str(exc)}
             out(f"{name}: skipped ({exc})\n")
             continue
         res["seconds"] = time.perf_counter() - t0
         results[name] = res
-        out(format_table(name, res) + f"\n({res['seconds']:.0f} s, mean over {seeds} seed(s))\n")
+        seed_text = f"seed {seed_offset}" if seeds == 1 else f"seeds {seed_offset}-{seed_offset + seeds - 1}"
+        out(format_table(name, res) + f"\n({res['seconds']:.0f} s, mean over {seed_text})\n")
     results["total_seconds"] = time.perf_counter() - start
     out(f"total: {results['total_seconds']:.0f} s")
     return results
 
 
+def _names(values: Sequence[str] | None) -> list[str] | None:
+    """Accept both `--algorithms ease popularity` and `--algorithms ease,popularity`."""
+    if values is None:
+        return None
+    return [name for value in values for name in value.split(",") if name]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=None, help=f"any of: {', '.join(LOADERS)}")
+    parser.add_argument("--file", type=Path, action="append", default=[],
+                        help="bench this file instead (with --format); repeatable")
+    parser.add_argument("--format", choices=list(FILE_FORMATS), default="movielens",
+                        help="format of --file, as for `airec import`")
+    parser.add_argument("--min-rating", type=float, default=MIN_RATING,
+                        help="movielens positives: rating >= this (as `airec import --min-rating`)")
     parser.add_argument("--algorithms", nargs="*", default=None, help=f"any of: {', '.join(ALGORITHMS)}")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds")
+    parser.add_argument("--seed-offset", type=int, default=0,
+                        help="first seed (seed s matches the service's AIREC_TRAIN_SEED=s)")
+    parser.add_argument("--min-support", type=int, default=MIN_SUPPORT,
+                        help="drop items seen in fewer units (AIREC_TRAIN_MIN_ITEM_SUPPORT)")
+    parser.add_argument("--max-items", type=int, default=MAX_ITEMS,
+                        help="keep at most this many most frequent items, 0 = all (AIREC_TRAIN_MAX_ITEMS)")
+    parser.add_argument("--params", default=None,
+                        help='JSON arguments per algorithm, e.g. \'{"autoencoder": {"epochs": 5}}\'')
     parser.add_argument("--root", type=Path, default=None, help="datasets folder")
     parser.add_argument("--verbose", action="store_true", help="print every seed's numbers")
     args = parser.parse_args(argv)
-    run_accuracy_bench(args.datasets, args.seeds, args.algorithms, root=args.root, verbose=args.verbose,
-                       out=lambda s: print(s, flush=True))
+    params = json.loads(args.params) if args.params else None
+    well_formed = isinstance(params, dict) and all(isinstance(v, dict) for v in params.values())
+    if params is not None and not well_formed:
+        parser.error("--params must be a JSON object of objects, keyed by algorithm")
+    run_accuracy_bench(
+        _names(args.datasets), args.seeds, _names(args.algorithms), root=args.root, verbose=args.verbose,
+        out=lambda s: print(s, flush=True), files=[(path, args.format) for path in args.file],
+        min_rating=args.min_rating, seed_offset=args.seed_offset, min_support=args.min_support,
+        max_items=args.max_items or None, params=params,
+    )
     return 0
 
 

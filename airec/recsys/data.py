@@ -5,8 +5,15 @@ exactly the same training rows and the same hidden items.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import scipy.sparse as sp
+
+#: A unit's stable key: a user's name (str), or an anonymous basket's number (int), its position in the
+#: source (1-based line/basket order in a file, the record id in the service, which a fresh import
+#: assigns in file order).
+UnitKey = str | int
 
 
 def build_matrix(
@@ -118,10 +125,61 @@ def leave_one_out(X: sp.csr_matrix, *, seed: int = 0) -> tuple[sp.csr_matrix, sp
 
 
 def filter_items(X: sp.csr_matrix, min_support: int) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Keep the items seen in at least `min_support` units; returns the matrix and the kept item ids.
-
-    Used by the benchmark only (as in Liang et al. 2018) to keep item x item models tractable.
-    """
+    """Keep the items seen in at least `min_support` units; returns the matrix and the kept item ids."""
     counts = np.asarray((X > 0).sum(axis=0)).ravel()
     keep = np.flatnonzero(counts >= min_support)
     return binarize(X[:, keep]), keep
+
+
+def preprocess(
+    X: sp.csr_matrix, *, min_support: int = 1, max_items: int | None = None
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Drop items seen in fewer than `min_support` units, then keep the `max_items` most frequent.
+
+    The benchmark and the service both call this before splitting, so that the same data give the same
+    matrix. Rows are never dropped (a unit left empty just is not evaluated), so the positional split
+    is unchanged. Ties in frequency keep the earlier (canonical) column. Returns the kept column ids.
+    """
+    X, keep = filter_items(X, max(1, int(min_support)))
+    if max_items is not None and X.shape[1] > max_items:
+        counts = np.asarray(X.sum(axis=0)).ravel()
+        top = np.sort(np.argsort(-counts, kind="stable")[: int(max_items)])
+        X, keep = binarize(X[:, top]), keep[top]
+    return X, keep
+
+
+def unit_sort_key(key: UnitKey) -> tuple:
+    """Users (by name) first, then anonymous baskets (by number)."""
+    return (1, int(key)) if isinstance(key, (int, np.integer)) else (0, str(key))
+
+
+def canonical_order(unit_keys: Sequence[UnitKey], item_keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column permutations into the canonical order: units by `unit_sort_key`, items by name.
+
+    The split is positional, so the benchmark (rows in file order) and the service (rows in database
+    order) only hold out the same units for the same seed when both first sort this way.
+    """
+    rows = sorted(range(len(unit_keys)), key=lambda i: unit_sort_key(unit_keys[i]))
+    cols = sorted(range(len(item_keys)), key=lambda j: str(item_keys[j]))
+    return np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+
+
+def canonical_matrix(
+    unit_codes: np.ndarray,
+    item_codes: np.ndarray,
+    unit_keys: Sequence[UnitKey],
+    item_keys: Sequence[str],
+) -> tuple[sp.csr_matrix, list, list[str]]:
+    """Binary matrix in canonical order from codes into the (unique) `unit_keys` and `item_keys`.
+
+    Returns the matrix and the unit and item keys in its row and column order.
+    """
+    rows, cols = canonical_order(unit_keys, item_keys)
+    row_rank = np.empty(len(rows), dtype=np.int64)
+    row_rank[rows] = np.arange(len(rows))
+    col_rank = np.empty(len(cols), dtype=np.int64)
+    col_rank[cols] = np.arange(len(cols))
+    units = np.asarray(unit_codes, dtype=np.int64)
+    items = np.asarray(item_codes, dtype=np.int64)
+    X = build_matrix(row_rank[units], col_rank[items], n_units=len(rows), n_items=len(cols))
+    return X, [unit_keys[i] for i in rows], [item_keys[j] for j in cols]

@@ -1,23 +1,32 @@
-"""Loaders for the public benchmark datasets kept outside the repository (never copy them in).
+"""Loaders for the public benchmark datasets kept outside the repository (never copy them in), and for
+any file in a format `airec import` reads (`load_file`).
 
-Each loader returns a `Dataset`: a binary CSR unit x item matrix plus its kind ("ratings",
-"implicit" or "baskets"). Rating data keep ratings >= 4 as positives. A missing folder raises
-`DatasetMissing`, which the benchmark reports as "skipped".
+Each loader returns a `Dataset`: a binary CSR unit x item matrix, its kind ("ratings", "implicit" or
+"baskets"), and the unit and item keys of its rows and columns. Keys are the names `airec import`
+stores (user "196", item "242" for ml-100k), or a basket's 1-based position in the file, and the
+matrix is in the canonical order of `data.canonical_matrix`, which the service uses too. Rating data
+keep ratings >= 4 as positives. A missing folder raises `DatasetMissing` ("skipped" by the benchmark).
 """
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from airec.recsys.data import build_matrix, encode
+from airec.recsys.data import UnitKey, canonical_matrix, encode
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = PROJECT_ROOT.parent / "shared" / "datasets"
+FILE_FORMATS = {"movielens": "ratings", "baskets": "baskets"}  # format -> kind
+MIN_RATING = 4.0
+
+# Column names as airec.imports recognises them in a header.
+_USER_COLUMNS = {"user", "userid", "user_id"}
+_ITEM_COLUMNS = {"item", "itemid", "item_id", "movieid", "movie_id"}
 
 
 class DatasetMissing(FileNotFoundError):
@@ -29,6 +38,8 @@ class Dataset:
     name: str
     X: sp.csr_matrix
     kind: str
+    units: list[UnitKey] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         sizes = np.diff(self.X.indptr)
@@ -44,50 +55,90 @@ def _file(root: Path | None, folder: str, filename: str) -> Path:
 
 
 def _from_pairs(name: str, units: list, items: list, kind: str) -> Dataset:
-    u, _ = encode(units)
-    i, _ = encode(items)
-    return Dataset(name, build_matrix(u, i), kind)
+    u, unit_keys = encode(units)
+    i, item_keys = encode(items)
+    X, unit_keys, item_keys = canonical_matrix(u, i, unit_keys, item_keys)
+    return Dataset(name, X, kind, unit_keys, item_keys)
 
 
-def _ratings(name: str, path: Path, delimiter: str, header: bool, min_rating: float = 4.0) -> Dataset:
-    raw = np.loadtxt(path, delimiter=delimiter, skiprows=1 if header else 0, usecols=(0, 1, 2))
-    raw = raw[raw[:, 2] >= min_rating]
-    units, items = raw[:, 0].astype(np.int64), raw[:, 1].astype(np.int64)
-    return _from_pairs(name, units.tolist(), items.tolist(), "ratings")
+def _lines(path: Path) -> Iterator[str]:
+    with open(path, encoding="utf-8-sig") as f:
+        for line in f:
+            yield line.rstrip("\r\n")
+
+
+def read_ratings(path: Path, min_rating: float = MIN_RATING) -> tuple[list[str], list[str]]:
+    """(users, items) of the rows rated >= min_rating, parsed as `airec import --format movielens` does:
+    u.data (whitespace), ratings.dat (`::`) or a table with a userId,movieId,rating header."""
+    users: list[str] = []
+    items: list[str] = []
+    lines = (line for line in _lines(path) if line.strip())
+    first = next(lines, None)
+    if first is None:
+        return users, items
+    if first.lower().startswith("userid"):
+        delimiter = max(",\t;", key=first.count)
+        columns = [c.strip().lower() for c in next(csv.reader([first], delimiter=delimiter))]
+        u = next(k for k, c in enumerate(columns) if c in _USER_COLUMNS)
+        i = next(k for k, c in enumerate(columns) if c in _ITEM_COLUMNS)
+        r = columns.index("rating")
+        rows: Iterator[list[str]] = ([f[u], f[i], f[r]] for f in csv.reader(lines, delimiter=delimiter))
+    else:
+        rows = (line.split("::") if "::" in line else line.split()
+                for line in ([first] + [x for x in lines]))
+    for row in rows:
+        if float(row[2]) >= min_rating:
+            users.append(row[0])
+            items.append(row[1])
+    return users, items
+
+
+def read_baskets(path: Path) -> list[list[str]]:
+    """Baskets as `airec import --format baskets` reads them: whitespace separated for .dat files and
+    files whose first 100 non-empty lines hold no comma, else comma separated; empty lines skipped."""
+    lines = [line for line in _lines(path) if line.strip()]
+    commas = not str(path).lower().endswith(".dat") and any("," in line for line in lines[:100])
+    if not commas:
+        return [line.split() for line in lines]
+    return [[item.strip() for item in row if item.strip()] for row in csv.reader(lines)]
+
+
+def _ratings(name: str, path: Path, min_rating: float = MIN_RATING) -> Dataset:
+    users, items = read_ratings(path, min_rating)
+    return _from_pairs(name, users, items, "ratings")
 
 
 def load_ml_100k(root: Path | None = None) -> Dataset:
     """MovieLens 100K `u.data` (tab separated, no header); rating >= 4 is a positive."""
-    return _ratings("ml-100k", _file(root, "ml-100k", "u.data"), "\t", header=False)
+    return _ratings("ml-100k", _file(root, "ml-100k", "u.data"))
 
 
 def load_ml_latest_small(root: Path | None = None) -> Dataset:
     """MovieLens latest-small `ratings.csv` (header); rating >= 4 is a positive."""
-    return _ratings("ml-latest-small", _file(root, "ml-latest-small", "ratings.csv"), ",", header=True)
+    return _ratings("ml-latest-small", _file(root, "ml-latest-small", "ratings.csv"))
 
 
 def load_lastfm(root: Path | None = None) -> Dataset:
     """Last.fm HetRec 2011 `user_artists.dat`: every listened (user, artist) pair is a positive."""
-    raw = np.loadtxt(_file(root, "lastfm-hetrec2011-2k", "user_artists.dat"), delimiter="\t", skiprows=1,
-                     usecols=(0, 1), dtype=np.int64)
-    return _from_pairs("lastfm-hetrec2011-2k", raw[:, 0].tolist(), raw[:, 1].tolist(), "implicit")
+    rows = [line.split("\t") for line in _lines(_file(root, "lastfm-hetrec2011-2k", "user_artists.dat"))]
+    rows = [r for r in rows[1:] if len(r) >= 2]
+    return _from_pairs("lastfm-hetrec2011-2k", [r[0] for r in rows], [r[1] for r in rows], "implicit")
 
 
 def _baskets(name: str, baskets: list[list[str]]) -> Dataset:
+    """Basket b (0-based) gets unit key b + 1, its position in the source."""
     units, items = [], []
     for b, basket in enumerate(baskets):
         for item in basket:
             if item:
-                units.append(b)
+                units.append(b + 1)
                 items.append(item)
     return _from_pairs(name, units, items, "baskets")
 
 
 def load_groceries(root: Path | None = None) -> Dataset:
-    """arules Groceries: one comma-separated basket per line (read with csv.reader)."""
-    with open(_file(root, "groceries", "groceries.csv"), newline="", encoding="utf-8") as f:
-        baskets = [[item.strip() for item in row] for row in csv.reader(f)]
-    return _baskets("groceries", baskets)
+    """arules Groceries: one comma-separated basket per line."""
+    return _baskets("groceries", read_baskets(_file(root, "groceries", "groceries.csv")))
 
 
 def load_bread_basket(root: Path | None = None) -> Dataset:
@@ -103,9 +154,20 @@ def load_bread_basket(root: Path | None = None) -> Dataset:
 
 def load_belgian_retail(root: Path | None = None) -> Dataset:
     """FIMI `retail.dat`: one space-separated basket of integer SKUs per line."""
-    with open(_file(root, "belgian-retail", "retail.dat"), encoding="utf-8") as f:
-        baskets = [line.split() for line in f if line.strip()]
-    return _baskets("belgian-retail", baskets)
+    return _baskets("belgian-retail", read_baskets(_file(root, "belgian-retail", "retail.dat")))
+
+
+def load_file(path: Path | str, fmt: str, *, min_rating: float = MIN_RATING) -> Dataset:
+    """Any file `airec import` reads in `fmt` ("movielens" or "baskets"), keyed and ordered the same way
+    as the service's data after that import (users by name, baskets by position, items by name)."""
+    path = Path(path)
+    if fmt not in FILE_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FILE_FORMATS)}")
+    if not path.is_file():
+        raise DatasetMissing(f"dataset file not found: {path}")
+    if fmt == "movielens":
+        return _ratings(path.name, path, min_rating)
+    return _baskets(path.name, read_baskets(path))
 
 
 LOADERS: dict[str, Callable[[Path | None], Dataset]] = {

@@ -21,6 +21,10 @@ from airec.recsys.metrics import per_row_metrics
 
 LOO_MAX_MEAN_SIZE = 15.0
 DEFAULT_KS = (10, 20, 50, 100)
+#: Share of units held out for validation, and again for test; the benchmark's and the service's default.
+HOLDOUT_FRACTION = 0.15
+#: At most this many units each for validation and test: beyond a few thousand the estimate is tight.
+MAX_HOLDOUT = 5000
 
 Pair = tuple[sp.csr_matrix, sp.csr_matrix]
 
@@ -57,8 +61,8 @@ def make_split(
     X: sp.csr_matrix,
     protocol: str = "auto",
     *,
-    holdout_fraction: float = 0.15,
-    max_holdout: int | None = 5000,
+    holdout_fraction: float = HOLDOUT_FRACTION,
+    max_holdout: int | None = MAX_HOLDOUT,
     hidden_fraction: float = 0.2,
     seed: int = 0,
     kind: str | None = None,
