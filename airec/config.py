@@ -68,7 +68,9 @@ class Settings:
     train_dropout: float | None = None
     train_lr: float | None = None
     train_batch_size: int | None = None
-    train_holdout_fraction: float = 0.1
+    train_holdout_fraction: float = 0.15  # the benchmark's (airec.recsys.evaluation.HOLDOUT_FRACTION)
+    train_min_item_support: int = 1  # drop items seen in fewer units before training (1 keeps all)
+    train_max_items: int | None = None  # keep at most this many most frequent items (unset: all)
     train_threads: int = 1
     train_seed: int = 42
     train_warm_start: bool = False
@@ -105,6 +107,10 @@ class Settings:
         parse_duration(self.train_every)
         if not 0 < self.train_holdout_fraction < 0.45:
             raise ValueError("AIREC_TRAIN_HOLDOUT_FRACTION must be between 0 and 0.45")
+        if self.train_min_item_support < 1:
+            raise ValueError("AIREC_TRAIN_MIN_ITEM_SUPPORT must be at least 1")
+        if self.train_max_items is not None and self.train_max_items < 2:
+            raise ValueError("AIREC_TRAIN_MAX_ITEMS must be at least 2 (or unset for all items)")
 
     def training_overrides(self) -> dict[str, Any]:
         """Hyper-parameters set through the environment (only those explicitly set)."""

@@ -1,20 +1,23 @@
 """Read interactions from the database in keyset batches into a sparse unit x item matrix.
 
-A unit is a user's whole history, or a record without a user (a basket of its own). Rows are ordered
-by unit key and columns by item id, so the same data always gives the same matrix and hence the same
-fixed-seed split: that is what lets evaluation rebuild the exact held-out units later.
+A unit is a user's whole history, or a record without a user (a basket of its own). Rows and columns
+are in the canonical order of airec.recsys.data.canonical_matrix (users by name, then baskets by record
+id; items by name), the order the benchmark uses too. So the same data always give the same matrix and
+hence the same fixed-seed split, here, at evaluation time, and in `airec bench accuracy --file`.
+Models trained before that order existed were split with rows by user id / record and columns by item
+id (`canonical=False` rebuilds that).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
 
-from airec.models import Interaction, Item
-from airec.recsys.data import build_matrix
+from airec.models import Interaction, Item, User
+from airec.recsys.data import build_matrix, canonical_matrix, preprocess
 
 BATCH = 50_000
 
@@ -28,6 +31,7 @@ class Dataset:
     n_interactions: int
     n_users: int
     n_baskets: int
+    units: list = field(default_factory=list)  # user name, or record id of a basket, per row
 
 
 def last_interaction_id() -> int:
@@ -36,7 +40,11 @@ def last_interaction_id() -> int:
 
 
 def load_dataset(
-    *, upto_id: int | None = None, batch_size: int = BATCH, on_batch: Callable[[int], None] | None = None
+    *,
+    upto_id: int | None = None,
+    batch_size: int = BATCH,
+    on_batch: Callable[[int], None] | None = None,
+    canonical: bool = True,
 ) -> Dataset:
     """Stream (unit, item) pairs with id <= upto_id, BATCH rows per query, into numpy arrays."""
     upto = last_interaction_id() if upto_id is None else upto_id
@@ -62,23 +70,46 @@ def load_dataset(
     item_keys = np.concatenate(items_parts) if items_parts else np.empty(0, dtype=np.int64)
     unit_vocab, unit_codes = np.unique(unit_keys, return_inverse=True)
     item_vocab, item_codes = np.unique(item_keys, return_inverse=True)
-    X = build_matrix(unit_codes, item_codes, n_units=len(unit_vocab), n_items=len(item_vocab))
+    items = item_names(item_vocab)
+    user_names = dict(zip(unit_vocab[unit_vocab > 0].tolist(), names_of(User, unit_vocab[unit_vocab > 0]),
+                          strict=True))
+    units = [user_names[k] if k > 0 else -k for k in unit_vocab.tolist()]
+    if canonical:
+        id_of = dict(zip(items, item_vocab.tolist(), strict=True))
+        X, units, items = canonical_matrix(unit_codes, item_codes, units, items)
+        item_vocab = np.array([id_of[name] for name in items], dtype=np.int64)
+    else:
+        X = build_matrix(unit_codes, item_codes, n_units=len(unit_vocab), n_items=len(item_vocab))
     return Dataset(
         X=X,
-        items=item_names(item_vocab),
+        items=items,
         item_ids=item_vocab,
         last_interaction_id=upto,
         n_interactions=int(unit_keys.size),
         n_users=int((unit_vocab > 0).sum()),
         n_baskets=int((unit_vocab < 0).sum()),
+        units=units,
     )
+
+
+def preprocessed(data: Dataset, *, min_support: int = 1, max_items: int | None = None) -> Dataset:
+    """The dataset with only the items airec.recsys.data.preprocess keeps (as the benchmark does)."""
+    X, keep = preprocess(data.X, min_support=min_support, max_items=max_items)
+    if X.shape[1] == data.X.shape[1]:
+        return data
+    return replace(data, X=X, items=[data.items[j] for j in keep], item_ids=data.item_ids[keep])
 
 
 def item_names(ids: np.ndarray, chunk: int = 500) -> list[str]:
     """Names for item ids, in the same order (chunked IN queries keep under SQL variable limits)."""
+    return names_of(Item, ids, chunk)
+
+
+def names_of(model: type[Item] | type[User], ids: np.ndarray, chunk: int = 500) -> list[str]:
+    """Names for user or item ids, in the same order."""
     names: dict[int, str] = {}
     id_list = [int(i) for i in ids]
     for start in range(0, len(id_list), chunk):
         part = id_list[start : start + chunk]
-        names.update(Item.select(Item.id, Item.name).where(Item.id.in_(part)).tuples())
+        names.update(model.select(model.id, model.name).where(model.id.in_(part)).tuples())
     return [names[i] for i in id_list]

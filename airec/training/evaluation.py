@@ -1,8 +1,9 @@
 """Re-evaluate the active model on exactly the held-out units it was trained without.
 
-The training split is a pure function of (data up to the manifest's last interaction id, protocol,
-holdout fraction, seed), so rebuilding it here gives the same test units and hidden items, and the
-numbers match the manifest's and the benchmark's for the same data and seed.
+The training split is a pure function of (data up to the manifest's last interaction id in canonical
+order, preprocessing, protocol, holdout fraction and cap, seed), so rebuilding it here gives the same
+test units and hidden items, and the numbers match the manifest's and the benchmark's
+(`airec bench accuracy --file ... --seed-offset SEED`) for the same data and seed.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from airec.recsys.evaluation import evaluate, make_split
+from airec.recsys.evaluation import MAX_HOLDOUT, evaluate, make_split
 from airec.recsys.models import ALGORITHMS
 from airec.serving.active import ActiveModel
-from airec.training.dataset import load_dataset
+from airec.training.dataset import load_dataset, preprocessed
 from airec.training.publish import EVAL_KS
 
 
@@ -39,11 +40,19 @@ def evaluate_active(*, model: ActiveModel | None, k: int = 10) -> dict:
     split_info = model.manifest.get("split") or {}
     if "last_interaction_id" not in data_info or "seed" not in split_info:
         raise NothingToEvaluate(f"model {model.version} has no split information in its manifest")
-    data = load_dataset(upto_id=int(data_info["last_interaction_id"]))
+    # Manifests from before canonical order and preprocessing: id order, every item, cap 5000.
+    data = load_dataset(
+        upto_id=int(data_info["last_interaction_id"]), canonical=split_info.get("order") == "canonical"
+    )
+    prep = model.manifest.get("preprocessing") or {}
+    data = preprocessed(
+        data, min_support=int(prep.get("min_item_support") or 1), max_items=prep.get("max_items")
+    )
     split = make_split(
         data.X,
         split_info.get("protocol", "auto"),
         holdout_fraction=float(split_info.get("holdout_fraction", 0.1)),
+        max_holdout=split_info.get("max_holdout", MAX_HOLDOUT),
         seed=int(split_info["seed"]),
     )
     X_in, X_hidden = (_to_vocab(m, data.items, model) for m in split.test)

@@ -17,16 +17,23 @@ from airec import leases
 from airec.config import Settings
 from airec.db import atomic_write
 from airec.models import utcnow
-from airec.recsys.evaluation import evaluate, make_split, selection_metric, validation_score
+from airec.recsys.evaluation import (
+    DEFAULT_KS,
+    MAX_HOLDOUT,
+    evaluate,
+    make_split,
+    selection_metric,
+    validation_score,
+)
 from airec.recsys.models import ALGORITHMS
 from airec.serving import store
 from airec.serving.active import ActiveModel
 from airec.serving.registry import register_version, registry
-from airec.training.dataset import Dataset, load_dataset
+from airec.training.dataset import Dataset, load_dataset, preprocessed
 
 AUTO_CANDIDATES = ("autoencoder", "ease", "itemknn", "popularity")
 CHOICES = tuple(ALGORITHMS) + ("auto",)
-EVAL_KS = (10, 20, 50, 100)
+EVAL_KS = DEFAULT_KS  # the benchmark's cut-offs: top-k ties break the same way
 
 
 class TrainingRefused(ValueError):
@@ -64,14 +71,25 @@ def train_and_publish(
 ) -> tuple[str, int]:
     """Fit on the current data, evaluate, write the folder, activate it. Returns (version, last id read)."""
     started = time.perf_counter()
-    data = load_dataset()
+    raw = load_dataset()
+    data = preprocessed(
+        raw, min_support=settings.train_min_item_support, max_items=settings.train_max_items
+    )
     if data.X.shape[0] < 10 or data.X.shape[1] < 2:
         raise TrainingRefused(
             f"not enough data to train: {data.X.shape[0]} units and {data.X.shape[1]} items "
-            "(need at least 10 units and 2 items)"
+            "(need at least 10 units and 2 items"
+            + (", after AIREC_TRAIN_MIN_ITEM_SUPPORT / AIREC_TRAIN_MAX_ITEMS)" if data is not raw else ")")
         )
+    # The benchmark's split: same function, fraction, cap and seed (bench seed s = AIREC_TRAIN_SEED=s).
+    # Data with no user at all are baskets, which the benchmark always evaluates leave-one-out.
     split = make_split(
-        data.X, "auto", holdout_fraction=settings.train_holdout_fraction, seed=settings.train_seed
+        data.X,
+        "auto",
+        holdout_fraction=settings.train_holdout_fraction,
+        max_holdout=MAX_HOLDOUT,
+        seed=settings.train_seed,
+        kind="baskets" if data.n_users == 0 else None,
     )
     if split.validation[1].nnz == 0:
         raise TrainingRefused(
@@ -118,10 +136,17 @@ def train_and_publish(
             "last_interaction_id": data.last_interaction_id,
             "train_units": int(split.train.shape[0]),
         },
+        "preprocessing": {
+            "min_item_support": settings.train_min_item_support,
+            "max_items": settings.train_max_items,
+            "items_dropped": int(raw.X.shape[1] - data.X.shape[1]),
+        },
         "split": {
             "protocol": split.protocol,
             "seed": settings.train_seed,
             "holdout_fraction": settings.train_holdout_fraction,
+            "max_holdout": MAX_HOLDOUT,
+            "order": "canonical",
         },
         "params": scores[best]["params"],
         "validation": scores[best]["validation"],
