@@ -65,3 +65,29 @@ def test_make_split_protocols(blocks: sp.csr_matrix) -> None:
     assert (s2.train != make_split(X, "strong", seed=0).train).nnz == 0
     with pytest.raises(ValueError):
         make_split(X, "bogus")
+
+
+def test_canonical_order_users_by_name_then_baskets_by_number() -> None:
+    from airec.recsys.data import canonical_matrix, canonical_order
+
+    units = [12, "b", 3, "a10", "a9"]
+    items = ["10", "9", "x"]
+    rows, cols = canonical_order(units, items)
+    assert [units[i] for i in rows] == ["a10", "a9", "b", 3, 12]
+    assert [items[j] for j in cols] == ["10", "9", "x"]
+    X, u, i = canonical_matrix(np.array([0, 3, 3]), np.array([2, 1, 0]), units, items)
+    assert u == ["a10", "a9", "b", 3, 12] and i == ["10", "9", "x"]
+    assert X.toarray().tolist() == [[1, 1, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 1]]
+
+
+def test_preprocess_drops_rare_then_keeps_most_frequent_columns() -> None:
+    from airec.recsys.data import preprocess
+
+    # Column supports: 3, 1, 2, 2, 3 (columns 2 and 3 tie; the earlier one wins the last place).
+    dense = np.array([[1, 1, 1, 0, 1], [1, 0, 1, 1, 1], [1, 0, 0, 1, 1], [0, 0, 0, 0, 0]])
+    X = sp.csr_matrix(dense.astype(np.float32))
+    Y, keep = preprocess(X)
+    assert Y.shape == X.shape and keep.tolist() == [0, 1, 2, 3, 4]
+    Y, keep = preprocess(X, min_support=2, max_items=3)
+    assert keep.tolist() == [0, 2, 4] and Y.shape == (4, 3)  # rows are never dropped
+    assert (Y.toarray() == dense[:, [0, 2, 4]]).all()

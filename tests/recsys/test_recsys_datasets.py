@@ -74,3 +74,29 @@ def test_bench_on_ml_100k(capsys: pytest.CaptureFixture) -> None:
     assert "ease" in format_table("ml-100k", res["ml-100k"])
     assert main(["--datasets", "bread-basket", "--seeds", "1", "--algorithms", "popularity"]) == 0
     assert "bread-basket" in capsys.readouterr().out
+
+
+def test_files_are_keyed_like_airec_import(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from airec.recsys.datasets import load_file
+
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("userId,movieId,rating,timestamp\n10,5,4.0,1\n9,5,5.0,2\n9,12,3.5,3\n10,12,4.5,4\n")
+    ds = load_file(ratings, "movielens")
+    assert (ds.units, ds.items, ds.kind) == (["10", "9"], ["12", "5"], "ratings")
+    assert ds.X.toarray().tolist() == [[1, 1], [0, 1]]
+    baskets = tmp_path / "b.csv"
+    baskets.write_text("milk, bread\n\ntea\nbread,tea\n")
+    ds = load_file(baskets, "baskets")
+    assert (ds.units, ds.items, ds.kind) == ([1, 2, 3], ["bread", "milk", "tea"], "baskets")
+
+
+def test_bench_a_file_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "shop.csv"
+    path.write_text("".join(",".join(f"g{b % 3}-{i}" for i in rng.choice(6, 3, replace=False)) + "\n"
+                            for b in range(90)))
+    assert main(["--file", str(path), "--format", "baskets", "--seeds", "1", "--seed-offset", "7",
+                 "--algorithms", "popularity,itemknn", "--min-support", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "shop.csv  (baskets, 90 units x 18 items, protocol=loo)" in out
+    assert "itemknn" in out and "mean over seed 7" in out
