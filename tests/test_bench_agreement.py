@@ -130,6 +130,28 @@ def test_bench_and_service_agree_on_a_movielens_file(env, monkeypatch):
     assert other["runs"]["popularity"][0]["test"] != bench["runs"]["popularity"][0]["test"]
 
 
+def test_bench_and_service_agree_on_a_baskets_file(env, monkeypatch):
+    """Baskets are keyed by position in the file (the record id after a fresh import): leave-one-out."""
+    rng = np.random.default_rng(1)
+    path = env / "baskets.csv"
+    path.write_text("".join(
+        ",".join(f"p{b % 4}-{i}" for i in rng.choice(8, int(rng.integers(2, 6)), replace=False))
+        + ("," + f"x{int(rng.integers(40))}" if b % 3 == 0 else "") + "\n"
+        for b in range(400)))
+    bench = bench_data(load_file(path, "baskets"), 1, ["ease", "popularity"], seed_offset=SEED,
+                       min_support=2, max_items=None)
+    assert bench["protocol"] == "loo"
+    from airec import create_app
+    from airec.serving.registry import registry
+
+    monkeypatch.setenv("AIREC_TRAIN_SEED", str(SEED))
+    monkeypatch.setenv("AIREC_TRAIN_MIN_ITEM_SUPPORT", "2")
+    assert main(["import", str(path), "--format", "baskets"]) == 0
+    assert main(["train", "--algorithm", "ease"]) == 0
+    answer = create_app({}).test_client().post("/api/v1/evaluation", json={"k": 10}).get_json()
+    assert assert_agree(bench, {"ease": {"manifest": registry.active.manifest, "api": {10: answer}}}) > 20
+
+
 @pytest.mark.slow
 def test_bench_and_service_agree_on_ml_100k(env, monkeypatch):
     path = DATASETS / "ml-100k" / "u.data"
