@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 
 from airec.recsys.evaluation import evaluate, make_split
 from airec.recsys.metrics import mask_input, top_k
 from airec.recsys.models import ALGORITHMS, EASE, AutoEncoder, ItemKNN, Popularity, load_model
+from airec.recsys.models.autoencoder import _sparse_input
 
 BLOCK = 10
 
@@ -135,6 +137,25 @@ class TestAutoEncoderAlone(RecommenderTestMixin):
         return AutoEncoder(hidden=32, latent=16, epochs=15, patience=15, batch_size=16, lr=3e-3,
                            linear_path=False, seed=2)
 
+
+
+class TestAutoEncoderMembers(RecommenderTestMixin):
+    """An ensemble of one-layer nets packed side by side, network only."""
+
+    def make_model(self):
+        return AutoEncoder(latent=8, members=3, epochs=15, patience=15, batch_size=16, lr=3e-3,
+                           linear_path=False, seed=4)
+
+    def test_score_is_the_mean_of_the_members(self, fitted) -> None:
+        model, split, _ = fitted
+        with torch.inference_mode():
+            each = model.net(_sparse_input(split.test[0]), per_member=True)[0].numpy()
+        assert each.shape[0] == 3
+        np.testing.assert_allclose(model.score(split.test[0]), each.mean(axis=0), rtol=1e-4, atol=1e-4)
+
+    def test_members_need_the_one_layer_net(self) -> None:
+        with pytest.raises(ValueError, match="members"):
+            AutoEncoder(hidden=16, members=2).fit(sp.csr_matrix(np.eye(4, dtype=np.float32)))
 
 def test_warm_start_keeps_known_items(blocks: sp.csr_matrix) -> None:
     old = AutoEncoder(hidden=16, latent=8, epochs=2, seed=0, linear_path=False)

@@ -3,7 +3,9 @@
 Network (default Mult-DAE [I -> 200 -> I]; `hidden` adds layers, `variational` makes it a Mult-VAE):
 L2-normalised input -> input dropout -> tanh code -> item logits, trained with the multinomial
 log-likelihood on sparse row batches (only a batch of logits is ever dense). Early stopping watches
-the validation ranking metric and keeps the best weights.
+the validation ranking metric and keeps the best weights. `members=k` trains k one-layer nets side by
+side, each on its own softmax, and averages their logits: on ml-100k / ml-latest-small the network
+alone gained ~0.007 NDCG@100 with k=5 (every seed), at about 4x the training time.
 
 Linear path: after the network is trained, an EASE item-item matrix B is fitted in closed form on the
 same training rows (lambda chosen on validation) and the scores become `logits + alpha * (x @ B)`,
@@ -32,32 +34,53 @@ Pair = tuple[sp.csr_matrix, sp.csr_matrix]
 
 
 class _Net(nn.Module):
-    """items -> [hidden] -> latent -> [hidden] -> items; hidden=0 gives Liang et al.'s [I -> 200 -> I]."""
+    """items -> [hidden] -> latent -> [hidden] -> items; hidden=0 gives Liang et al.'s [I -> 200 -> I].
 
-    def __init__(self, n_items: int, hidden: int, latent: int, variational: bool) -> None:
+    `members` > 1 (one-layer net only) packs that many independent nets side by side: each owns a block
+    of `latent` code units and of decoder columns, is trained on its own softmax, and scoring averages
+    their logits (an ensemble; the output bias is shared).
+    """
+
+    def __init__(self, n_items: int, hidden: int, latent: int, variational: bool, members: int = 1) -> None:
         super().__init__()
-        self.variational, self.latent, self.hidden = variational, latent, hidden
-        code = 2 * latent if variational else latent  # mean and log-variance when variational
+        if members > 1 and hidden:
+            raise ValueError("members > 1 needs the one-layer net (hidden=0)")
+        self.variational, self.latent, self.hidden, self.members = variational, latent, hidden, members
+        width = latent * members
+        code = 2 * width if variational else width  # mean and log-variance when variational
+        self.width = width
         self.enc_in = nn.Linear(n_items, hidden or code)
         self.enc_out = nn.Linear(hidden, code) if hidden else None
         self.dec_in = nn.Linear(latent, hidden) if hidden else None
-        self.dec_out = nn.Linear(hidden or latent, n_items)
+        self.dec_out = nn.Linear(hidden or width, n_items)
+        if members > 1:  # each member's decoder block initialised as a net of its own
+            bound = 1.0 / np.sqrt(latent)
+            nn.init.uniform_(self.dec_out.weight, -bound, bound)
+            nn.init.uniform_(self.dec_out.bias, -bound, bound)
 
-    def forward(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and KL term from a sparse, already normalised (and corrupted) input batch."""
+    def forward(self, xs: torch.Tensor, per_member: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and KL term from a sparse, already normalised (and corrupted) input batch; with
+        `per_member`, logits are (members, rows, items), otherwise the members' mean."""
         z = torch.sparse.mm(xs, self.enc_in.weight.t()) + self.enc_in.bias
         if self.enc_out is not None:
             z = self.enc_out(torch.tanh(z))
         kl = torch.zeros(())
         if self.variational:
-            mu, logvar = z[:, : self.latent], z[:, self.latent:]
+            mu, logvar = z[:, : self.width], z[:, self.width:]
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
             kl = 0.5 * torch.mean(torch.sum(mu ** 2 + logvar.exp() - 1.0 - logvar, dim=1))
         else:
             z = torch.tanh(z)
         if self.dec_in is not None:
             z = torch.tanh(self.dec_in(z))
-        return self.dec_out(z), kl
+        if self.members == 1:
+            logits = self.dec_out(z)
+            return (logits[None] if per_member else logits), kl
+        if not per_member:
+            return z @ self.dec_out.weight.t() / self.members + self.dec_out.bias, kl
+        W = self.dec_out.weight.view(-1, self.members, self.latent)
+        zm = z.view(z.shape[0], self.members, self.latent)
+        return torch.einsum("bkl,ikl->kbi", zm, W) + self.dec_out.bias, kl
 
 
 def _sparse_input(
@@ -79,9 +102,12 @@ def _sparse_input(
 
 
 def _nll(logits: torch.Tensor, X: sp.csr_matrix) -> torch.Tensor:
-    """Summed multinomial negative log-likelihood of the rows' items (gathered, never densified)."""
+    """Summed multinomial negative log-likelihood of the rows' items (gathered, never densified);
+    logits of shape (members, rows, items) give the members' mean."""
     rows = torch.from_numpy(np.repeat(np.arange(X.shape[0]), np.diff(X.indptr)))
     cols = torch.from_numpy(X.indices.astype(np.int64))
+    if logits.dim() == 3:
+        return -torch.log_softmax(logits, dim=2)[:, rows, cols].sum() / logits.shape[0]
     return -torch.log_softmax(logits, dim=1)[rows, cols].sum()
 
 
@@ -108,6 +134,7 @@ class AutoEncoder(Recommender):
         max_items: int = 20000,
         seed: int = 0,
         threads: int | None = None,
+        members: int = 1,
     ) -> None:
         self.hidden, self.latent, self.dropout = int(hidden), int(latent), float(dropout)
         self.lr, self.weight_decay = float(lr), float(weight_decay)
@@ -116,6 +143,7 @@ class AutoEncoder(Recommender):
         self.variational, self.beta, self.anneal_epochs = bool(variational), float(beta), int(anneal_epochs)
         self.linear_path, self.max_items = bool(linear_path), int(max_items)
         self.seed = int(seed)
+        self.members = int(members)
         # One thread by default: on a shared 2-core machine two threads were measured 10x slower
         # (oversubscription), and these layers are too small to gain from a second thread.
         self.threads = int(threads) if threads else 1
@@ -130,7 +158,10 @@ class AutoEncoder(Recommender):
     # -- building -------------------------------------------------------------------------------
     def _new_net(self, n_items: int) -> _Net:
         torch.manual_seed(self.seed)
-        return _Net(n_items, self.hidden, self.latent, self.variational)
+        return self._build(n_items)
+
+    def _build(self, n_items: int) -> _Net:
+        return _Net(n_items, self.hidden, self.latent, self.variational, self.members)
 
     def warm_start_from(self, old: AutoEncoder, old_index_for_new: np.ndarray) -> None:
         """Initialise from a trained model over an older catalogue before `fit`.
@@ -141,8 +172,9 @@ class AutoEncoder(Recommender):
         """
         if old.net is None:
             raise ValueError("the old model is not fitted")
-        if (old.hidden, old.latent, old.variational) != (self.hidden, self.latent, self.variational):
-            raise ValueError("warm start needs the same hidden/latent sizes and the same variational flag")
+        if (old.hidden, old.latent, old.variational, old.members) != (
+                self.hidden, self.latent, self.variational, self.members):
+            raise ValueError("warm start needs the same hidden/latent sizes, members and variational flag")
         mapping = np.asarray(old_index_for_new, dtype=np.int64)
         net = self._new_net(mapping.size)
         known = np.flatnonzero(mapping >= 0)
@@ -152,9 +184,9 @@ class AutoEncoder(Recommender):
             net.enc_in.bias.copy_(old.net.enc_in.bias)
             net.dec_out.weight[dst] = old.net.dec_out.weight[src]
             net.dec_out.bias[dst] = old.net.dec_out.bias[src]
-            for name in ("enc_out", "dec_in"):
-                if getattr(net, name) is not None:
-                    getattr(net, name).load_state_dict(getattr(old.net, name).state_dict())
+            for name, child in net.named_children():
+                if name not in ("enc_in", "dec_out") and child is not None:
+                    child.load_state_dict(getattr(old.net, name).state_dict())
         self.net, self.n_items, self._warm = net, mapping.size, True
 
     # -- training -------------------------------------------------------------------------------
@@ -189,7 +221,7 @@ class AutoEncoder(Recommender):
             total = 0.0
             for idx in np.array_split(rng.permutation(X.shape[0]), n_batches):
                 batch = X[np.sort(idx)]
-                logits, kl = net(_sparse_input(batch, self.dropout, rng))
+                logits, kl = net(_sparse_input(batch, self.dropout, rng), per_member=True)
                 nll = _nll(logits, batch) / batch.shape[0]
                 beta = self.beta * min(1.0, step / anneal_steps) if self.variational else 0.0
                 opt.zero_grad(set_to_none=True)
@@ -313,7 +345,7 @@ class AutoEncoder(Recommender):
         model.chosen_lam, model.alpha = fitted["chosen_lam"], fitted["alpha"]
         model.best_epoch = fitted["best_epoch"] or 0
         model.n_items = int(manifest["n_items"])
-        net = _Net(model.n_items, model.hidden, model.latent, model.variational)
+        net = model._build(model.n_items)
         with np.load(Path(path) / "weights.npz") as f:
             net.load_state_dict({k: torch.from_numpy(f[k]) for k in f.files})
         linear = Path(path) / "linear.npy"
@@ -329,6 +361,7 @@ class AutoEncoder(Recommender):
             "max_updates": self.max_updates,
             "batch_size": self.batch_size, "variational": self.variational, "beta": self.beta,
             "anneal_epochs": self.anneal_epochs, "linear_path": self.linear_path, "max_items": self.max_items,
-            "seed": self.seed, "threads": self.threads, "chosen_lam": self.chosen_lam,
+            "seed": self.seed, "threads": self.threads, "members": self.members,
+            "chosen_lam": self.chosen_lam,
             "best_epoch": self.best_epoch, "alpha": self.alpha,
         }
