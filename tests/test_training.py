@@ -231,3 +231,15 @@ def test_units_with_single_items_only_fail_with_a_clear_message(client):
     ingest(client, [{"user": f"u{i}", "items": [f"item{i % 3}"]} for i in range(30)])
     run = train(client, {"algorithm": "itemknn"}, expect="failed")
     assert run["error"].startswith("not enough data to train: no validation unit has an item to hold out")
+
+
+def test_a_catalogue_over_the_ease_limit_trains_the_autoencoder_without_its_linear_path(settings_overrides):
+    from airec import create_app
+
+    records, _ = planted(units=200)
+    small = create_app({**settings_overrides, "ease_max_items": 10}).test_client()
+    ingest(small, records)
+    train(small, {"algorithm": "ease"}, expect="failed")  # EASE itself is refused over the limit
+    train(small, {"algorithm": "autoencoder", "params": {"epochs": 3}})
+    assert registry.active.algorithm == "autoencoder"
+    assert registry.active.model.B is None  # no items x items matrix was built

@@ -51,7 +51,7 @@ def build_model(algorithm: str, params: dict[str, Any], settings: Settings):
             f"accepted: {', '.join(sorted(accepted))}"
         )
     kwargs = {k: v for k, v in settings.training_overrides().items() if k in accepted}
-    if algorithm == "ease" and "max_items" in accepted:
+    if "max_items" in accepted:  # EASE, and the autoencoder's linear path: memory grows with items²
         kwargs["max_items"] = settings.ease_max_items
     kwargs.update(params)
     try:
