@@ -184,7 +184,7 @@ def _names(values: Sequence[str] | None) -> list[str] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="airec bench accuracy", description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=None, help=f"any of: {', '.join(LOADERS)}")
     parser.add_argument("--file", type=Path, action="append", default=[],
                         help="bench this file instead (with --format); repeatable")
