@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import peewee
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -240,7 +240,7 @@ def register_input_guards(app: Flask) -> None:
         if not raw.strip():
             return
         try:
-            strict_json_loads(raw)
+            g.json_body = strict_json_loads(raw)  # parsed once: the views' parser reads it from g
         except InvalidJSON as exc:
             from flask_smorest import abort
 

@@ -1,6 +1,9 @@
 """Extension objects, created here and bound to the app in create_app()."""
 
+import flask_smorest
+from flask import g
 from flask_smorest import Api
+from webargs.flaskparser import FlaskParser
 
 from airec.errors import json_http_error
 
@@ -13,3 +16,18 @@ class AirecApi(Api):
 
 
 api = AirecApi()
+
+
+class ParsedBodyParser(FlaskParser):
+    """Reads the body the input guard already parsed (strictly) instead of parsing it a second time."""
+
+    def _raw_load_json(self, req):
+        if "json_body" in g:
+            return g.json_body
+        return super()._raw_load_json(req)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, with the body parsed once per request."""
+
+    ARGUMENTS_PARSER = ParsedBodyParser()

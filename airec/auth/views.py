@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from airec.auth import service
 from airec.auth.schemas import CreatedKeySchema, KeyCreateSchema, KeyListSchema, KeySchema
+from airec.extensions import Blueprint
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="API keys (admin).")
 

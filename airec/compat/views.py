@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from flask_smorest import abort
 
 from airec.compat import service
@@ -33,7 +33,7 @@ class ProposeSchema(ma.Schema):
 
 def _load(schema: ma.Schema) -> Any:
     """Parse the JSON body with `schema`, answering 400/422 JSON errors like the /api/v1 routes."""
-    body = request.get_json(force=True, silent=True)
+    body = g.json_body if "json_body" in g else request.get_json(force=True, silent=True)
     if body is None:
         abort(400, message="The body must be a JSON object.")
     if not isinstance(body, dict):

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
+from airec.extensions import Blueprint
 from airec.ingestion.schemas import INGEST_EXAMPLES, IngestResultSchema, IngestSchema
 from airec.ingestion.service import IngestError, ingest_records
 from airec.metrics import observe_ingest

@@ -5,8 +5,8 @@ from __future__ import annotations
 import flask
 import swagger_ui_bundle
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from airec.extensions import Blueprint
 from airec.ops import service
 from airec.ops.schemas import HealthSchema, ReadySchema
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
+from airec.extensions import Blueprint
 from airec.registry import service
 from airec.registry.schemas import (
     ActivationSchema,

@@ -152,8 +152,11 @@ def register_version(version: str, manifest: dict, status: str = "ready") -> Non
 
 
 def init_registry(app: Flask) -> None:
+    from airec.serving.service import clear_cache
+
     settings = app.config["AIREC"]
     registry.configure(settings.models_dir)
+    clear_cache()  # popularity cached from another database (an earlier app in this process) is stale
     try:
         with database.connection_context():
             registry.sync()

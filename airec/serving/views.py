@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
+from airec.extensions import Blueprint
 from airec.serving import service
 from airec.serving.schemas import (
     RecommendationQuerySchema,

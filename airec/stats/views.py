@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from airec.extensions import Blueprint
 from airec.stats import service
 from airec.stats.schemas import CountsSchema, ItemCountSchema
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
+from airec.extensions import Blueprint
 from airec.models import TrainingRun, utcnow
 from airec.serving.registry import registry
 from airec.training import service
