@@ -192,3 +192,23 @@ def test_poller_refuses_a_corrupt_version_another_host_activated(client, trained
         assert leases.get_active_version() == trained
     assert recommend(client, ["g0-i0"])["model_version"] == trained
     assert any("refusing" in message for message in errors)
+
+
+def test_a_repaired_version_is_served_again_after_its_files_are_restored(client, trained, settings_overrides):
+    from airec import leases
+    from airec.db import database
+    from airec.serving.registry import registry
+
+    newer = train(client, {"algorithm": "itemknn"})["model_version"]
+    assert client.post(f"/api/v1/models/{trained}/activate").status_code == 200
+    weights = Path(settings_overrides["models_dir"]) / newer / "similarity.npz"
+    good = weights.read_bytes()
+    weights.write_bytes(good[: len(good) // 3])
+    with database.connection_context():
+        leases.set_active_version(newer)
+        assert registry.sync() == trained  # refused while damaged
+        leases.set_active_version(newer)
+        assert registry.sync() == trained  # and not retried while its files are unchanged
+        weights.write_bytes(good)  # the operator restores the file
+        leases.set_active_version(newer)
+        assert registry.sync() == newer

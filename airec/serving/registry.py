@@ -28,7 +28,7 @@ class Registry:
     def __init__(self) -> None:
         self.active: ActiveModel | None = None
         self.models_dir = Path("./models_store")
-        self._refused: set[str] = set()
+        self._refused: dict[str, tuple] = {}  # version -> fingerprint of its folder when refused
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -36,7 +36,7 @@ class Registry:
     def configure(self, models_dir: str | Path) -> None:
         self.stop_polling()
         self.active = None
-        self._refused = set()
+        self._refused = {}
         self.models_dir = Path(models_dir)
         self.models_dir.mkdir(parents=True, exist_ok=True)
 
@@ -48,11 +48,24 @@ class Registry:
         """Read and verify a version from disk; raises store.CorruptModel."""
         return ActiveModel.from_folder(self.models_dir / version)
 
+    def _fingerprint(self, version: str) -> tuple:
+        """Names, sizes and mtimes of the folder's files: changes when an operator repairs it."""
+        folder = self.models_dir / version
+        if not folder.is_dir():
+            return ()
+        return tuple(
+            sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
+        )
+
+    def is_refused(self, version: str) -> bool:
+        """Refused before, and its files have not changed since (a repaired folder is tried again)."""
+        return version in self._refused and self._refused[version] == self._fingerprint(version)
+
     def refuse(self, version: str, reason: str) -> None:
         """Log and remember a version that cannot be served, and mark it failed for operators."""
-        if version not in self._refused:
+        if not self.is_refused(version):
             log.error("refusing model %s: %s", version, reason)
-        self._refused.add(version)
+        self._refused[version] = self._fingerprint(version)
         atomic_write(
             lambda: ModelVersion.update(status="failed").where(ModelVersion.version == version).execute()
         )
@@ -66,7 +79,7 @@ class Registry:
                 if current is None:
                     self._adopt_newest()
                 return self.active.version if self.active else None
-            if wanted == current or wanted in self._refused:
+            if wanted == current or self.is_refused(wanted):
                 if self.active is None:
                     self._adopt_newest(set_pointer=False)
                 return self.active.version if self.active else None
@@ -95,7 +108,7 @@ class Registry:
     def _adopt_newest(self, set_pointer: bool = True) -> None:
         """No usable pointer: serve the newest complete, verified folder on disk."""
         for version in reversed(store.complete_versions(self.models_dir)):
-            if version in self._refused:
+            if self.is_refused(version):
                 continue
             try:
                 model = self.load(version)
