@@ -21,6 +21,11 @@ __version__ = "0.1.0"
 log = logging.getLogger("airec")
 access_log = logging.getLogger("airec.access")
 
+#: Endpoints that never need the schema: they answer even while the database is unreachable.
+ANSWERED_WITHOUT_DATABASE = frozenset(
+    {"ops.Health", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "docs_assets.static"}
+)
+
 
 def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     """Build the app: settings, logging, database, migrations, API, blueprints, model registry, scheduler."""
@@ -98,8 +103,8 @@ def _register_request_hooks(app: Flask) -> None:
     def _open() -> None:
         g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16]
         g.started = time.perf_counter()
-        if request.endpoint == "ops.Health":
-            return  # liveness never touches the database
+        if request.endpoint in ANSWERED_WITHOUT_DATABASE:
+            return  # liveness and the docs work while the database is down
         # No eager connect: peewee connects on a request's first query, so requests answered from
         # memory (recommendations with auth off) never touch the database. Teardown closes it.
         app.extensions["airec_schema"].require()

@@ -41,6 +41,8 @@ def test_sqlite_directory_missing_at_start_then_created(settings_overrides, tmp_
     _retry_at_once(app)
     client = app.test_client()
     assert client.get("/healthz").status_code == 200
+    assert client.get("/openapi.json").status_code == 200  # the docs need no database
+    assert client.get("/docs").status_code == 200
     _assert_unavailable(client.get("/readyz"))
     _assert_unavailable(client.get("/api/v1/stats"))
     _assert_unavailable(client.post("/api/v1/interactions", json={"items": ["a"]}))
