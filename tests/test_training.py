@@ -120,6 +120,8 @@ def test_unexpected_errors_are_recorded_on_the_run(client, monkeypatch):
         ({"algorithm": "itemknn", "params": {"epochs": 5}}, "epochs"),
         ({"algorithm": "autoencoder", "params": {"epochs": "many"}}, "autoencoder"),
         ({"algorithm": "autoencoder", "params": {"hidden": [1]}}, "autoencoder"),
+        ({"algorithm": "autoencoder", "params": {"epochs": 10**18}}, "epochs must be between"),
+        ({"algorithm": "autoencoder", "params": {"latent": 10**6}}, "latent must be between"),
         ({"algorithm": "auto", "params": {"epochs": 3}}, "auto"),
     ],
 )

@@ -195,3 +195,11 @@ class TestVariationalAutoEncoder(RecommenderTestMixin):
     def make_model(self):
         return AutoEncoder(hidden=32, latent=16, variational=True, beta=0.2, anneal_epochs=3, epochs=12,
                            patience=4, batch_size=32, seed=3)
+
+
+@pytest.mark.parametrize("param", ["epochs", "hidden", "latent", "dropout", "lr", "members"])
+def test_autoencoder_refuses_out_of_range_hyper_parameters(param):
+    low, high = AutoEncoder.RANGES[param]
+    with pytest.raises(ValueError, match=f"{param} must be between"):
+        AutoEncoder(**{param: high * 10 + 1})
+    AutoEncoder(**{param: high})  # the bounds themselves are accepted

@@ -147,6 +147,7 @@ class AutoEncoder(Recommender):
         # One thread by default: on a shared 2-core machine two threads were measured 10x slower
         # (oversubscription), and these layers are too small to gain from a second thread.
         self.threads = int(threads) if threads else 1
+        self._check_ranges()
         self.net: _Net | None = None
         self.n_items = 0
         self.chosen_lam: float | None = None
@@ -154,6 +155,20 @@ class AutoEncoder(Recommender):
         self.alpha: float | None = None  # chosen weight of the linear path
         self.B: np.ndarray | None = None  # the linear path (EASE weights), blended after training
         self._warm = False
+
+    #: (low, high) bounds of each hyper-parameter: a typo must not allocate gigabytes or run for days.
+    RANGES = {
+        "hidden": (0, 4096), "latent": (1, 4096), "dropout": (0.0, 0.95), "lr": (1e-6, 1.0),
+        "weight_decay": (0.0, 1.0), "epochs": (1, 10000), "patience": (1, 10000), "max_updates": (1, 10**6),
+        "batch_size": (1, 65536), "beta": (0.0, 100.0), "anneal_epochs": (0, 10000), "members": (1, 16),
+        "threads": (1, 64),
+    }  # fmt: skip
+
+    def _check_ranges(self) -> None:
+        for name, (low, high) in self.RANGES.items():
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:
+                raise ValueError(f"{name} must be between {low} and {high}, got {value}")
 
     # -- building -------------------------------------------------------------------------------
     def _new_net(self, n_items: int) -> _Net:
