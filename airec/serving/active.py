@@ -65,14 +65,19 @@ class ActiveModel:
             (known if idx is not None else unknown).append(idx if idx is not None else name)
         return known, unknown
 
-    def _row(self, indices: list[int]) -> sp.csr_matrix:
-        data = np.ones(len(indices), dtype=np.float32)
-        return sp.csr_matrix(
-            (data, (np.zeros(len(indices), dtype=np.int64), indices)), shape=(1, self.n_items)
-        )
+    def indices(self, names: Iterable[str]) -> list[int]:
+        """Catalogue indices of the known names; unknown names are dropped."""
+        return [self.index[n] for n in names if n in self.index]
+
+    def _rows(self, sets: list[list[int]]) -> sp.csr_matrix:
+        """One binary row per item set, built in one go."""
+        cols = np.fromiter((j for s in sets for j in s), dtype=np.int64)
+        rows = np.repeat(np.arange(len(sets), dtype=np.int64), [len(s) for s in sets])
+        data = np.ones(len(cols), dtype=np.float32)
+        return sp.csr_matrix((data, (rows, cols)), shape=(len(sets), self.n_items))
 
     def score_set(self, indices: list[int]) -> np.ndarray:
-        return np.asarray(self.model.score(self._row(indices))[0], dtype=np.float64)
+        return np.asarray(self.model.score(self._rows([indices]))[0], dtype=np.float64)
 
     def rank(
         self, indices: list[int], k: int, *, exclude: Iterable[int] = (), explain: bool = False
@@ -85,19 +90,18 @@ class ActiveModel:
         best = top_k(masked, k)
         out = [{"item": self.items[i], "score": float(scores[i])} for i in best]
         if explain and len(indices) > 0:
-            for entry, because in zip(out, self.explain(indices, best), strict=True):
+            for entry, because in zip(out, self.explain(indices, best, scores[best]), strict=True):
                 entry["because"] = because
         return out
 
-    def explain(self, indices: list[int], proposed: np.ndarray) -> list[list[dict]]:
-        """For each proposed item, the input items whose removal lowers its score the most."""
+    def explain(self, indices: list[int], proposed: np.ndarray, full: np.ndarray) -> list[list[dict]]:
+        """For each proposed item, the input items whose removal lowers its score the most.
+        `full` holds the proposed items' scores for the whole set, as `rank` already computed them."""
         if len(indices) == 1:
             only = self.items[indices[0]]
             return [[{"item": only, "contribution": 1.0}] for _ in proposed]
         rows = [[j for j in indices if j != left_out] for left_out in indices]
-        batch = sp.vstack([self._row(r) for r in rows]).tocsr()
-        without = np.asarray(self.model.score(batch), dtype=np.float64)[:, proposed]
-        full = self.score_set(indices)[proposed]
+        without = np.asarray(self.model.score(self._rows(rows)), dtype=np.float64)[:, proposed]
         drops = full[None, :] - without  # (n_inputs, n_proposed)
         explanations = []
         for col in range(len(proposed)):
@@ -122,9 +126,3 @@ class ActiveModel:
         scores[list(exclude)] = -np.inf
         total = float(self.popularity.sum()) or 1.0
         return [{"item": self.items[i], "score": float(self.popularity[i] / total)} for i in top_k(scores, k)]
-
-
-def index_list(model: ActiveModel | None, names: Iterable[str]) -> list[int]:
-    if model is None:
-        return []
-    return [model.index[n] for n in names if n in model.index]

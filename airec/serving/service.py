@@ -37,7 +37,7 @@ def clear_cache() -> None:
 
 def _fallback(model: ActiveModel | None, k: int, skip: set[str]) -> list[dict]:
     if model is not None:
-        return model.popular(k, exclude=[model.index[n] for n in skip if n in model.index])
+        return model.popular(k, exclude=model.indices(skip))
     ranked = [(name, count) for name, count in _popular_from_database(k + len(skip)) if name not in skip]
     total = float(sum(count for _, count in ranked)) or 1.0
     return [{"item": name, "score": count / total} for name, count in ranked[:k]]
@@ -59,7 +59,7 @@ def recommend(
             "fallback": "popularity",
         }
     known, unknown = model.split_known(items)
-    excluded = [model.index[n] for n in exclude if n in model.index]
+    excluded = model.indices(exclude)
     if not known:
         proposals, fallback = _fallback(model, k, skip), "popularity"
     else:
@@ -77,7 +77,7 @@ def similar_items(*, item: str, k: int = 10, exclude: Iterable[str] | None = Non
     model = registry.active
     if model is None or item not in model.index:
         return None
-    excluded = [model.index[n] for n in (exclude or ()) if n in model.index]
+    excluded = model.indices(exclude or ())
     return {
         "item": item,
         "items": model.rank([model.index[item]], k, exclude=excluded),
