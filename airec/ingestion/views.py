@@ -1,7 +1,7 @@
 """POST what users did; GET it back in insertion order (the export lives on the same URL)."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import abort
 
@@ -24,7 +24,7 @@ def _require_json_object() -> None:
         return
     if not request.is_json:
         abort(415, message="Send the body as JSON with Content-Type: application/json.")
-    body = request.get_json(silent=True)
+    body = g.get("json_body")  # parsed by the strict input guard; absent for an empty body
     if body is not None and not isinstance(body, dict):
         abort(422, message='Invalid input. The body must be an object: {"items": [...]} or {"records": ...}.')
 
