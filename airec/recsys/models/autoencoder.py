@@ -26,7 +26,7 @@ from torch import nn
 
 from airec.recsys.base import FitReport, ProgressCallback, Recommender, read_manifest, write_manifest
 from airec.recsys.data import binarize
-from airec.recsys.evaluation import selection_metric, validation_score
+from airec.recsys.evaluation import selection_metric
 from airec.recsys.metrics import per_row_metrics
 from airec.recsys.models.ease import EASE
 
@@ -246,8 +246,7 @@ class AutoEncoder(Recommender):
                 step += 1
             entry = {"epoch": epoch, "max_epochs": max_epochs, "train_loss": total / max(X.shape[0], 1)}
             if validation is not None:
-                entry["val_loss"] = self._val_loss(validation)
-                entry["val_ndcg"] = validation_score(self.score, validation, metric)
+                entry["val_loss"], entry["val_ndcg"] = self._validate(validation, metric)
                 if entry["val_ndcg"] > best:
                     best, bad, self.best_epoch = entry["val_ndcg"], 0, epoch
                     best_state = copy.deepcopy(net.state_dict())
@@ -314,17 +313,22 @@ class AutoEncoder(Recommender):
         self.alpha = float(grid[int(np.argmin([float(_nll(deep + a * lin, X_rows)) for a in grid]))])
         self.B = B
 
-    def _val_loss(self, validation: Pair) -> float:
-        """Multinomial NLL per unit of each validation unit's full item set given its input items."""
+    def _validate(self, validation: Pair, metric: str) -> tuple[float, float]:
+        """Validation loss (multinomial NLL per unit of each unit's full item set given its input items)
+        and ranking metric, from one forward pass per chunk: the network alone is being trained, so its
+        logits are what `score` would rank."""
         X_in, X_hid = validation
+        k = int(metric.split("@")[1])
         self.net.eval()
-        total = 0.0
+        total, values = 0.0, []
         with torch.inference_mode():
             for s in range(0, X_in.shape[0], 1024):
-                logits, _ = self.net(_sparse_input(X_in[s:s + 1024]))
-                total += float(_nll(logits, binarize(X_in[s:s + 1024] + X_hid[s:s + 1024])))
+                x_in, x_hid = X_in[s:s + 1024], X_hid[s:s + 1024]
+                logits, _ = self.net(_sparse_input(x_in))
+                total += float(_nll(logits, binarize(x_in + x_hid)))
+                values.append(per_row_metrics(logits.numpy(), x_in, x_hid, [k])[metric])
         self.net.train()
-        return total / max(X_in.shape[0], 1)
+        return total / max(X_in.shape[0], 1), float(np.concatenate(values).mean())
 
     # -- inference --------------------------------------------------------------------------------
     def score(self, X: sp.csr_matrix) -> np.ndarray:
