@@ -50,16 +50,11 @@ def reap_stale_runs() -> int:
     for run in TrainingRun.select().where(TrainingRun.status.in_(("queued", "running"))):
         beat = run.heartbeat_at or run.created_at
         if run.owner != holder or beat < cutoff or leases.owner_is_dead(run.owner):
-            atomic_write(
-                lambda run=run: (
-                    TrainingRun.update(
-                        status="failed",
-                        finished_at=utcnow(),
-                        error="interrupted: the process running it stopped (restart or crash)",
-                    )
-                    .where(TrainingRun.id == run.id)
-                    .execute()
-                )
+            _update(
+                run.id,
+                status="failed",
+                finished_at=utcnow(),
+                error="interrupted: the process running it stopped (restart or crash)",
             )
             reaped += 1
     return reaped
@@ -161,13 +156,7 @@ def _run_holding_lease(run_id: int, settings: Settings, owner: str, on_progress)
             while not stop.wait(HEARTBEAT_SECONDS):
                 try:
                     leases.renew(TRAINING_LEASE, owner)
-                    atomic_write(
-                        lambda: (
-                            TrainingRun.update(heartbeat_at=utcnow())
-                            .where(TrainingRun.id == run_id)
-                            .execute()
-                        )
-                    )
+                    _update(run_id, heartbeat_at=utcnow())
                 except Exception:
                     log.warning("training heartbeat failed", exc_info=True)
 
