@@ -18,12 +18,16 @@ def counts() -> dict:
     }
 
 
-def _popularity_query() -> peewee.ModelSelect:
-    """Items with their interaction counts, most popular first, ties broken by name."""
+def _popularity_query(*, seen_only: bool = False) -> peewee.ModelSelect:
+    """Items with their interaction counts, most popular first, ties broken by name.
+
+    seen_only drops items without interactions (an inner join instead of a left outer one).
+    """
     count = peewee.fn.COUNT(Interaction.id)
+    join = peewee.JOIN.INNER if seen_only else peewee.JOIN.LEFT_OUTER
     return (
         Item.select(Item.name, count.alias("count"))
-        .join(Interaction, peewee.JOIN.LEFT_OUTER, on=(Interaction.item == Item.id))
+        .join(Interaction, join, on=(Interaction.item == Item.id))
         .group_by(Item.id, Item.name)
         .order_by(count.desc(), Item.name.asc())
     )
@@ -41,13 +45,7 @@ def item_popularity(limit: int | None = None) -> list[tuple[str, int]]:
 
     The serving side uses this as the fallback when no model can answer.
     """
-    count = peewee.fn.COUNT(Interaction.id)
-    query = (
-        Item.select(Item.name, count.alias("count"))
-        .join(Interaction, on=(Interaction.item == Item.id))
-        .group_by(Item.id, Item.name)
-        .order_by(count.desc(), Item.name.asc())
-    )
+    query = _popularity_query(seen_only=True)
     if limit is not None:
         query = query.limit(limit)
     return [(name, n) for name, n in query.tuples()]
