@@ -15,6 +15,14 @@ class KWithinLimit:
         if value > top:
             raise ma.ValidationError(f"Must be between 1 and {top}.")
 
+
+class StrictBoolean(ma.fields.Boolean):
+    """A JSON body's true or false only: strings such as "false" or "yes" are a 422, never a guess."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(truthy={True}, falsy={False}, **kwargs)
+
+
 NAME = ma.fields.String(validate=validate.Length(min=1, max=256))
 
 
@@ -37,10 +45,8 @@ class RecommendationQuerySchema(KWithinLimit, ma.Schema):
         validate=validate.Length(max=10000),
         metadata={"example": ["crackers"], "description": "Items never to propose."},
     )
-    explain = ma.fields.Boolean(
+    explain = StrictBoolean(
         load_default=False,
-        truthy={True},
-        falsy={False},
         metadata={"example": False, "description": "Add `because`: the input items that contributed most."},
     )
 

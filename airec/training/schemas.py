@@ -1,6 +1,7 @@
 import marshmallow as ma
 from marshmallow import validate
 
+from airec.serving.schemas import StrictBoolean
 from airec.training.publish import CHOICES
 
 
@@ -21,10 +22,8 @@ class TrainingRequestSchema(ma.Schema):
         load_default=dict,
         metadata={"example": {"epochs": 50}, "description": "Hyper-parameters of the algorithm."},
     )
-    warm_start = ma.fields.Boolean(
+    warm_start = StrictBoolean(
         load_default=None,
-        truthy={True},
-        falsy={False},
         metadata={"example": False, "description": "Start from the active autoencoder's weights."},
     )
 
