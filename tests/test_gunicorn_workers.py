@@ -14,6 +14,23 @@ TRAIN = "/api/v1/training"
 SLOW_RUN = {"algorithm": "autoencoder", "params": {"epochs": 40, "patience": 40, "hidden": 64, "latent": 16}}
 
 
+def ask_all_at_once(server, n: int, body: dict) -> list:
+    """n clients POST the same training request at the same instant; their responses."""
+    barrier = threading.Barrier(n)
+    answers: list = []
+
+    def ask() -> None:
+        barrier.wait()
+        answers.append(server.post(TRAIN, json=body))
+
+    threads = [threading.Thread(target=ask) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
 def test_four_workers_train_once_and_follow_activation_and_rollback(tmp_path):
     with serve(tmp_path, workers=4) as server:
         assert len(server.worker_pids()) == 4
@@ -21,18 +38,7 @@ def test_four_workers_train_once_and_follow_activation_and_rollback(tmp_path):
         assert response.status_code == 201, response.text
 
         # Two clients ask to train at the same instant: exactly one run.
-        barrier = threading.Barrier(2)
-        answers: list = []
-
-        def ask() -> None:
-            barrier.wait()
-            answers.append(server.post(TRAIN, json=SLOW_RUN))
-
-        threads = [threading.Thread(target=ask) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        answers = ask_all_at_once(server, 2, SLOW_RUN)
         assert sorted(r.status_code for r in answers) == [202, 409], [r.text for r in answers]
         accepted = next(r for r in answers if r.status_code == 202).json()["run"]
         refused = next(r for r in answers if r.status_code == 409).json()
@@ -88,18 +94,7 @@ def test_four_workers_on_postgresql_train_once_and_agree(tmp_path, postgres_url)
     with serve(tmp_path, workers=4, database_url=postgres_url) as server:
         response = server.post("/api/v1/interactions", json={"records": planted_records(users=300)})
         assert response.status_code == 201, response.text
-        barrier = threading.Barrier(4)
-        answers: list = []
-
-        def ask() -> None:
-            barrier.wait()
-            answers.append(server.post(TRAIN, json=SLOW_RUN))
-
-        threads = [threading.Thread(target=ask) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        answers = ask_all_at_once(server, 4, SLOW_RUN)
         assert sorted(r.status_code for r in answers) == [202, 409, 409, 409], [r.text for r in answers]
         run = server.wait_run(next(r for r in answers if r.status_code == 202).json()["run"]["id"])
         assert run["status"] == "succeeded", run
