@@ -26,11 +26,9 @@ from torch import nn
 
 from airec.recsys.base import FitReport, ProgressCallback, Recommender, read_manifest, write_manifest
 from airec.recsys.data import binarize
-from airec.recsys.evaluation import selection_metric
+from airec.recsys.evaluation import Pair, selection_metric
 from airec.recsys.metrics import per_row_metrics
 from airec.recsys.models.ease import EASE
-
-Pair = tuple[sp.csr_matrix, sp.csr_matrix]
 
 
 class _Net(nn.Module):
