@@ -12,6 +12,7 @@ import peewee
 from flask import Flask, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import IntegerConverter
 
 log = logging.getLogger(__name__)
@@ -43,43 +44,36 @@ def describe_validation(errors) -> str:
     return "Invalid input. " + "; ".join(parts[:10]) + (" ..." if len(parts) > 10 else "")
 
 
+def _error(code: int, message: str):
+    """The {code, status, message} answer for errors raised outside flask-smorest's abort()."""
+    response = jsonify(code=code, status=HTTP_STATUS_CODES[code], message=message)
+    response.status_code = code
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     """Make every error answer JSON {code, status, message[, errors]}."""
 
-    def unavailable(exc: Exception):
-        log.error("database unavailable: %s", exc)
-        response = jsonify(
-            code=503,
-            status="Service Unavailable",
-            message="The database is unavailable right now; retry in a few seconds.",
-        )
-        response.status_code = 503
-        response.headers["Retry-After"] = "5"
-        return response
-
     @app.errorhandler(peewee.OperationalError)
     @app.errorhandler(peewee.InterfaceError)
-    def database_error(exc):
-        return unavailable(exc)
+    def database_error(exc: Exception):
+        log.error("database unavailable: %s", exc)
+        response = _error(503, "The database is unavailable right now; retry in a few seconds.")
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(OverflowError)
     def out_of_range(exc: OverflowError):
         """A client's number too large for the database (e.g. ?page=10**24): its fault, not ours."""
         log.warning("number out of range: %s", exc)
-        response = jsonify(code=400, status="Bad Request", message="A number in the request is out of range.")
-        response.status_code = 400
-        return response
+        return _error(400, "A number in the request is out of range.")
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return exc
         log.exception("unhandled error")
-        response = jsonify(
-            code=500, status="Internal Server Error", message="Something went wrong on our side."
-        )
-        response.status_code = 500
-        return response
+        return _error(500, "Something went wrong on our side.")
 
 
 def json_http_error(exc: HTTPException):
