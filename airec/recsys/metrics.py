@@ -55,21 +55,22 @@ def per_row_metrics(
     Returned per row (not averaged) so that batched evaluation can concatenate before averaging.
     """
     ks = sorted({int(k) for k in ks})
-    n_hidden = np.diff(sp.csr_matrix(X_hidden).indptr)
+    X_hidden = sp.csr_matrix(X_hidden)
+    n_hidden = np.diff(X_hidden.indptr)
     keep = n_hidden > 0
     masked = mask_input(scores, X_input)
     top = top_k(masked[keep], max(ks))
-    hidden = sp.csr_matrix(X_hidden)[keep]
     n_hidden = n_hidden[keep]
-    hits = _hits(top, hidden)
+    hits = _hits(top, X_hidden[keep])
     discounts = 1.0 / np.log2(np.arange(2, top.shape[1] + 2))
+    ideal = np.cumsum(discounts)  # ideal DCG of n hits is ideal[n - 1]
     out: dict[str, np.ndarray] = {}
     for k in ks:
         hk = hits[:, :k]
         n_hit = hk.sum(axis=1)
         denom = np.minimum(k, n_hidden)
         dcg = (hk * discounts[: hk.shape[1]]).sum(axis=1)
-        idcg = np.cumsum(discounts)[np.minimum(denom, len(discounts)) - 1]
+        idcg = ideal[np.minimum(denom, len(discounts)) - 1]
         out[f"recall@{k}"] = n_hit / denom
         out[f"ndcg@{k}"] = dcg / idcg
         out[f"hit_rate@{k}"] = (n_hit > 0).astype(np.float64)
