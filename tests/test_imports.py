@@ -44,11 +44,25 @@ def test_movielens_min_rating(db, tmp_path):
     assert item_popularity() == [("10", 2)]
 
 
-def test_movielens_ratings_csv_with_header(db, tmp_path):
-    text = "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,0.5,964981247\n"
-    path = write(tmp_path, "ratings.csv", text)
-    assert import_file(path, "movielens", min_rating=3.5, progress=False)["interactions"] == 1
-    assert records_by_user() == [("1", ["1"])]
+@pytest.mark.parametrize(
+    ("name", "fmt", "text", "min_rating", "kept"),
+    [
+        pytest.param(
+            "ratings.csv", "movielens",
+            "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,0.5,964981247\n",
+            3.5, ("1", ["1"]), id="movielens-ratings-csv-with-header",
+        ),
+        pytest.param(
+            "r.csv", "csv",
+            'user_id,item_id,rating\n"Doe, Jane","Tea, green",5\n"Doe, Jane",Coffee,1\n',
+            3, ("Doe, Jane", ["Tea, green"]), id="csv-quoted-names",
+        ),
+    ],
+)
+def test_header_tables_filtered_by_rating(db, tmp_path, name, fmt, text, min_rating, kept):
+    path = write(tmp_path, name, text)
+    assert import_file(path, fmt, min_rating=min_rating, progress=False)["interactions"] == 1
+    assert records_by_user() == [kept]
 
 
 def test_movielens_double_colon(db, tmp_path):
@@ -67,13 +81,6 @@ def test_csv_with_header_timestamps_and_tabs(db, tmp_path):
     assert records_by_user() == [("ann", ["beer", "chips"]), ("bob", ["beer"])]
     stamps = [r.timestamp for r in Record.select().order_by(Record.id)]
     assert stamps == [dt.datetime(2024, 5, 1, 18, 0), None]
-
-
-def test_csv_quoted_names_and_rating_filter(db, tmp_path):
-    text = 'user_id,item_id,rating\n"Doe, Jane","Tea, green",5\n"Doe, Jane",Coffee,1\n'
-    path = write(tmp_path, "r.csv", text)
-    assert import_file(path, "csv", min_rating=3, progress=False)["interactions"] == 1
-    assert records_by_user() == [("Doe, Jane", ["Tea, green"])]
 
 
 def test_csv_needs_user_and_item_columns(db, tmp_path):
