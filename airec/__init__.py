@@ -79,6 +79,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from airec.compat.views import bp as compat_blp
     from airec.ingestion.views import blp as ingestion_blp
     from airec.metrics import init_metrics
     from airec.ops.views import blp as ops_blp
@@ -87,14 +88,12 @@ def _register_blueprints(app: Flask) -> None:
     from airec.stats.views import blp as stats_blp
     from airec.training.views import blp as training_blp
 
-    for blp in (ops_blp, ingestion_blp, stats_blp, training_blp, serving_blp, models_blp):
+    for blp in (ops_blp, ingestion_blp, stats_blp, training_blp, serving_blp, models_blp, compat_blp):
         api.register_blueprint(blp)
     init_metrics(app)  # GET /metrics, plain route outside the OpenAPI document
 
-    from airec.compat.views import bp as compat_bp
     from airec.ops.views import docs_assets
 
-    app.register_blueprint(compat_bp)
     app.register_blueprint(docs_assets)
 
 

@@ -1,21 +1,41 @@
 """Routes of the original system, kept so its clients work unchanged.
 
-Plain Flask routes (no /api/v1 prefix); bodies are read as JSON whatever the Content-Type, as the
-old clients did not always send one. Errors are the same JSON objects as everywhere else.
+Function routes (no /api/v1 prefix), documented in the OpenAPI spec; bodies are read as JSON whatever
+the Content-Type, as the old clients did not always send one. Errors are the same JSON objects as
+everywhere else.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import marshmallow as ma
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import current_app, g, jsonify, request
 from flask_smorest import abort
 
 from airec.compat import service
-from airec.ingestion.schemas import Name, RecordSchema
+from airec.extensions import Blueprint
+from airec.ingestion.schemas import IngestResultSchema, Name, RecordSchema
 from airec.ingestion.views import store
 
-bp = Blueprint("compat", __name__)
+bp = Blueprint("compat", __name__, description="Routes of the original system, kept for its clients.")
+
+
+class CountSchema(ma.Schema):
+    count = ma.fields.Integer(metadata={"example": 42})
+
+
+class NamesSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.String(), metadata={"example": ["beer", "diapers", "chips"]})
+
+
+class ProposalSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.String(), metadata={"example": ["chips", "salsa"]})
+    scores = ma.fields.List(ma.fields.Float(), metadata={"example": [0.21, 0.08]})
+
+
+def _body(schema: type[ma.Schema]) -> dict:
+    """OpenAPI request body for a schema (documented only: the body is parsed by `_load`)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 class ProposeSchema(ma.Schema):
@@ -44,29 +64,39 @@ def _load(schema: ma.Schema) -> Any:
         abort(422, messages=exc.messages)
 
 
-@bp.post("/recordInteraction")
+@bp.route("/recordInteraction", methods=["POST"])
+@bp.doc(**_body(RecordSchema))
+@bp.response(201, IngestResultSchema)
 def record_interaction():
     """One record, as POST /api/v1/interactions; answers 201 {"records": 1, "interactions": m}."""
     record = _load(RecordSchema())
     return jsonify(store([record])), 201
 
 
-@bp.get("/listUserCount")
+@bp.route("/listUserCount", methods=["GET"])
+@bp.response(200, CountSchema)
 def list_user_count():
+    """How many users are stored."""
     return jsonify(count=service.user_count())
 
 
-@bp.get("/listItemCount")
+@bp.route("/listItemCount", methods=["GET"])
+@bp.response(200, CountSchema)
 def list_item_count():
+    """How many items are stored."""
     return jsonify(count=service.item_count())
 
 
-@bp.get("/listItems")
+@bp.route("/listItems", methods=["GET"])
+@bp.response(200, NamesSchema)
 def list_items():
+    """Every item name, most popular first."""
     return jsonify(items=service.item_names())
 
 
-@bp.post("/proposeInteraction")
+@bp.route("/proposeInteraction", methods=["POST"])
+@bp.doc(**_body(ProposeSchema))
+@bp.response(200, ProposalSchema)
 def propose_interaction():
     """Recommendations in the old shape: {"items": [names], "scores": [floats]}."""
     args = _load(ProposeSchema())
