@@ -7,8 +7,6 @@ import logging
 import sys
 import time
 
-from flask import g, has_request_context
-
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -19,14 +17,24 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if has_request_context() and getattr(g, "request_id", None):
-            entry["request_id"] = g.request_id
+        request_id = _request_id()
+        if request_id:
+            entry["request_id"] = request_id
         for key in ("method", "path", "status", "duration_ms", "run_id", "version"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
+
+
+def _request_id() -> str | None:
+    """The current request's id; Flask is imported only where it is already loaded (not in the
+    training child, which runs the ML core alone)."""
+    flask = sys.modules.get("flask")
+    if flask is None or not flask.has_request_context():
+        return None
+    return getattr(flask.g, "request_id", None)
 
 
 def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:

@@ -81,42 +81,59 @@ def test_sigkill_during_training_keeps_previous_model_and_fails_the_run(client, 
     assert train(restarted, {"algorithm": "popularity"})["status"] == "succeeded"  # lease not stuck
 
 
+#: Run as a file, so that the fit's child process (which imports the main module) hangs too.
 KILL_MID_WRITE = textwrap.dedent(
     """
-    import sys, time
-    from airec.cli import bootstrap
-    from airec.config import Settings
+    import os, time
     from airec.recsys.models.itemknn import ItemKNN
-    from airec.training import service
 
     real_save = ItemKNN.save
 
     def save_then_hang(self, path):
         real_save(self, path)
-        print("WRITING", flush=True)
+        print("WRITING", os.getpid(), flush=True)
         time.sleep(120)
 
     ItemKNN.save = save_then_hang
-    settings = Settings.from_env()
-    bootstrap(settings)
-    service.start_run(settings=settings, algorithm="itemknn", background=False)
+
+    if __name__ == "__main__":
+        from airec.cli import bootstrap
+        from airec.config import Settings
+        from airec.training import service
+
+        settings = Settings.from_env()
+        bootstrap(settings)
+        service.start_run(settings=settings, algorithm="itemknn", background=False)
     """
 )
 
 
-def test_sigkill_during_model_write_leaves_no_half_model(client, trained, settings_overrides):
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"  # a zombie is dead too
+
+
+def test_sigkill_during_model_write_leaves_no_half_model(client, trained, settings_overrides, tmp_path):
+    script = tmp_path / "kill_mid_write.py"
+    script.write_text(KILL_MID_WRITE)
     process = subprocess.Popen(
-        [sys.executable, "-c", KILL_MID_WRITE], cwd=ROOT, env=_env(settings_overrides),
+        [sys.executable, str(script)], cwd=ROOT, env=_env(settings_overrides),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
         lines = []
-        while not lines or lines[-1] != "WRITING":  # log lines come first
+        while not lines or not lines[-1].startswith("WRITING"):  # log lines come first
             line = process.stdout.readline()
             assert line, f"exited before writing: {lines}"
             lines.append(line.strip())
     finally:
         _kill(process)
+    writer = int(lines[-1].split()[1])
+    assert writer != process.pid  # the fit and its write ran in a child process
+    _wait_for(lambda: _gone(writer), timeout=10)  # which died with the process that started it
     models_dir = Path(settings_overrides["models_dir"])
     leftovers = [p.name for p in models_dir.iterdir() if p.name.startswith(".tmp-")]
     assert leftovers, "the kill landed mid-write"

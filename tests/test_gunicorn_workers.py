@@ -101,29 +101,3 @@ def test_four_workers_on_postgresql_train_once_and_agree(tmp_path, postgres_url)
         assert len(server.get(f"{TRAIN}/runs").json()["runs"]) == 1
         wait_until(lambda: set(versions_seen(server, 20)) == {run["model_version"]}, timeout=5)
 
-
-def test_training_thread_runs_niced_with_limited_torch_threads(client, app):
-    """Training must not starve serving: its thread is niced and torch is held to train_threads."""
-    import os
-
-    import torch
-
-    from airec.training import service
-    from tests.synthetic import ingest, planted
-
-    ingest(client, planted(units=80, seed=6)[0])
-    seen: list[tuple[int, int]] = []
-
-    def progress(_event: dict) -> None:
-        seen.append((os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), torch.get_num_threads()))
-
-    settings = app.config["AIREC"]
-    settings.train_nice, settings.train_threads = 7, 1
-    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    run = service.start_run(
-        settings=settings, algorithm="autoencoder", params={"epochs": 2, "hidden": 16, "latent": 8},
-        on_progress=progress,
-    )  # fmt: skip
-    wait_until(lambda: client.get(f"{TRAIN}/runs/{run.id}").get_json()["run"]["status"] == "succeeded", 60)
-    assert seen and all(nice >= before + 7 and threads == 1 for nice, threads in seen), seen
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # serving threads untouched

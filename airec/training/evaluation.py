@@ -15,7 +15,7 @@ from airec.recsys.evaluation import MAX_HOLDOUT, evaluate, make_split
 from airec.recsys.models import ALGORITHMS
 from airec.serving.active import ActiveModel
 from airec.training.dataset import load_dataset, preprocessed
-from airec.training.publish import EVAL_KS
+from airec.training.fitting import EVAL_KS
 
 
 class NothingToEvaluate(Exception):

@@ -2,7 +2,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from airec.serving.schemas import StrictBoolean
-from airec.training.publish import CHOICES
+from airec.training.fitting import CHOICES
 
 
 class TrainingRequestSchema(ma.Schema):

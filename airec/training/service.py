@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from airec import leases
 from airec.config import Settings
@@ -25,7 +23,8 @@ from airec.metrics import observe_training
 from airec.models import TrainingRun, utcnow
 from airec.training import publish
 from airec.training.dataset import last_interaction_id
-from airec.training.publish import CHOICES, TrainingRefused, build_model
+from airec.training.fitting import CHOICES, TrainingRefused, build_model
+from airec.training.isolation import FitCrashed, FitFailed
 
 log = logging.getLogger(__name__)
 
@@ -134,18 +133,8 @@ def _acquire_after_finish(owner: str, wait_seconds: float = 3.0) -> bool:
 
 
 def _thread_main(run_id: int, settings: Settings, owner: str, on_progress) -> None:
-    _lower_priority(settings.train_nice)
     with database.connection_context():
         _run_holding_lease(run_id, settings, owner, on_progress)
-
-
-def _lower_priority(nice: int) -> None:
-    """Linux gives each thread its own nice value: deprioritise only the training thread."""
-    if nice > 0 and hasattr(os, "setpriority"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-        except OSError:
-            log.debug("could not lower training thread priority")
 
 
 def _run_holding_lease(run_id: int, settings: Settings, owner: str, on_progress) -> None:
@@ -198,7 +187,6 @@ def execute_run(run_id: int, settings: Settings, on_progress: Callable[[dict], N
             on_progress(event)
 
     try:
-        torch.set_num_threads(max(1, settings.train_threads))
         version, last_id = publish.train_and_publish(
             algorithm=run.algorithm,
             params=run.params.get("params", {}),
@@ -226,6 +214,11 @@ def execute_run(run_id: int, settings: Settings, on_progress: Callable[[dict], N
     except TrainingRefused as exc:
         _update(run_id, status="failed", finished_at=utcnow(), error=str(exc))
         log.warning("training run %d refused: %s", run_id, exc, extra={"run_id": run_id})
+        observe_training("failed", time.perf_counter() - started)
+    except (FitCrashed, FitFailed) as exc:  # the child logged its own traceback, if it had one
+        error = f"{exc.kind}: {exc}" if isinstance(exc, FitFailed) else str(exc)
+        log.error("training run %d failed: %s", run_id, error, extra={"run_id": run_id})
+        _update(run_id, status="failed", finished_at=utcnow(), error=error)
         observe_training("failed", time.perf_counter() - started)
     except Exception as exc:  # the run row must say what went wrong, whatever it was
         log.exception("training run %d failed", run_id, extra={"run_id": run_id})

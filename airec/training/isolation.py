@@ -1,0 +1,181 @@
+"""Run a fit in a child process, so that a native crash or an out-of-memory kill fails the run, not the
+web worker that started it.
+
+The child comes from a fork server that has imported the ML core once (later fits start in
+milliseconds) and holds no database connection, lock or web thread to inherit. Progress events come
+back over a pipe while the fit runs; the result or the error comes back at the end. A child that dies
+without answering (SIGSEGV in BLAS, SIGKILL from the OOM killer) raises `FitCrashed`, naming the signal.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Imported once by the fork server, so each fit's child starts with the ML core loaded.
+PRELOAD = ["airec.training.fitting"]
+
+_context: multiprocessing.context.BaseContext | None = None
+
+SIGNAL_HINTS = {
+    signal.SIGKILL: "killed, most often by the kernel's out-of-memory killer: lower the catalogue or "
+    "AIREC_TRAIN_MAX_ITEMS, or give the machine more memory",
+    signal.SIGSEGV: "a native library (BLAS, torch) crashed",
+    signal.SIGBUS: "a native library crashed (bus error; is the disk full?)",
+    signal.SIGABRT: "a native library aborted",
+}
+
+
+class FitCrashed(RuntimeError):
+    """The child process running a fit died without answering."""
+
+
+class FitFailed(RuntimeError):
+    """The fit raised in the child; `kind` is the exception's class name."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _mp() -> multiprocessing.context.BaseContext:
+    global _context
+    if _context is None:
+        _context = multiprocessing.get_context("forkserver")
+        _context.set_forkserver_preload(PRELOAD)
+    return _context
+
+
+def run_in_child(
+    target: Callable[..., Any],
+    job: Any,
+    *,
+    threads: int = 1,
+    nice: int = 0,
+    on_progress: Callable[[dict], None] | None = None,
+    refused: tuple[type[Exception], ...] = (),
+    should_stop: Callable[[], bool] | None = None,
+    log_config: tuple[str, bool] = ("INFO", True),
+) -> Any:
+    """`target(job, progress=send)` in a child process; returns what it returns.
+
+    Exceptions of the types in `refused` are raised again here as that type (with the message);
+    any other exception becomes `FitFailed`. A dead child raises `FitCrashed`. `should_stop`, polled
+    about once a second, kills the child when it turns true (raises `FitCrashed` then). The child logs
+    to stdout with `log_config` (level, JSON lines).
+    """
+    ctx = _mp()
+    parent_end, child_end = ctx.Pipe(duplex=False)
+    lifeline_end, parent_lifeline = ctx.Pipe(duplex=False)  # only ever closed, by our exit or below
+    process = ctx.Process(
+        target=_child_main,
+        args=(target, job, child_end, lifeline_end, threads, nice, refused, log_config),
+        name="airec-fit",
+        daemon=True,
+    )
+    process.start()
+    child_end.close()
+    lifeline_end.close()
+    try:
+        return _relay(process, parent_end, on_progress, refused, should_stop)
+    finally:
+        parent_end.close()
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=10)
+        parent_lifeline.close()
+
+
+def _relay(process, conn: Connection, on_progress, refused, should_stop) -> Any:
+    """Forward progress until the child answers or dies."""
+    while True:
+        if conn.poll(1.0):
+            try:
+                kind, payload = conn.recv()
+            except EOFError:  # the child closed its end without answering: it died
+                break
+            if kind == "progress":
+                if on_progress:
+                    on_progress(payload)
+                continue
+            if kind == "result":
+                return payload
+            name, message = payload
+            for cls in refused:
+                if cls.__name__ == name:
+                    raise cls(message)
+            raise FitFailed(name, message)
+        if should_stop is not None and should_stop():
+            process.kill()
+            process.join(timeout=10)
+            raise FitCrashed("the training process was stopped: this run no longer holds the training lease")
+        if not process.is_alive():
+            break
+    process.join(timeout=10)
+    raise FitCrashed(describe_exit(process.exitcode))
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """'the training process was killed by SIGSEGV (a native library ... crashed)'."""
+    if exitcode is not None and exitcode < 0:
+        sig = signal.Signals(-exitcode)
+        hint = SIGNAL_HINTS.get(sig)
+        return f"the training process was killed by {sig.name}" + (f" ({hint})" if hint else "")
+    return f"the training process exited with code {exitcode} without a result"
+
+
+def _die_with_parent(lifeline: Connection) -> None:
+    """Kill this child as soon as the process that asked for the fit is gone (its end of the lifeline
+    closes), so a killed web worker leaves no orphan fit behind, training on or writing a model."""
+
+    def watch() -> None:
+        try:
+            lifeline.recv()
+        except (EOFError, OSError):
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="airec-fit-lifeline", daemon=True).start()
+
+
+def _child_main(
+    target, job, conn: Connection, lifeline: Connection, threads: int, nice: int, refused, log_config
+) -> None:
+    """In the child: lower priority, hold every thread pool to `threads`, run, send the answer."""
+    _die_with_parent(lifeline)
+    from airec.logs import configure_logging
+
+    configure_logging(*log_config)
+    if nice > 0:
+        try:
+            os.nice(nice)
+        except OSError:
+            pass
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(max(1, threads))
+
+    def send(event: dict) -> None:
+        conn.send(("progress", event))
+
+    try:
+        with threadpool_limits(limits=max(1, threads)):
+            result = target(job, progress=send)
+        conn.send(("result", result))
+    except Exception as exc:  # every error goes back to the parent, which records it on the run
+        if not isinstance(exc, refused):
+            log.error("training failed in its child process:\n%s", traceback.format_exc())
+        conn.send(("error", (type(exc).__name__, str(exc))))
+    finally:
+        conn.close()
