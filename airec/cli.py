@@ -127,6 +127,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 2
     print(f"model {result['model_version']} ({result['algorithm']}), protocol {result['protocol']}, "
           f"{result['units']} held-out units")  # fmt: skip
+    if result["refit"]:
+        print(f"refitted on all {result['refit']['units']} units; the held-out numbers estimate it")
     print(f"{'metric':<14}{'model':>10}{'popularity':>12}")
     for name, value in result["model"].items():
         print(f"{name + '@' + str(args.k):<14}{value:>10.4f}{result['popularity'][name]:>12.4f}")

@@ -74,6 +74,7 @@ class Settings:
     train_threads: int = 1
     train_seed: int = 42
     train_warm_start: bool = False
+    train_refit: bool = True  # choose on validation, then fit the choice again on every unit
     train_nice: int = 10
     ease_max_items: int = 20000
     keep_versions: int = 5

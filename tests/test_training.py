@@ -66,13 +66,18 @@ def test_run_lifecycle_conflict_and_listing(client, gate):
     done = wait_for_run(client, queued["id"])
     assert done["status"] == "succeeded", done
     assert done["model_version"] == registry.active.version
-    progress = done["progress"]
-    assert progress["max_epochs"] == SMALL_AE["epochs"]
-    assert 1 <= progress["epoch"] <= SMALL_AE["epochs"]
-    assert progress["train_loss"] > 0 and progress["val_loss"] > 0
-    epochs = [entry for entry in done["history"] if "epoch" in entry]
+    # Epochs chosen on validation, then the refit on every unit for the best epoch count.
+    manifest = registry.active.manifest
+    best_epoch = manifest["params"]["best_epoch"]
+    assert manifest["refit"]["units"] == manifest["data"]["units"] > manifest["data"]["train_units"]
+    epochs = [entry for entry in done["history"] if "epoch" in entry and "stage" not in entry]
     assert [entry["epoch"] for entry in epochs] == list(range(1, len(epochs) + 1))
-    assert all(np.isfinite(entry["train_loss"]) for entry in epochs)
+    assert all(np.isfinite(e["train_loss"]) and e["max_epochs"] == SMALL_AE["epochs"] for e in epochs)
+    refit = [entry for entry in done["history"] if entry.get("stage") == "refit"]
+    assert [entry["epoch"] for entry in refit] == list(range(1, best_epoch + 1))
+    progress = done["progress"]
+    assert progress["epoch"] == progress["max_epochs"] == best_epoch
+    assert progress["train_loss"] > 0 and progress["val_loss"] > 0
     assert done["duration_seconds"] > 0
     assert done["started_at"] <= done["finished_at"]
 

@@ -63,6 +63,12 @@ class Recommender:
         """Hyper-parameters, JSON-serialisable, for the manifest."""
         return {}
 
+    def refit_copy(self) -> Recommender:
+        """A fresh, unfitted model with every choice this fit made on validation fixed (epochs, lambda,
+        neighbours, blend weight), so that fitting it without validation on more units repeats this
+        configuration: the service chooses on a split, then refits on every unit it holds."""
+        raise NotImplementedError
+
 
 MANIFEST = "model.json"
 

@@ -2,7 +2,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from airec.serving.schemas import StrictBoolean
-from airec.training.fitting import CHOICES
+from airec.training.fitting import CHOICES, EVAL_KS
 
 
 class TrainingRequestSchema(ma.Schema):
@@ -87,7 +87,10 @@ class EvaluationRequestSchema(ma.Schema):
         unknown = ma.RAISE
 
     k = ma.fields.Integer(
-        load_default=10, strict=True, validate=validate.Range(min=1, max=1000), metadata={"example": 10}
+        load_default=10,
+        strict=True,
+        validate=validate.OneOf(EVAL_KS, error="k must be one of the evaluated cut-offs: {choices}"),
+        metadata={"example": 10, "description": "A cut-off the model was evaluated at when trained"},
     )
 
 
@@ -107,3 +110,11 @@ class EvaluationSchema(ma.Schema):
     units = ma.fields.Integer(metadata={"example": 94, "description": "Held-out units evaluated"})
     model = ma.fields.Nested(MetricsSchema)
     popularity = ma.fields.Nested(MetricsSchema)
+    refit = ma.fields.Dict(
+        allow_none=True,
+        metadata={
+            "example": {"units": 943, "seconds": 4.2},
+            "description": "Set when the served model is the evaluated configuration refitted on every "
+            "unit (the numbers, from units it was then trained without, estimate it)",
+        },
+    )

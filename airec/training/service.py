@@ -174,12 +174,13 @@ def execute_run(run_id: int, settings: Settings, on_progress: Callable[[dict], N
     def progress(event: dict) -> None:
         event = {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in event.items()}
         history.append(event)
+        # The refit has no validation: its epochs move the progress on, the last validation loss stays.
+        losses = {k: event[k] for k in ("train_loss", "val_loss") if k in event}
         _update(
             run_id,
             epoch=int(event.get("epoch", 0) or 0),
             max_epochs=int(event.get("max_epochs", 0) or 0),
-            train_loss=event.get("train_loss"),
-            val_loss=event.get("val_loss"),
+            **losses,
             history=history[-500:],
             heartbeat_at=utcnow(),
         )

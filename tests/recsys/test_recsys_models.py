@@ -75,6 +75,16 @@ class RecommenderTestMixin:
         model = self.make_model()
         assert ALGORITHMS[model.name] is type(model)
 
+    def test_refit_copy_repeats_the_fit_without_validation(self, fitted) -> None:
+        """What the service refits on every unit is the configuration validation chose: fitted on
+        the same rows without validation, the copy scores exactly as the original."""
+        model, split, _ = fitted
+        copy = model.refit_copy()
+        assert type(copy) is type(model) and copy is not model
+        copy.fit(split.train)
+        np.testing.assert_allclose(copy.score(split.test[0]), model.score(split.test[0]), rtol=1e-4,
+                                   atol=1e-5)
+
 
 class TestPopularity(RecommenderTestMixin):
     personalised = False

@@ -133,6 +133,8 @@ class AutoEncoder(Recommender):
         seed: int = 0,
         threads: int | None = None,
         members: int = 1,
+        blend: float | None = None,
+        linear_lam: float | None = None,
     ) -> None:
         self.hidden, self.latent, self.dropout = int(hidden), int(latent), float(dropout)
         self.lr, self.weight_decay = float(lr), float(weight_decay)
@@ -142,6 +144,10 @@ class AutoEncoder(Recommender):
         self.linear_path, self.max_items = bool(linear_path), int(max_items)
         self.seed = int(seed)
         self.members = int(members)
+        # Fixed instead of chosen on validation (a refit repeats a fit's choices): the linear path's
+        # weight (0 = network alone) and its EASE lambda.
+        self.blend = float(blend) if blend is not None else None
+        self.linear_lam = float(linear_lam) if linear_lam is not None else None
         # One thread by default: on a shared 2-core machine two threads were measured 10x slower
         # (oversubscription), and these layers are too small to gain from a second thread.
         self.threads = int(threads) if threads else 1
@@ -159,7 +165,7 @@ class AutoEncoder(Recommender):
         "hidden": (0, 4096), "latent": (1, 4096), "dropout": (0.0, 0.95), "lr": (1e-6, 1.0),
         "weight_decay": (0.0, 1.0), "epochs": (1, 10000), "patience": (1, 10000), "max_updates": (1, 10**6),
         "batch_size": (1, 65536), "beta": (0.0, 100.0), "anneal_epochs": (0, 10000), "members": (1, 16),
-        "threads": (1, 64),
+        "threads": (1, 64), "blend": (0.0, 1e6), "linear_lam": (1e-6, 1e9),
     }  # fmt: skip
 
     def _check_ranges(self) -> None:
@@ -260,10 +266,13 @@ class AutoEncoder(Recommender):
         else:
             self.best_epoch = len(report.history)
         net.eval()
-        if self.linear_path and n_items <= self.max_items:
+        if self.linear_path and n_items <= self.max_items and self.blend != 0.0:
             B = self._fit_linear(X, validation)
-            best = self._choose_alpha(B, validation, metric, report) if validation is not None else best
-            if validation is None:
+            if self.blend is not None:
+                self.alpha, self.B = self.blend, B
+            elif validation is not None:
+                best = self._choose_alpha(B, validation, metric, report)
+            else:
                 self._fit_alpha(B, X, rng)
         report.params = self.get_params()
         report.validation = {"val_ndcg": float(best) if np.isfinite(best) else None,
@@ -272,7 +281,7 @@ class AutoEncoder(Recommender):
         return report
 
     def _fit_linear(self, X: sp.csr_matrix, validation: Pair | None) -> np.ndarray:
-        ease = EASE(max_items=self.max_items)
+        ease = EASE(lam=self.linear_lam, max_items=self.max_items)
         ease.fit(X, validation=validation)
         self.chosen_lam = ease.chosen_lam
         return ease.B
@@ -379,6 +388,19 @@ class AutoEncoder(Recommender):
             "batch_size": self.batch_size, "variational": self.variational, "beta": self.beta,
             "anneal_epochs": self.anneal_epochs, "linear_path": self.linear_path, "max_items": self.max_items,
             "seed": self.seed, "threads": self.threads, "members": self.members,
-            "chosen_lam": self.chosen_lam,
+            "blend": self.blend, "linear_lam": self.linear_lam, "chosen_lam": self.chosen_lam,
             "best_epoch": self.best_epoch, "alpha": self.alpha,
         }
+
+    def refit_copy(self) -> AutoEncoder:
+        """The same network for the epoch count early stopping chose (the update cap lifted, so more
+        units do not cut it short), with the chosen blend weight and linear-path lambda."""
+        fitted = ("chosen_lam", "best_epoch", "alpha")
+        params = {k: v for k, v in self.get_params().items() if k not in fitted}
+        params.update(
+            epochs=max(1, self.best_epoch),
+            max_updates=self.RANGES["max_updates"][1],
+            blend=self.alpha if self.alpha is not None else 0.0,
+            linear_lam=self.chosen_lam if self.alpha else None,
+        )
+        return AutoEncoder(**params)

@@ -139,3 +139,6 @@ class EASE(Recommender):
     def get_params(self) -> dict[str, Any]:
         return {"lam": self.lam, "grid": list(self.grid), "max_items": self.max_items,
                 "chosen_lam": self.chosen_lam}
+
+    def refit_copy(self) -> EASE:
+        return EASE(lam=self.chosen_lam, grid=self.grid, max_items=self.max_items)

@@ -102,3 +102,6 @@ class ItemKNN(Recommender):
 
     def get_params(self) -> dict[str, Any]:
         return {"n_neighbors": self.n_neighbors, "grid": list(self.grid), "chosen_n": self.chosen_n}
+
+    def refit_copy(self) -> ItemKNN:
+        return ItemKNN(n_neighbors=self.chosen_n, grid=self.grid)

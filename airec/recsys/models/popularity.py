@@ -54,3 +54,6 @@ class Popularity(Recommender):
 
     def get_params(self) -> dict[str, Any]:
         return {}
+
+    def refit_copy(self) -> Popularity:
+        return Popularity()
