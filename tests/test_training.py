@@ -252,4 +252,4 @@ def test_a_catalogue_over_the_ease_limit_trains_the_autoencoder_without_its_line
     train(small, {"algorithm": "ease"}, expect="failed")  # EASE itself is refused over the limit
     train(small, {"algorithm": "autoencoder", "params": {"epochs": 3}})
     assert registry.active.algorithm == "autoencoder"
-    assert registry.active.model.B is None  # no items x items matrix was built
+    assert registry.active.model.linear is None  # no items x items matrix was built

@@ -12,6 +12,8 @@ from airec.recsys.evaluation import evaluate, make_split
 from airec.recsys.metrics import mask_input, top_k
 from airec.recsys.models import ALGORITHMS, EASE, AutoEncoder, ItemKNN, Popularity, load_model
 from airec.recsys.models.autoencoder import _sparse_input
+from airec.recsys.models.ease import ease_weights, gram
+from tests.recsys.conftest import block_matrix
 
 BLOCK = 10
 
@@ -20,6 +22,8 @@ class RecommenderTestMixin:
     """Subclasses say how to build a (small, fast) model; the checks are shared."""
 
     personalised = True
+    #: Units of the planted matrix when not the shared one (fewer units than items: EASE's dual form).
+    units: int | None = None
 
     def make_model(self):
         raise NotImplementedError
@@ -27,7 +31,8 @@ class RecommenderTestMixin:
     @pytest.fixture(scope="class")
     @classmethod
     def fitted(cls, blocks: sp.csr_matrix):
-        split = make_split(blocks, "strong", seed=0)
+        data = blocks if cls.units is None else block_matrix(cls.units, seed=7)
+        split = make_split(data, "strong", seed=0)
         model = cls().make_model()
         report = model.fit(split.train, validation=split.validation)
         return model, split, report
@@ -119,6 +124,41 @@ class TestEASE(RecommenderTestMixin):
     def test_too_many_items_is_a_clear_error(self, blocks: sp.csr_matrix) -> None:
         with pytest.raises(ValueError, match="max_items"):
             EASE(lam=10.0, max_items=20).fit(blocks)
+
+    def test_primal_form_when_units_outnumber_items(self, fitted) -> None:
+        model, split, _ = fitted
+        assert split.train.shape[0] > split.train.shape[1] and model.form == "primal"
+
+
+class TestEASEDual(RecommenderTestMixin):
+    """Fewer units than items: the Woodbury (dual) form, with no items x items matrix."""
+
+    units = 46
+
+    def make_model(self):
+        return EASE(grid=(1.0, 10.0, 100.0))
+
+    def test_dual_form_when_items_outnumber_units(self, fitted) -> None:
+        model, split, _ = fitted
+        assert split.train.shape[0] < split.train.shape[1]
+        assert model.form == "dual" and model.B is None
+
+    @pytest.mark.parametrize("lam", [0.5, 20.0, 3000.0])
+    def test_dual_scores_equal_the_primal_formula(self, lam: float) -> None:
+        rng = np.random.default_rng(3)
+        X = sp.csr_matrix((rng.random((25, 60)) < 0.15).astype(np.float32))
+        query = sp.csr_matrix((rng.random((9, 60)) < 0.1).astype(np.float32))
+        dual = EASE(lam=lam)
+        dual.fit(X)
+        assert dual.form == "dual"
+        B = ease_weights(gram(X), lam)
+        np.testing.assert_allclose(dual.score(query), query @ B, rtol=1e-3, atol=1e-4)
+
+    def test_the_dense_side_is_bounded_by_max_items(self) -> None:
+        X = block_matrix(30)  # 30 units x 50 items: dense side 30
+        EASE(lam=10.0, max_items=30).fit(X)
+        with pytest.raises(ValueError, match="max_items"):
+            EASE(lam=10.0, max_items=29).fit(X)
 
 
 class TestAutoEncoder(RecommenderTestMixin):

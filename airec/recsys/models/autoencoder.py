@@ -7,8 +7,9 @@ the validation ranking metric and keeps the best weights. `members=k` trains k o
 side, each on its own softmax, and averages their logits: on ml-100k / ml-latest-small the network
 alone gained ~0.007 NDCG@100 with k=5 (every seed), at about 4x the training time.
 
-Linear path: after the network is trained, an EASE item-item matrix B is fitted in closed form on the
-same training rows (lambda chosen on validation) and the scores become `logits + alpha * (x @ B)`,
+Linear path: after the network is trained, an EASE item-item model B is fitted in closed form on the
+same training rows (lambda chosen on validation; the dual form when units are fewer than items, so no
+items^2 matrix is needed) and the scores become `logits + alpha * (x @ B)`,
 with alpha chosen on validation (0 = network alone). The network captures shared latent taste, B the
 exact item-to-item co-occurrences; the blend ranks better than either on every benchmark dataset.
 """
@@ -29,6 +30,9 @@ from airec.recsys.data import binarize
 from airec.recsys.evaluation import Pair, selection_metric
 from airec.recsys.metrics import per_row_metrics
 from airec.recsys.models.ease import EASE
+
+#: Subfolder holding the linear path (an EASE model folder of its own).
+LINEAR = "linear"
 
 
 class _Net(nn.Module):
@@ -157,7 +161,7 @@ class AutoEncoder(Recommender):
         self.chosen_lam: float | None = None
         self.best_epoch = 0
         self.alpha: float | None = None  # chosen weight of the linear path
-        self.B: np.ndarray | None = None  # the linear path (EASE weights), blended after training
+        self.linear: EASE | None = None  # the linear path, blended after training
         self._warm = False
 
     #: (low, high) bounds of each hyper-parameter: a typo must not allocate gigabytes or run for days.
@@ -224,7 +228,7 @@ class AutoEncoder(Recommender):
             self.net = self._new_net(n_items)
         self._warm = False
         self.n_items, net = n_items, self.net
-        self.B, self.alpha = None, None  # the network trains alone; the linear path is blended in after
+        self.linear, self.alpha = None, None  # the network trains alone; the linear path is blended in after
         rng = np.random.default_rng(self.seed)
         torch.manual_seed(self.seed)
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -266,36 +270,36 @@ class AutoEncoder(Recommender):
         else:
             self.best_epoch = len(report.history)
         net.eval()
-        if self.linear_path and n_items <= self.max_items and self.blend != 0.0:
-            B = self._fit_linear(X, validation)
+        if self.linear_path and min(X.shape) <= self.max_items and self.blend != 0.0:
+            linear = self._fit_linear(X, validation)
             if self.blend is not None:
-                self.alpha, self.B = self.blend, B
+                self.alpha, self.linear = self.blend, linear
             elif validation is not None:
-                best = self._choose_alpha(B, validation, metric, report)
+                best = self._choose_alpha(linear, validation, metric, report)
             else:
-                self._fit_alpha(B, X, rng)
+                self._fit_alpha(linear, X, rng)
         report.params = self.get_params()
         report.validation = {"val_ndcg": float(best) if np.isfinite(best) else None,
                              "best_epoch": self.best_epoch, "alpha": self.alpha,
                              "seconds": time.perf_counter() - start}
         return report
 
-    def _fit_linear(self, X: sp.csr_matrix, validation: Pair | None) -> np.ndarray:
+    def _fit_linear(self, X: sp.csr_matrix, validation: Pair | None) -> EASE:
         ease = EASE(lam=self.linear_lam, max_items=self.max_items)
         ease.fit(X, validation=validation)
         self.chosen_lam = ease.chosen_lam
-        return ease.B
+        return ease
 
     def _batch_size(self, n_rows: int) -> int:
         """Given, or ~50 updates per epoch within [32, 512]: small data need many small steps."""
         return self.batch_size or int(np.clip(n_rows // 50, 32, 512))
 
-    def _choose_alpha(self, B: np.ndarray, validation: Pair, metric: str, report: FitReport) -> float:
+    def _choose_alpha(self, linear: EASE, validation: Pair, metric: str, report: FitReport) -> float:
         """Weight of the linear path picked on validation (0 = network alone); both parts are scored
         once and only their weighted sum is re-ranked per candidate."""
         X_in, X_hid = validation
         deep = self.score(X_in)
-        lin = np.asarray(sp.csr_matrix(X_in, dtype=np.float32) @ B, dtype=np.float32)
+        lin = linear.score(X_in)
         k = int(metric.split("@")[1])
         best_a, best = 0.0, -np.inf
         for a in np.concatenate([[0.0], np.geomspace(0.1, 1000.0, 21)]):
@@ -303,10 +307,10 @@ class AutoEncoder(Recommender):
             report.history.append({"alpha": float(a), "val_ndcg": value})
             if value > best + 1e-9:
                 best_a, best = float(a), value
-        self.alpha, self.B = best_a, (B if best_a > 0 else None)
+        self.alpha, self.linear = best_a, (linear if best_a > 0 else None)
         return best
 
-    def _fit_alpha(self, B: np.ndarray, X: sp.csr_matrix, rng: np.random.Generator) -> None:
+    def _fit_alpha(self, linear: EASE, X: sp.csr_matrix, rng: np.random.Generator) -> None:
         """Without validation: the weight whose blend best fits held-back items of training rows."""
         rows = np.sort(rng.choice(X.shape[0], size=min(X.shape[0], 2000), replace=False))
         X_rows = X[rows]
@@ -315,10 +319,10 @@ class AutoEncoder(Recommender):
         kept.eliminate_zeros()
         with torch.inference_mode():
             deep = self.net(_sparse_input(kept))[0]
-        lin = torch.from_numpy(np.asarray(kept @ B, dtype=np.float32))
+        lin = torch.from_numpy(linear.score(kept))
         grid = np.geomspace(0.1, 1000.0, 21)
         self.alpha = float(grid[int(np.argmin([float(_nll(deep + a * lin, X_rows)) for a in grid]))])
-        self.B = B
+        self.linear = linear
 
     def _validate(self, validation: Pair, metric: str) -> tuple[float, float]:
         """Validation loss (multinomial NLL per unit of each unit's full item set given its input items)
@@ -351,15 +355,16 @@ class AutoEncoder(Recommender):
                 logits, _ = self.net(_sparse_input(X[s:s + 1024]))
                 out[s:s + logits.shape[0]] = logits.numpy()
         self.net.train(was_training)
-        if self.B is not None and self.alpha:
-            out += self.alpha * np.asarray(X @ self.B, dtype=np.float32)
+        if self.linear is not None and self.alpha:
+            out += self.alpha * self.linear.score(X)
         return out
 
     def save(self, path: Path) -> None:
         state = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         np.savez(Path(path) / "weights.npz", **state)
-        if self.B is not None:
-            np.save(Path(path) / "linear.npy", self.B)
+        if self.linear is not None:
+            (Path(path) / LINEAR).mkdir()
+            self.linear.save(Path(path) / LINEAR)
         write_manifest(path, self.name, self.get_params(), {"n_items": self.n_items})
 
     @classmethod
@@ -374,8 +379,7 @@ class AutoEncoder(Recommender):
         net = model._build(model.n_items)
         with np.load(Path(path) / "weights.npz") as f:
             net.load_state_dict({k: torch.from_numpy(f[k]) for k in f.files})
-        linear = Path(path) / "linear.npy"
-        model.B = np.load(linear) if linear.exists() else None
+        model.linear = EASE.load(Path(path) / LINEAR) if (Path(path) / LINEAR).is_dir() else None
         net.eval()
         model.net = net
         return model

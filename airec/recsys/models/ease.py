@@ -1,7 +1,15 @@
 """EASE (Steck 2019): closed-form linear item-item model with a zero diagonal.
 
-B = I - P / diag(P) with P = (X^T X + lambda I)^-1. Memory and time grow with items^2 and items^3,
-hence the `max_items` guard. lambda is chosen on validation by a short hill climb over a log grid.
+B = I - P / diag(P) with P = (X^T X + lambda I)^-1, so a row x scores x B = x - (x P) / diag(P).
+Two exact ways to get there, whichever dense side is smaller:
+
+* primal (items <= units): factorise the items x items Gram matrix and keep B (items^2 floats);
+* dual (units < items, e.g. 1.9k users and 17k artists): by Woodbury,
+  P = (I - X^T K^-1 X) / lambda with K = X X^T + lambda I (units x units), so a row scores
+  x - (x - (x X^T) K^-1 X) / (1 - e), e_j = x_j^T K^-1 x_j for item column x_j. Only K^-1 (units^2),
+  e and the training rows are kept: no items^2 matrix ever exists.
+
+The dense side is bounded by `max_items`. lambda is chosen on validation by a short hill climb.
 """
 from __future__ import annotations
 
@@ -19,6 +27,8 @@ from airec.recsys.data import binarize
 from airec.recsys.evaluation import validation_score
 
 DEFAULT_GRID = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0)
+#: Item columns per block when the dual form computes e = diag(X^T K^-1 X): bounds its memory.
+_DUAL_BLOCK = 4096
 
 
 def gram(X: sp.csr_matrix) -> np.ndarray:
@@ -27,17 +37,23 @@ def gram(X: sp.csr_matrix) -> np.ndarray:
     return np.asarray((X.T @ X).toarray(), dtype=np.float64)
 
 
-def ease_weights(G: np.ndarray, lam: float) -> np.ndarray:
-    """float32 B for one lambda via Cholesky (much faster than a general inverse)."""
-    A = G.copy()
-    A[np.diag_indices_from(A)] += lam
+def spd_inverse(A: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive definite matrix via Cholesky (overwrites A), full symmetric."""
     c, info = lapack.dpotrf(A, lower=0, overwrite_a=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"Cholesky failed (info={info})")
     P, info = lapack.dpotri(c, lower=0, overwrite_c=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"inverse failed (info={info})")
-    P = np.triu(P) + np.triu(P, 1).T  # potri fills the upper triangle only
+    upper = np.triu(P)  # potri fills the upper triangle only
+    return upper + np.triu(upper, 1).T
+
+
+def ease_weights(G: np.ndarray, lam: float) -> np.ndarray:
+    """float32 B for one lambda from the Gram matrix (primal form)."""
+    A = G.copy()
+    A[np.diag_indices_from(A)] += lam
+    P = spd_inverse(A)
     B = P / (-np.diag(P))
     B[np.diag_indices_from(B)] = 0.0
     return B.astype(np.float32)
@@ -55,8 +71,17 @@ class EASE(Recommender):
         self.grid = tuple(float(g) for g in sorted(grid))
         self.max_items = int(max_items)
         self.chosen_lam: float | None = None
-        self.B = np.zeros((0, 0), dtype=np.float32)
         self.n_items = 0
+        # primal form
+        self.B: np.ndarray | None = None
+        # dual form
+        self.K_inv: np.ndarray | None = None
+        self.e: np.ndarray | None = None
+        self.X_train: sp.csr_matrix | None = None
+
+    @property
+    def form(self) -> str:
+        return "dual" if self.K_inv is not None else "primal"
 
     def fit(
         self,
@@ -66,39 +91,71 @@ class EASE(Recommender):
         progress: ProgressCallback | None = None,
     ) -> FitReport:
         start = time.perf_counter()
-        n_items = X.shape[1]
-        if n_items > self.max_items:
+        X = binarize(X)
+        n_units, n_items = X.shape
+        dense = min(n_units, n_items)
+        if dense > self.max_items:
             raise ValueError(
-                f"EASE needs a dense items x items matrix: {n_items} items exceed max_items={self.max_items} "
-                f"(~{n_items ** 2 * 8 / 1e9:.1f} GB); raise max_items or use another algorithm"
+                f"EASE needs a dense {dense} x {dense} matrix ({n_units} units, {n_items} items), over "
+                f"max_items={self.max_items} (~{dense ** 2 * 8 / 1e9:.1f} GB); raise max_items or use "
+                "another algorithm"
             )
         self.n_items = n_items
-        G = gram(X)
+        solve = self._dual_solver(X) if n_units < n_items else self._primal_solver(X)
         report = FitReport()
         if self.lam is not None or validation is None:
             lam = self.lam if self.lam is not None else 500.0
-            self.B = ease_weights(G, lam)
+            solve(lam)
         else:
-            lam = self._search(G, validation, report, progress)  # leaves the best B in self.B
+            lam = self._search(solve, validation, report, progress)
         self.chosen_lam = float(lam)
         report.params = self.get_params()
         report.validation["seconds"] = time.perf_counter() - start
+        report.validation["form"] = self.form
         return report
 
-    def _search(self, G: np.ndarray, validation, report: FitReport, progress) -> float:
+    def _primal_solver(self, X: sp.csr_matrix):
+        G = gram(X)
+
+        def solve(lam: float) -> None:
+            self.B, self.K_inv, self.e, self.X_train = ease_weights(G, lam), None, None, None
+
+        return solve
+
+    def _dual_solver(self, X: sp.csr_matrix):
+        K = np.asarray((X @ X.T).toarray(), dtype=np.float64)
+        Xc = sp.csc_matrix(X, dtype=np.float64)
+
+        def solve(lam: float) -> None:
+            A = K.copy()
+            A[np.diag_indices_from(A)] += lam
+            K_inv = spd_inverse(A)
+            e = np.empty(X.shape[1], dtype=np.float64)
+            for s in range(0, X.shape[1], _DUAL_BLOCK):  # e_j = x_j^T K^-1 x_j, a block of columns at once
+                block = Xc[:, s:s + _DUAL_BLOCK]
+                inner = block.multiply(K_inv @ block.toarray())
+                e[s:s + block.shape[1]] = np.asarray(inner.sum(axis=0)).ravel()
+            self.B = None
+            self.K_inv = K_inv.astype(np.float32)
+            self.e = e.astype(np.float32)
+            self.X_train = sp.csr_matrix(X, dtype=np.float32)
+
+        return solve
+
+    def _search(self, solve, validation, report: FitReport, progress) -> float:
         """Hill climb on the log grid from its middle, stopping once the metric falls (it is unimodal
         in practice), then one refinement at the geometric midpoints around the best lambda: ~6
         factorisations instead of one per grid point, at a finer resolution than the grid."""
         grid = self.grid
         cache: dict[float, float] = {}
-        best: dict = {"lam": None, "value": -np.inf, "B": None}
+        best: dict = {"lam": None, "value": -np.inf, "state": None}
 
         def value(lam: float) -> float:
             if lam not in cache:
-                self.B = ease_weights(G, lam)
+                solve(lam)
                 cache[lam] = validation_score(self.score, validation)
                 if cache[lam] > best["value"]:
-                    best.update(lam=lam, value=cache[lam], B=self.B)
+                    best.update(lam=lam, value=cache[lam], state=(self.B, self.K_inv, self.e, self.X_train))
                 report.history.append({"lam": lam, "val_ndcg": cache[lam]})
                 if progress:
                     progress({"epoch": len(cache), "max_epochs": len(grid) + 2, "val_ndcg": cache[lam]})
@@ -114,26 +171,45 @@ class EASE(Recommender):
         for j in (i - 1, i + 1):
             if 0 <= j < len(grid):
                 value(float(np.sqrt(grid[i] * grid[j])))
-        self.B = best["B"]
+        self.B, self.K_inv, self.e, self.X_train = best["state"]
         report.validation["val_ndcg"] = best["value"]
         return float(best["lam"])
 
     def score(self, X: sp.csr_matrix) -> np.ndarray:
         X = sp.csr_matrix(X, dtype=np.float32)
-        return np.asarray(X @ self.B, dtype=np.float32)
+        if self.K_inv is None:
+            return np.asarray(X @ self.B, dtype=np.float32)
+        # x - (x - (x X^T) K^-1 X) / (1 - e)
+        overlap = np.asarray((X @ self.X_train.T).toarray(), dtype=np.float32)
+        projected = np.asarray((self.X_train.T @ (overlap @ self.K_inv).T).T, dtype=np.float32)
+        dense_x = X.toarray()
+        return (dense_x - (dense_x - projected) / (1.0 - self.e)).astype(np.float32, copy=False)
 
     def save(self, path: Path) -> None:
-        np.save(Path(path) / "B.npy", self.B)
-        write_manifest(path, self.name, self.get_params())
+        if self.K_inv is None:
+            np.save(Path(path) / "B.npy", self.B)
+        else:
+            np.save(Path(path) / "K_inv.npy", self.K_inv)
+            np.save(Path(path) / "e.npy", self.e)
+            sp.save_npz(Path(path) / "X_train.npz", self.X_train)
+        write_manifest(path, self.name, self.get_params(), {"form": self.form})
 
     @classmethod
     def load(cls, path: Path) -> EASE:
-        params = read_manifest(path)["params"]
+        path = Path(path)
+        manifest = read_manifest(path)
+        params = manifest["params"]
         model = cls(lam=params.get("lam"), grid=params.get("grid", DEFAULT_GRID),
                     max_items=params.get("max_items", 20000))
         model.chosen_lam = params.get("chosen_lam")
-        model.B = np.load(Path(path) / "B.npy")
-        model.n_items = model.B.shape[0]
+        if manifest.get("form") == "dual":
+            model.K_inv = np.load(path / "K_inv.npy")
+            model.e = np.load(path / "e.npy")
+            model.X_train = sp.csr_matrix(sp.load_npz(path / "X_train.npz"), dtype=np.float32)
+            model.n_items = model.e.shape[0]
+        else:
+            model.B = np.load(path / "B.npy")
+            model.n_items = model.B.shape[0]
         return model
 
     def get_params(self) -> dict[str, Any]:
