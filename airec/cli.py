@@ -148,6 +148,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from airec.benchmarks.ingest import main as ingest_main
 
         return ingest_main(args.rest) or 0
+    if args.which == "service":
+        from airec.benchmarks.quality import main as quality_main
+
+        return quality_main(args.rest) or 0
     print(f"unknown benchmark {args.which!r}", file=sys.stderr)
     return 2
 
@@ -234,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     bench = sub.add_parser("bench", help="benchmarks that print tables")
-    bench.add_argument("which", choices=["accuracy", "serving", "ingest"])
+    bench.add_argument("which", choices=["accuracy", "service", "serving", "ingest"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help)")
     bench.set_defaults(func=cmd_bench)
 

@@ -40,6 +40,8 @@ def test_the_published_model_learned_from_the_held_out_units(client, algorithm, 
     assert manifest["refit"]["units"] == manifest["data"]["units"] == 200
     assert manifest["data"]["train_units"] == 140 and manifest["refit"]["seconds"] >= 0
     assert "refitted" in manifest["evaluation"]["estimates"]
+    listed = client.get(f"/api/v1/models/{registry.active.version}").get_json()
+    assert listed["refit"] == manifest["refit"]
     assert top(client, ["secret-a"], k=1) == ["secret-b"]
 
 

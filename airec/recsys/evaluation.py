@@ -88,13 +88,17 @@ def make_split(
 
 
 def evaluate_scorer(
-    score_fn: Callable[[sp.csr_matrix], np.ndarray],
+    score_fn: Callable[..., np.ndarray],
     X_input: sp.csr_matrix,
     X_hidden: sp.csr_matrix,
     ks: Iterable[int] = DEFAULT_KS,
     batch_size: int = 1024,
+    *,
+    with_offset: bool = False,
 ) -> dict:
-    """Mean metrics of any scoring function, scoring `batch_size` rows at a time to bound memory."""
+    """Mean metrics of any scoring function, scoring `batch_size` rows at a time to bound memory.
+    With `with_offset`, it is called as score_fn(rows, index of the first row) (e.g. to look up stored
+    answers)."""
     X_input = sp.csr_matrix(X_input)
     X_hidden = sp.csr_matrix(X_hidden)
     ks = tuple(ks)
@@ -104,7 +108,7 @@ def evaluate_scorer(
         hidden = X_hidden[start:stop]
         if hidden.nnz == 0:
             continue
-        scores = score_fn(X_input[start:stop])
+        scores = score_fn(X_input[start:stop], start) if with_offset else score_fn(X_input[start:stop])
         for name, values in per_row_metrics(scores, X_input[start:stop], hidden, ks).items():
             parts.setdefault(name, []).append(values)
     result: dict = {}

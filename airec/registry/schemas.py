@@ -4,6 +4,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from airec.registry.service import STATUSES
+from airec.training.schemas import refit_field
 
 VERSION_EXAMPLE = "20261127T101500000000Z-itemknn-3fa2"
 
@@ -46,6 +47,7 @@ class ModelVersionSchema(ma.Schema):
             }
         }
     )
+    refit = refit_field()
     training_seconds = ma.fields.Float(allow_none=True, metadata={"example": 12.5})
 
 

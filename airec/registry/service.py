@@ -64,6 +64,7 @@ def describe(row: ModelVersion, active: str | None) -> dict[str, Any]:
         "params": manifest.get("params") or {},
         "validation": manifest.get("validation") or {},
         "evaluation": manifest.get("evaluation") or {},
+        "refit": manifest.get("refit"),
         "training_seconds": manifest.get("training_seconds"),
     }
 

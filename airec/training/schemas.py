@@ -94,6 +94,19 @@ class EvaluationRequestSchema(ma.Schema):
     )
 
 
+def refit_field() -> ma.fields.Dict:
+    """`refit: {units, seconds}` of a model version, or null when AIREC_TRAIN_REFIT was off."""
+    return ma.fields.Dict(
+        allow_none=True,
+        metadata={
+            "example": {"units": 943, "seconds": 4.2},
+            "description": "Set when the model is the configuration chosen on validation, fitted again on "
+            "every unit (AIREC_TRAIN_REFIT); the held-out evaluation, from units the choice never saw, "
+            "estimates it",
+        },
+    )
+
+
 class MetricsSchema(ma.Schema):
     hit_rate = ma.fields.Float(metadata={"example": 0.42})
     ndcg = ma.fields.Float(metadata={"example": 0.21})
@@ -110,11 +123,4 @@ class EvaluationSchema(ma.Schema):
     units = ma.fields.Integer(metadata={"example": 94, "description": "Held-out units evaluated"})
     model = ma.fields.Nested(MetricsSchema)
     popularity = ma.fields.Nested(MetricsSchema)
-    refit = ma.fields.Dict(
-        allow_none=True,
-        metadata={
-            "example": {"units": 943, "seconds": 4.2},
-            "description": "Set when the served model is the evaluated configuration refitted on every "
-            "unit (the numbers, from units it was then trained without, estimate it)",
-        },
-    )
+    refit = refit_field()
