@@ -80,11 +80,14 @@ def bench_data(
     max_items: int | None = MAX_ITEMS,
     params: dict[str, dict] | None = None,
     log: Callable[[str], None] | None = None,
+    refit: bool = False,
 ) -> dict:
     """Metrics (mean and per seed) and training seconds of each algorithm on a loaded dataset.
 
     Seeds run from `seed_offset` to `seed_offset + seeds - 1`; `params` maps an algorithm to
-    constructor arguments (e.g. {"autoencoder": {"epochs": 5}}).
+    constructor arguments (e.g. {"autoencoder": {"epochs": 5}}). With `refit`, each model chosen on
+    validation is fitted again on the training and validation units together before the test, as the
+    service does with every unit it holds (AIREC_TRAIN_REFIT).
     """
     X = prepare(ds.X, min_support, max_items)
     protocol = choose_protocol(X, ds.kind)
@@ -96,6 +99,9 @@ def bench_data(
             model = _make(algorithm, seed, (params or {}).get(algorithm))
             start = time.perf_counter()
             model.fit(split.train, validation=split.validation)
+            if refit:
+                model = model.refit_copy()
+                model.fit(split.refit_rows)
             seconds = time.perf_counter() - start
             result = evaluate(model, *split.test, ks=DEFAULT_KS)
             row = {c: result[c] for c in columns}
@@ -107,7 +113,7 @@ def bench_data(
     keys = (*columns, "train_s")
     mean = {a: {k: float(np.mean([r[k] for r in rs])) for k in keys} for a, rs in runs.items()}
     out = {"protocol": protocol, "shape": list(X.shape), "kind": ds.kind, "columns": list(columns),
-           "mean": mean, "runs": runs}
+           "mean": mean, "runs": runs, "refit": refit}
     headline = HEADLINE[protocol]
     baselines = [a for a in algorithms if a in BASELINES]
     if "autoencoder" in mean and baselines:
@@ -121,7 +127,8 @@ def format_table(name: str, res: dict) -> str:
     """Plain aligned text table for one dataset."""
     columns = res["columns"] + ["train_s"]
     units, items = res["shape"]
-    head = f"{name}  ({res['kind']}, {units} units x {items} items, protocol={res['protocol']})"
+    refit = ", refit on train+validation" if res.get("refit") else ""
+    head = f"{name}  ({res['kind']}, {units} units x {items} items, protocol={res['protocol']}{refit})"
     width = max(len(a) for a in res["mean"]) + 2
     lines = [head, "algorithm".ljust(width) + "".join(c.rjust(12) for c in columns)]
     for algorithm, row in res["mean"].items():
@@ -202,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="keep at most this many most frequent items, 0 = all (AIREC_TRAIN_MAX_ITEMS)")
     parser.add_argument("--params", default=None,
                         help='JSON arguments per algorithm, e.g. \'{"autoencoder": {"epochs": 5}}\'')
+    parser.add_argument("--refit", action="store_true",
+                        help="refit each chosen model on train+validation, then test (AIREC_TRAIN_REFIT)")
     parser.add_argument("--root", type=Path, default=None, help="datasets folder")
     parser.add_argument("--verbose", action="store_true", help="print every seed's numbers")
     args = parser.parse_args(argv)
@@ -213,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _names(args.datasets), args.seeds, _names(args.algorithms), root=args.root, verbose=args.verbose,
         out=lambda s: print(s, flush=True), files=[(path, args.format) for path in args.file],
         min_rating=args.min_rating, seed_offset=args.seed_offset, min_support=args.min_support,
-        max_items=args.max_items or None, params=params,
+        max_items=args.max_items or None, params=params, refit=args.refit,
     )
     return 0
 

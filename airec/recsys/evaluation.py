@@ -37,6 +37,10 @@ class Split:
     validation: Pair
     test: Pair
     protocol: str
+    #: Row indices of the train, validation and test units in the split matrix.
+    units: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: Every unit but the test ones, whole: what a refit learns from.
+    refit_rows: sp.csr_matrix | None = None
 
 
 def choose_protocol(X: sp.csr_matrix, kind: str | None = None) -> str:
@@ -84,7 +88,9 @@ def make_split(
             return leave_one_out(X[rows], seed=sub_seed)
         return fold_in_split(X[rows], hidden_fraction=hidden_fraction, seed=sub_seed)
 
-    return Split(X[train], hide(val, seed + 1000), hide(test, seed + 2000), protocol)
+    known = np.sort(np.concatenate([train, val]))
+    return Split(X[train], hide(val, seed + 1000), hide(test, seed + 2000), protocol, (train, val, test),
+                 X[known])
 
 
 def evaluate_scorer(

@@ -67,6 +67,27 @@ def test_make_split_protocols(blocks: sp.csr_matrix) -> None:
         make_split(X, "bogus")
 
 
+def test_the_refit_rows_are_every_unit_but_the_test_ones(blocks: sp.csr_matrix) -> None:
+    s = make_split(blocks, "loo", seed=4)
+    train, validation, test = s.units
+    assert (s.train != blocks[train]).nnz == 0
+    kept = np.sort(np.concatenate([train, validation]))
+    assert (s.refit_rows != blocks[kept]).nnz == 0 and s.refit_rows.shape[0] == 340
+    assert not set(kept) & set(test)
+
+
+def test_bench_refit_fits_the_chosen_model_again_before_the_test(blocks: sp.csr_matrix) -> None:
+    from airec.recsys.bench import bench_data
+    from airec.recsys.datasets import Dataset
+
+    ds = Dataset("blocks", blocks, "ratings")
+    plain = bench_data(ds, 1, ["ease"], min_support=1, max_items=None)
+    refit = bench_data(ds, 1, ["ease"], min_support=1, max_items=None, refit=True)
+    assert refit["refit"] and not plain["refit"]
+    assert refit["runs"]["ease"][0]["test"] != plain["runs"]["ease"][0]["test"]  # more rows, other weights
+    assert refit["mean"]["ease"]["recall@20"] > 0.9
+
+
 def test_canonical_order_users_by_name_then_baskets_by_number() -> None:
     from airec.recsys.data import canonical_matrix, canonical_order
 
