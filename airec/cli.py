@@ -195,8 +195,13 @@ def cmd_models(args: argparse.Namespace) -> int:
         except (service.VersionNotFound, service.VersionConflict, service.VersionCorrupt) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print(f"model {args.version} is active (was {result['previous']}); workers follow within "
-              f"{settings.model_poll_seconds:g}s")  # fmt: skip
+        print(f"model {args.version} is active and pinned (was {result['previous']}); workers follow "
+              f"within {settings.model_poll_seconds:g}s; `airec models unpin` lets training activate "
+              "new versions again")  # fmt: skip
+        return 0
+    if args.action == "unpin":
+        result = service.unpin()
+        print(f"unpinned {result['unpinned']}" if result["unpinned"] else "no version was pinned")
         return 0
     listing = service.list_versions()
     print(f"{'version':<44}{'algorithm':<13}{'status':<10}{'users':>7}{'items':>7}  held-out")
@@ -204,7 +209,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         model = (v["evaluation"] or {}).get("model", {})
         metric = next((f"{k}={model[k]:.4f}" for k in ("ndcg@10", "recall@20") if k in model), "")
         data = v["data"] or {}
-        print(f"{v['version']:<44}{v['algorithm']:<13}{v['status']:<10}"
+        status = v["status"] + (" (pinned)" if v["pinned"] else "")
+        print(f"{v['version']:<44}{v['algorithm']:<13}{status:<10}"
               f"{data.get('users', ''):>7}{data.get('items', ''):>7}  {metric}")  # fmt: skip
     return 0
 
@@ -245,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list model versions or activate one (rollback)")
     models_sub = models.add_subparsers(dest="action", required=True)
     models_sub.add_parser("list", help="versions, newest first, with status and held-out metric")
-    activate = models_sub.add_parser("activate", help="serve this version on every worker")
+    activate = models_sub.add_parser("activate", help="serve (and pin) this version on every worker")
     activate.add_argument("version")
+    models_sub.add_parser("unpin", help="let training runs activate new versions again")
     models.set_defaults(func=cmd_models)
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")

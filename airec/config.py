@@ -75,6 +75,8 @@ class Settings:
     train_seed: int = 42
     train_warm_start: bool = False
     train_refit: bool = True  # choose on validation, then fit the choice again on every unit
+    train_lease_seconds: float = 120.0  # a run whose process stopped renewing is failed after this
+    activate: str = "if-better"  # a new model goes live if its held-out metric is not worse ("always")
     train_nice: int = 10
     ease_max_items: int = 20000
     keep_versions: int = 5
@@ -108,6 +110,10 @@ class Settings:
         parse_duration(self.train_every)
         if not 0 < self.train_holdout_fraction < 0.45:
             raise ValueError("AIREC_TRAIN_HOLDOUT_FRACTION must be between 0 and 0.45")
+        if self.train_lease_seconds < 2:
+            raise ValueError("AIREC_TRAIN_LEASE_SECONDS must be at least 2")
+        if self.activate not in ("if-better", "always"):
+            raise ValueError("AIREC_ACTIVATE must be if-better or always")
         if self.train_min_item_support < 1:
             raise ValueError("AIREC_TRAIN_MIN_ITEM_SUPPORT must be at least 1")
         if self.train_max_items is not None and self.train_max_items < 2:

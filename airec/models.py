@@ -81,6 +81,8 @@ class TrainingRun(BaseModel):
     history = JSONField(default=list)
     last_interaction_id = pw.IntegerField(default=0)
     model_version = pw.CharField(max_length=64, null=True)
+    activated = pw.BooleanField(null=True)  # did the registered version become the active one
+    note = pw.TextField(null=True)  # why it did not (a pin, or a worse held-out metric)
     error = pw.TextField(null=True)
     trigger = pw.CharField(max_length=16, default="api")
     owner = pw.CharField(max_length=128, null=True)

@@ -17,7 +17,8 @@ DATASETS = Path("/work/shared/datasets")
 
 @pytest.fixture
 def settings_overrides(tmp_path: Path) -> dict:
-    """Settings for a quiet, self-contained app: own database and model dir, no scheduler, no auth."""
+    """Settings for a quiet, self-contained app: own database and model dir, no scheduler, no auth, and
+    every trained model activated (tests of AIREC_ACTIVATE=if-better, the default, set it themselves)."""
     return {
         "database_url": f"sqlite:///{tmp_path}/t.db",
         "models_dir": str(tmp_path / "models"),
@@ -25,6 +26,7 @@ def settings_overrides(tmp_path: Path) -> dict:
         "scheduler": False,
         "auth": False,
         "log_json": False,
+        "activate": "always",
     }
 
 

@@ -51,6 +51,7 @@ def env(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("AIREC_DATABASE_URL", f"sqlite:///{tmp_path}/agree.db")
     monkeypatch.setenv("AIREC_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("AIREC_SCHEDULER", "false")
+    monkeypatch.setenv("AIREC_ACTIVATE", "always")  # each trained model is the one compared
     monkeypatch.setenv("AIREC_AUTH", "false")
     monkeypatch.setenv("AIREC_LOG_LEVEL", "WARNING")
     return tmp_path

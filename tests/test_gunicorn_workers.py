@@ -32,7 +32,7 @@ def ask_all_at_once(server, n: int, body: dict) -> list:
 
 
 def test_four_workers_train_once_and_follow_activation_and_rollback(tmp_path):
-    with serve(tmp_path, workers=4) as server:
+    with serve(tmp_path, workers=4, env={"AIREC_ACTIVATE": "always"}) as server:  # every new model goes live
         assert len(server.worker_pids()) == 4
         response = server.post("/api/v1/interactions", json={"records": planted_records(users=300)})
         assert response.status_code == 201, response.text

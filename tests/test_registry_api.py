@@ -131,7 +131,13 @@ def test_cli_models_list_and_activate(client, two_versions, settings_overrides, 
     assert out[1].startswith(second) and "active" in out[1]
     assert out[2].startswith(first) and "ready" in out[2] and "itemknn" in out[2]
     assert main(["models", "activate", first]) == 0
-    assert f"model {first} is active (was {second})" in capsys.readouterr().out
+    assert f"model {first} is active and pinned (was {second})" in capsys.readouterr().out
     assert client.get(MODELS).get_json()["active"] == first
+    assert main(["models", "list"]) == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "active (pinned)" in listed[first] and "pinned" not in listed[second]
+    assert main(["models", "unpin"]) == 0
+    assert f"unpinned {first}" in capsys.readouterr().out
+    assert client.get(MODELS).get_json()["pinned"] is None
     assert main(["models", "activate", "no-such-version"]) == 2
     assert "No model version" in capsys.readouterr().err

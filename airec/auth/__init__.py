@@ -53,6 +53,7 @@ ENDPOINT_ROLES: dict[str, str | Configurable | dict[str, str | Configurable]] = 
     "models.Models": ADMIN,
     "models.ModelVersion": ADMIN,
     "models.Activate": ADMIN,
+    "models.Unpin": ADMIN,
     "training.Training": ADMIN,
     "training.Runs": ADMIN,
     "training.Run": ADMIN,

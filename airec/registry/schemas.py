@@ -30,6 +30,13 @@ class ModelVersionSchema(ma.Schema):
             "| archived (files deleted)",
         }
     )
+    pinned = ma.fields.Boolean(
+        metadata={
+            "example": False,
+            "description": "Active because an operator activated it: runs register but do not activate "
+            "new versions until POST /api/v1/models/unpin",
+        }
+    )
     created_at = ma.fields.DateTime(metadata={"example": "2026-11-27T10:15:00"})
     on_disk = ma.fields.Boolean(metadata={"example": True})
     run_id = ma.fields.Integer(allow_none=True, metadata={"example": 3})
@@ -53,6 +60,9 @@ class ModelVersionSchema(ma.Schema):
 
 class VersionListSchema(ma.Schema):
     active = ma.fields.String(allow_none=True, metadata={"example": VERSION_EXAMPLE})
+    pinned = ma.fields.String(
+        allow_none=True, metadata={"example": None, "description": "The pinned version, if any"}
+    )
     versions = ma.fields.List(ma.fields.Nested(ModelVersionSchema))
 
 
@@ -62,3 +72,10 @@ class ActivationSchema(ma.Schema):
         metadata={"example": "20261126T090000000000Z-itemknn-91bc", "description": "Active before"},
     )
     model = ma.fields.Nested(ModelVersionSchema)
+
+
+class UnpinSchema(ma.Schema):
+    unpinned = ma.fields.String(
+        allow_none=True, metadata={"example": VERSION_EXAMPLE, "description": "Pinned before (or null)"}
+    )
+    active = ma.fields.String(allow_none=True, metadata={"example": VERSION_EXAMPLE})

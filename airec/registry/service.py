@@ -46,7 +46,7 @@ def _sync_disk() -> None:
         register_version(version, manifest)
 
 
-def describe(row: ModelVersion, active: str | None) -> dict[str, Any]:
+def describe(row: ModelVersion, active: str | None, pinned: str | None = None) -> dict[str, Any]:
     """One version for the API: status 'active' comes from the pointer, never from the row."""
     manifest = row.manifest or {}
     on_disk = (registry.models_dir / row.version / store.MANIFEST).is_file()
@@ -57,6 +57,7 @@ def describe(row: ModelVersion, active: str | None) -> dict[str, Any]:
         "version": row.version,
         "algorithm": row.algorithm,
         "status": status,
+        "pinned": status == "active" and row.version == pinned,
         "created_at": row.created_at,
         "on_disk": on_disk,
         "run_id": manifest.get("run_id"),
@@ -72,12 +73,12 @@ def describe(row: ModelVersion, active: str | None) -> dict[str, Any]:
 def list_versions(*, status: str | None = None, limit: int = 100) -> dict[str, Any]:
     """Versions newest first (names sort by creation time), with the active one named."""
     _sync_disk()
-    active = leases.get_active_version()
+    active, pinned = leases.get_active_version(), leases.get_pinned_version()
     rows = ModelVersion.select().order_by(ModelVersion.version.desc())
-    out = [describe(row, active) for row in rows]
+    out = [describe(row, active, pinned) for row in rows]
     if status:
         out = [v for v in out if v["status"] == status]
-    return {"active": active, "versions": out[:limit]}
+    return {"active": active, "pinned": pinned, "versions": out[:limit]}
 
 
 def _row(version: str) -> ModelVersion:
@@ -91,7 +92,7 @@ def _row(version: str) -> ModelVersion:
 
 
 def get_version(version: str) -> dict[str, Any]:
-    return describe(_row(version), leases.get_active_version())
+    return describe(_row(version), leases.get_active_version(), leases.get_pinned_version())
 
 
 def _set_status(version: str, status: str) -> None:
@@ -101,7 +102,8 @@ def _set_status(version: str, status: str) -> None:
 
 
 def activate(version: str) -> dict[str, Any]:
-    """Verify the folder, then point every worker at it (promotion or rollback).
+    """Verify the folder, then point every worker at it and pin it (promotion or rollback): training
+    runs keep registering new versions but activate none until `unpin`.
 
     Raises VersionNotFound, VersionConflict (archived / files gone) or VersionCorrupt (checksums).
     """
@@ -120,10 +122,24 @@ def activate(version: str) -> dict[str, Any]:
     if row.status == "failed":
         _set_status(version, "ready")  # it verifies now (e.g. files restored): usable again
     previous = leases.get_active_version()
-    leases.set_active_version(version)
-    registry.swap(model)
-    log.info("model %s activated (was %s)", version, previous, extra={"version": version})
+
+    def point_and_pin() -> None:
+        leases.set_value(leases.ACTIVE_MODEL_KEY, version)
+        leases.set_value(leases.PINNED_MODEL_KEY, version)
+
+    atomic_write(point_and_pin)
+    registry.follow(model)
+    log.info("model %s activated and pinned (was %s)", version, previous, extra={"version": version})
     return {"previous": previous, "model": get_version(version)}
+
+
+def unpin() -> dict[str, Any]:
+    """Let training runs activate new models again (AIREC_ACTIVATE decides which)."""
+    pinned = leases.get_pinned_version()
+    atomic_write(lambda: leases.set_value(leases.PINNED_MODEL_KEY, None))
+    if pinned:
+        log.info("model %s unpinned", pinned, extra={"version": pinned})
+    return {"unpinned": pinned, "active": leases.get_active_version()}
 
 
 def archive(version: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""GET /api/v1/models, GET/DELETE /api/v1/models/<version>, POST /api/v1/models/<version>/activate."""
+"""GET /api/v1/models, GET/DELETE /api/v1/models/<version>, POST .../<version>/activate, POST .../unpin."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from airec.registry import service
 from airec.registry.schemas import (
     ActivationSchema,
     ModelVersionSchema,
+    UnpinSchema,
     VersionListQuerySchema,
     VersionListSchema,
 )
@@ -63,6 +64,14 @@ class ModelVersion(MethodView):
             _fail(exc)
 
 
+@blp.route("/models/unpin")
+class Unpin(MethodView):
+    @blp.response(200, UnpinSchema)
+    def post(self):
+        """Release the pin: training runs may activate new versions again (AIREC_ACTIVATE decides)."""
+        return service.unpin()
+
+
 @blp.route("/models/<string:version>/activate")
 class Activate(MethodView):
     @blp.response(200, ActivationSchema)
@@ -70,7 +79,9 @@ class Activate(MethodView):
     @blp.alt_response(409, description="Archived: its files are gone")
     @blp.alt_response(422, description="The folder fails checksum verification or cannot be loaded")
     def post(self, version):
-        """Serve this version on every worker (within a few seconds): promotion or rollback."""
+        """Serve and pin this version on every worker (within a few seconds): promotion or rollback.
+
+        While pinned, training runs register new versions but do not activate them."""
         try:
             return service.activate(version)
         except (service.VersionNotFound, service.VersionConflict, service.VersionCorrupt) as exc:

@@ -41,8 +41,18 @@ class Registry:
         self.models_dir.mkdir(parents=True, exist_ok=True)
 
     def swap(self, model: ActiveModel | None) -> None:
-        """Replace the served model in one reference assignment."""
+        """Replace the served model in one reference assignment (callers hold the load lock)."""
         self.active = model
+
+    def follow(self, model: ActiveModel) -> bool:
+        """Serve `model` if it is still what the database points at, under the lock a poll holds while
+        it reads the pointer and loads: a poll that read an older pointer cannot put its model back
+        after this one, nor this one land after a newer activation."""
+        with self._load_lock:
+            if leases.get_active_version() != model.version:
+                return False
+            self.swap(model)
+            return True
 
     def load(self, version: str) -> ActiveModel:
         """Read and verify a version from disk; raises store.CorruptModel."""

@@ -70,8 +70,8 @@ def run_in_child(
 
     Exceptions of the types in `refused` are raised again here as that type (with the message);
     any other exception becomes `FitFailed`. A dead child raises `FitCrashed`. `should_stop`, polled
-    about once a second, kills the child when it turns true (raises `FitCrashed` then). The child logs
-    to stdout with `log_config` (level, JSON lines).
+    at every message and at least once a second, kills the child when it turns true (raises
+    `FitCrashed` then). The child logs to stdout with `log_config` (level, JSON lines).
     """
     ctx = _mp()
     parent_end, child_end = ctx.Pipe(duplex=False)
@@ -99,6 +99,10 @@ def run_in_child(
 def _relay(process, conn: Connection, on_progress, refused, should_stop) -> Any:
     """Forward progress until the child answers or dies."""
     while True:
+        if should_stop is not None and should_stop():
+            process.kill()
+            process.join(timeout=10)
+            raise FitCrashed("the training process was stopped: this run no longer holds the training lease")
         if conn.poll(1.0):
             try:
                 kind, payload = conn.recv()
@@ -115,10 +119,6 @@ def _relay(process, conn: Connection, on_progress, refused, should_stop) -> Any:
                 if cls.__name__ == name:
                     raise cls(message)
             raise FitFailed(name, message)
-        if should_stop is not None and should_stop():
-            process.kill()
-            process.join(timeout=10)
-            raise FitCrashed("the training process was stopped: this run no longer holds the training lease")
         if not process.is_alive():
             break
     process.join(timeout=10)

@@ -7,12 +7,13 @@ Knows nothing of run rows or the training lease; airec.training.service runs thi
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from airec import leases
 from airec.config import Settings
 from airec.db import atomic_write
-from airec.models import utcnow
+from airec.models import ModelVersion, utcnow
 from airec.serving import store
 from airec.serving.active import ActiveModel
 from airec.serving.registry import register_version, registry
@@ -28,6 +29,16 @@ from airec.training.fitting import (  # noqa: F401  (re-exported: the training A
 from airec.training.isolation import run_in_child
 
 
+@dataclass
+class Outcome:
+    """What a run published: the registered version, and whether it became the active model."""
+
+    version: str
+    last_interaction_id: int
+    activated: bool
+    note: str | None = None
+
+
 def train_and_publish(
     *,
     algorithm: str,
@@ -36,9 +47,15 @@ def train_and_publish(
     settings: Settings,
     run_id: int | None = None,
     progress: Callable[[dict], None] | None = None,
+    lease: tuple[str, str, float] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> tuple[str, int]:
-    """Fit on the current data, evaluate, write the folder, activate it. Returns (version, last id read)."""
+) -> Outcome:
+    """Fit on the current data, evaluate, write the folder, register it and, unless an operator pinned
+    a version or (AIREC_ACTIVATE=if-better) it scores worse than the active model, activate it.
+
+    `lease` is (key, owner, ttl): registration and activation commit only while it is still held
+    (raises leases.LeaseLost otherwise, and the folder is removed); `should_stop` ends the fit early.
+    """
     raw = load_dataset()
     data = preprocessed(
         raw, min_support=settings.train_min_item_support, max_items=settings.train_max_items
@@ -86,18 +103,56 @@ def train_and_publish(
         should_stop=should_stop,
         log_config=(settings.log_level, settings.log_json),
     )
-    version = result["version"]
-    register_version(version, result["manifest"])
-    leases.set_active_version(version)
-    registry.swap(ActiveModel.from_folder(Path(result["folder"])))
+    version, manifest = result["version"], result["manifest"]
+    model = ActiveModel.from_folder(Path(result["folder"]))  # verified and loaded before it can be served
+
+    def register_and_decide() -> str | None:
+        register_version(version, manifest)
+        reason = activation_refusal(manifest, settings.activate)
+        if reason is None:
+            leases.set_value(leases.ACTIVE_MODEL_KEY, version)
+        return reason
+
+    try:
+        if lease is None:
+            reason = atomic_write(register_and_decide)
+        else:
+            reason = leases.while_holding(*lease, register_and_decide)
+    except leases.LeaseLost:
+        store.remove_version(settings.models_dir, version)
+        raise
+    if reason is None:
+        registry.follow(model)
     prune_versions(settings)
-    return version, data.last_interaction_id
+    return Outcome(version, data.last_interaction_id, reason is None, reason)
+
+
+def activation_refusal(manifest: dict, policy: str) -> str | None:
+    """Why a newly trained model must not become active, or None. Reads the pointer and the pin inside
+    the caller's transaction, so the decision and the pointer move are one step."""
+    pinned = leases.get_pinned_version()
+    if pinned:
+        return (f"registered, not activated: model {pinned} is pinned by an operator "
+                "(POST /api/v1/models/unpin releases it)")  # fmt: skip
+    if policy != "if-better":
+        return None
+    active = leases.get_active_version()
+    row = ModelVersion.get_or_none(ModelVersion.version == active) if active else None
+    if row is None:
+        return None
+    metric = next(iter(manifest.get("validation") or {}), None)
+    new = ((manifest.get("evaluation") or {}).get("model") or {}).get(metric)
+    old_evaluation = (row.manifest or {}).get("evaluation") or {}
+    old = (old_evaluation.get("model") or {}).get(metric)
+    comparable = old_evaluation.get("protocol") == (manifest.get("evaluation") or {}).get("protocol")
+    if new is None or old is None or not comparable or new >= old:
+        return None
+    return (f"registered, not activated: held-out {metric} {new:.4f} is worse than the active model "
+            f"{active}'s {old:.4f} (AIREC_ACTIVATE=if-better; activate it by hand to use it)")  # fmt: skip
 
 
 def prune_versions(settings: Settings) -> list[str]:
     """Keep the newest `keep_versions` folders on disk; never the active one."""
-    from airec.models import ModelVersion
-
     active = leases.get_active_version()
     versions = store.complete_versions(settings.models_dir)
     removed = []

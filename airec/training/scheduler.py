@@ -27,7 +27,7 @@ def tick(settings: Settings, slot: int) -> str:
     """One scheduled check; returns what it did (for logs and tests)."""
     if not leases.claim_slot("schedule_slot", slot):
         return "claimed elsewhere"
-    service.reap_stale_runs()
+    service.reap_stale_runs(settings)
     if not service.new_data_since_last_run():
         return "no new data"
     try:

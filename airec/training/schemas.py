@@ -58,6 +58,17 @@ class RunSchema(ma.Schema):
     model_version = ma.fields.String(
         allow_none=True, metadata={"example": "20261127T101500000000Z-autoencoder-3fa2"}
     )
+    activated = ma.fields.Boolean(
+        allow_none=True, metadata={"example": True, "description": "Did the version become the active one"}
+    )
+    note = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "example": None,
+            "description": "Why the version was registered but not activated (a pinned version, or a "
+            "worse held-out metric under AIREC_ACTIVATE=if-better)",
+        },
+    )
     error = ma.fields.String(allow_none=True, metadata={"example": None})
 
 

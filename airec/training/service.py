@@ -7,18 +7,17 @@ registers and activates the model -> record the outcome on the row, release the 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 
 import numpy as np
+from peewee import fn
 
 from airec import leases
 from airec.config import Settings
-from airec.db import atomic_write, database
+from airec.db import atomic_write, database, db_ago, db_now
 from airec.metrics import observe_training
 from airec.models import TrainingRun, utcnow
 from airec.training import publish
@@ -29,8 +28,11 @@ from airec.training.isolation import FitCrashed, FitFailed
 log = logging.getLogger(__name__)
 
 TRAINING_LEASE = "training"
-LEASE_TTL_SECONDS = 120.0
-HEARTBEAT_SECONDS = 15.0
+
+
+def heartbeat_seconds(settings: Settings) -> float:
+    """How often a run renews its lease: eight times per TTL, so a few missed beats do not lose it."""
+    return max(0.25, settings.train_lease_seconds / 8)
 
 
 class TrainingConflict(Exception):
@@ -41,22 +43,25 @@ class TrainingConflict(Exception):
         self.run = run
 
 
-def reap_stale_runs() -> int:
-    """Runs left 'running' or 'queued' by a killed process show as failed once their lease lapsed."""
-    holder = leases.holder(TRAINING_LEASE)
-    cutoff = utcnow() - dt.timedelta(seconds=LEASE_TTL_SECONDS)
-    reaped = 0
-    for run in TrainingRun.select().where(TrainingRun.status.in_(("queued", "running"))):
-        beat = run.heartbeat_at or run.created_at
-        if run.owner != holder or beat < cutoff or leases.owner_is_dead(run.owner):
-            _update(
-                run.id,
-                status="failed",
-                finished_at=utcnow(),
-                error="interrupted: the process running it stopped (restart or crash)",
-            )
-            reaped += 1
-    return reaped
+def reap_stale_runs(settings: Settings) -> int:
+    """Runs left 'queued' or 'running' by a process that stopped show as failed: once their heartbeat
+    is older than the lease TTL on the database clock, or at once when their owner was this very
+    process and is gone. A live run that lost its lease stops and fails itself, saying so. One
+    statement, so a run created meanwhile (with a fresh heartbeat) is never failed by a stale read."""
+    in_flight = TrainingRun.status.in_(("queued", "running"))
+    owners = {owner for (owner,) in TrainingRun.select(TrainingRun.owner).where(in_flight).tuples()}
+    dead = [owner for owner in owners if leases.owner_is_dead(owner)]
+    beat = fn.COALESCE(TrainingRun.heartbeat_at, TrainingRun.created_at)
+    stale = beat < db_ago(settings.train_lease_seconds)
+    return atomic_write(
+        lambda: TrainingRun.update(
+            status="failed",
+            finished_at=utcnow(),
+            error="interrupted: the process running it stopped (restart or crash)",
+        )
+        .where(in_flight & (stale | TrainingRun.owner.in_(dead or [""])))
+        .execute()
+    )
 
 
 def current_run() -> TrainingRun | None:
@@ -87,9 +92,10 @@ def start_run(
         build_model(algorithm, params, settings)  # refuse bad parameters before queueing
     elif params:
         raise TrainingRefused("'auto' trains every algorithm with its defaults and takes no params")
-    owner = f"{leases.process_owner()}:{uuid.uuid4().hex[:8]}"
-    reap_stale_runs()
-    if not leases.try_acquire(TRAINING_LEASE, owner, LEASE_TTL_SECONDS) and not _acquire_after_finish(owner):
+    owner = leases.new_owner()
+    reap_stale_runs(settings)
+    ttl = settings.train_lease_seconds
+    if not leases.try_acquire(TRAINING_LEASE, owner, ttl) and not _acquire_after_finish(owner, ttl):
         raise TrainingConflict(current_run())
     try:
         run = atomic_write(
@@ -101,7 +107,7 @@ def start_run(
                 },
                 trigger=trigger,
                 owner=owner,
-                heartbeat_at=utcnow(),
+                heartbeat_at=db_now(),
             )
         )
     except Exception:
@@ -121,13 +127,13 @@ def start_run(
     return run
 
 
-def _acquire_after_finish(owner: str, wait_seconds: float = 3.0) -> bool:
+def _acquire_after_finish(owner: str, ttl: float, wait_seconds: float = 3.0) -> bool:
     """The holder marks its run finished a moment before releasing the lease: a client that saw
     'succeeded' and asks again at once must not get a 409. Wait only while no run is in flight."""
     deadline = time.monotonic() + wait_seconds
     while current_run() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-        if leases.try_acquire(TRAINING_LEASE, owner, LEASE_TTL_SECONDS):
+        if leases.try_acquire(TRAINING_LEASE, owner, ttl):
             return True
     return False
 
@@ -139,23 +145,29 @@ def _thread_main(run_id: int, settings: Settings, owner: str, on_progress) -> No
 
 def _run_holding_lease(run_id: int, settings: Settings, owner: str, on_progress) -> None:
     stop = threading.Event()
+    lost = threading.Event()
+    ttl, every = settings.train_lease_seconds, heartbeat_seconds(settings)
 
     def heartbeat() -> None:
         with database.connection_context():
-            while not stop.wait(HEARTBEAT_SECONDS):
+            while not stop.wait(every):
                 try:
-                    leases.renew(TRAINING_LEASE, owner)
-                    _update(run_id, heartbeat_at=utcnow())
+                    if not leases.renew(TRAINING_LEASE, owner, ttl):
+                        log.error("training run %d lost its lease; stopping it", run_id,
+                                  extra={"run_id": run_id})  # fmt: skip
+                        lost.set()
+                        return
+                    _update(run_id, heartbeat_at=db_now())
                 except Exception:
                     log.warning("training heartbeat failed", exc_info=True)
 
     beat = threading.Thread(target=heartbeat, name=f"airec-train-beat-{run_id}", daemon=True)
     beat.start()
     try:
-        execute_run(run_id, settings, on_progress=on_progress)
+        execute_run(run_id, settings, owner=owner, lease_lost=lost.is_set, on_progress=on_progress)
     finally:
         stop.set()
-        beat.join(timeout=HEARTBEAT_SECONDS)  # no renewal (or connection close) after we return
+        beat.join(timeout=every)  # no renewal (or connection close) after we return
         leases.release(TRAINING_LEASE, owner)
 
 
@@ -163,11 +175,19 @@ def _update(run_id: int, **fields) -> None:
     atomic_write(lambda: TrainingRun.update(**fields).where(TrainingRun.id == run_id).execute())
 
 
-def execute_run(run_id: int, settings: Settings, on_progress: Callable[[dict], None] | None = None) -> None:
-    """Do the work of one run, recording success or the error on its row."""
+def execute_run(
+    run_id: int,
+    settings: Settings,
+    *,
+    owner: str,
+    lease_lost: Callable[[], bool] = lambda: False,
+    on_progress: Callable[[dict], None] | None = None,
+) -> None:
+    """Do the work of one run under the training lease `owner` holds, recording the outcome on its row.
+    `lease_lost` turning true (the heartbeat could not renew) stops the fit."""
     run = TrainingRun.get_by_id(run_id)
     started = time.perf_counter()
-    _update(run_id, status="running", started_at=utcnow(), heartbeat_at=utcnow())
+    _update(run_id, status="running", started_at=utcnow(), heartbeat_at=db_now())
     log.info("training run %d started (%s)", run_id, run.algorithm, extra={"run_id": run_id})
     history: list[dict] = []
 
@@ -182,42 +202,53 @@ def execute_run(run_id: int, settings: Settings, on_progress: Callable[[dict], N
             max_epochs=int(event.get("max_epochs", 0) or 0),
             **losses,
             history=history[-500:],
-            heartbeat_at=utcnow(),
+            heartbeat_at=db_now(),
         )
         if on_progress:
             on_progress(event)
 
     try:
-        version, last_id = publish.train_and_publish(
+        outcome = publish.train_and_publish(
             algorithm=run.algorithm,
             params=run.params.get("params", {}),
             warm_start=bool(run.params.get("warm_start")),
             settings=settings,
             run_id=run_id,
             progress=progress,
+            lease=(TRAINING_LEASE, owner, settings.train_lease_seconds),
+            should_stop=lease_lost,
         )
         _update(
             run_id,
             status="succeeded",
             finished_at=utcnow(),
-            model_version=version,
-            last_interaction_id=last_id,
+            model_version=outcome.version,
+            last_interaction_id=outcome.last_interaction_id,
+            activated=outcome.activated,
+            note=outcome.note,
             history=history[-500:],
         )
         observe_training("succeeded", time.perf_counter() - started)
         log.info(
-            "training run %d succeeded in %.1fs: model %s",
+            "training run %d succeeded in %.1fs: model %s%s",
             run_id,
             time.perf_counter() - started,
-            version,
-            extra={"run_id": run_id, "version": version},
+            outcome.version,
+            "" if outcome.activated else f", not activated ({outcome.note})",
+            extra={"run_id": run_id, "version": outcome.version},
         )
+    except leases.LeaseLost as exc:
+        _update(run_id, status="failed", finished_at=utcnow(), error=f"{exc}; nothing was published")
+        log.error("training run %d lost its lease; nothing published", run_id, extra={"run_id": run_id})
+        observe_training("failed", time.perf_counter() - started)
     except TrainingRefused as exc:
         _update(run_id, status="failed", finished_at=utcnow(), error=str(exc))
         log.warning("training run %d refused: %s", run_id, exc, extra={"run_id": run_id})
         observe_training("failed", time.perf_counter() - started)
     except (FitCrashed, FitFailed) as exc:  # the child logged its own traceback, if it had one
         error = f"{exc.kind}: {exc}" if isinstance(exc, FitFailed) else str(exc)
+        if lease_lost():
+            error += "; nothing was published"
         log.error("training run %d failed: %s", run_id, error, extra={"run_id": run_id})
         _update(run_id, status="failed", finished_at=utcnow(), error=error)
         observe_training("failed", time.perf_counter() - started)

@@ -47,6 +47,8 @@ def run_dict(run: TrainingRun, with_history: bool = False) -> dict:
             "val_loss": run.val_loss,
         },
         "model_version": run.model_version,
+        "activated": run.activated,
+        "note": run.note,
         "error": run.error,
     }
     if with_history:
@@ -77,7 +79,7 @@ class Runs(MethodView):
     @blp.response(200, RunListSchema)
     def get(self, query):
         """Training runs, newest first."""
-        service.reap_stale_runs()
+        service.reap_stale_runs(current_app.config["AIREC"])
         runs = TrainingRun.select().order_by(TrainingRun.id.desc()).limit(query["limit"])
         return {"runs": [run_dict(r) for r in runs]}
 
@@ -87,7 +89,7 @@ class Run(MethodView):
     @blp.response(200, RunEnvelopeSchema)
     def get(self, run_id):
         """One training run with its per-epoch history."""
-        service.reap_stale_runs()
+        service.reap_stale_runs(current_app.config["AIREC"])
         run = TrainingRun.get_or_none(TrainingRun.id == run_id)
         if run is None:
             abort(404, message=f"No training run with id {run_id}.")
