@@ -46,6 +46,7 @@ ENDPOINT_ROLES: dict[str, str | Configurable | dict[str, str | Configurable]] = 
     "static": PUBLIC,
     "ingestion.Interactions": {"POST": INGEST, "GET": READ},
     "stats.Stats": READ,
+    "stats.Daily": READ,
     "stats.Items": READ,
     "serving.Recommendations": READ,
     "serving.UserRecommendations": READ,
