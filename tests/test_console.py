@@ -366,3 +366,20 @@ def test_pages_carry_a_strict_content_security_policy(auth_client, keys):
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe" not in policy
     assert answer.headers["Cache-Control"] == "no-store" and answer.headers["X-Frame-Options"] == "DENY"
     assert auth_client.get("/console/static/console.css").status_code == 200
+
+
+def test_progress_of_a_run_in_flight_shows_its_share_and_curves_so_far(client):
+    from airec.training.service import reap_stale_runs
+
+    history = [{"epoch": e, "max_epochs": 10, "train_loss": 9.0 - e, "val_loss": 9.5 - e, "val_ndcg": 0.1 * e}
+               for e in (1, 2, 3)]  # fmt: skip
+    with database.connection_context():
+        reap_stale_runs()
+        run = TrainingRun.create(algorithm="autoencoder", status="running", epoch=3, max_epochs=10,
+                                 history=history, owner=None)  # fmt: skip
+    progress = client.get(f"/training/runs/{run.id}/progress").json
+    assert progress["status"] == "running" and progress["finished"] is False
+    assert 'value="30"' in progress["html"] and "epoch 3 of at most 10" in progress["html"]
+    assert progress["html"].count("<polyline") == 3 and "epoch 3" in progress["html"]
+    page = client.get(f"/training?run={run.id}").get_data(as_text=True)
+    assert 'data-finished="false"' in page and f"Run {run.id}: running" in page

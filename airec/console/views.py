@@ -171,24 +171,26 @@ def _run_panel(run: TrainingRun) -> dict:
         return Series(name, points, css)
 
     losses = [series("train_loss", "train loss", "s1"), series("val_loss", "validation loss", "s2")]
+    losses = [s for s in losses if s.points]
     metric_keys = sorted({k for h in history for k in h if k.startswith("val_") and k != "val_loss"})
     metrics = [series(key, key.replace("val_", "validation "), "s3") for key in metric_keys]
-    progress = data["progress"]
-    finished = data["status"] in ("succeeded", "failed")
-    percent = 100 if data["status"] == "succeeded" else (
-        round(100 * progress["epoch"] / progress["max_epochs"]) if progress["max_epochs"] else 0
-    )  # fmt: skip
+    epoch, max_epochs = data["progress"]["epoch"], data["progress"]["max_epochs"]
+    percent = min(100, round(100 * epoch / max_epochs)) if max_epochs else 0
+    if data["status"] == "succeeded":
+        percent = 100
     return {
         **data,
-        "finished": finished,
-        "percent": min(percent, 100),
-        "loss_series": [s for s in losses if s.points],
-        "metric_series": [s for s in metrics if s.points],
-        "loss_chart": Markup(line_chart(losses, chart_id="loss-chart", title="Loss per epoch", x_name=x_name))
-        if any(s.points for s in losses) else None,
-        "metric_chart": Markup(line_chart(metrics, chart_id="metric-chart", title="Validation metric per "
-                                          "epoch", x_name=x_name)) if metrics else None,
-    }  # fmt: skip
+        "finished": data["status"] in ("succeeded", "failed"),
+        "percent": percent,
+        "loss_series": losses,
+        "metric_series": metrics,
+        "loss_chart": _chart(losses, "loss-chart", "Loss per epoch", x_name),
+        "metric_chart": _chart(metrics, "metric-chart", "Validation metric per epoch", x_name),
+    }
+
+
+def _chart(series: list[Series], chart_id: str, title: str, x_name: str) -> Markup | None:
+    return Markup(line_chart(series, chart_id=chart_id, title=title, x_name=x_name)) if series else None
 
 
 @bp.get("/training")
