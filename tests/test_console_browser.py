@@ -47,7 +47,9 @@ def server(tmp_path_factory) -> Iterator:
     """Real gunicorn (2 workers, keys on), planted data POSTed over HTTP, two item-kNN models."""
     env = {"AIREC_AUTH": "on", "AIREC_TRAIN_EPOCHS": "40", "AIREC_TRAIN_PATIENCE": "40"}
     with serve(tmp_path_factory.mktemp("console"), workers=2, env=env) as live:
-        live.keys = {role: make_key(live, role) for role in ("admin", "read")}
+        live.keys = {"admin": make_key(live, "admin")}  # the first key comes from the command line
+        created = call(live, "POST", "/api/v1/keys", json={"name": "browser-read", "role": "read"})
+        live.keys["read"] = created.json()["key"]
         records = planted_records(users=240, groups=GROUPS, group_size=GROUP_SIZE, per_user=4, seed=1)
         assert call(live, "POST", "/api/v1/interactions", json={"records": records}).status_code == 201
         for _ in range(2):
@@ -346,7 +348,7 @@ def test_every_page_screenshot_accessibility_and_asset_weight(browser, server, v
         for name, path in page_paths(server).items():
             if name == "overview":
                 sign_in(page, server, server.keys["admin"])
-            page.goto(server.url + path, wait_until="networkidle")
+            page.goto(server.url + path, wait_until="load")
             assert page.url == server.url + path, (name, page.url)
             page.screenshot(path=str(ARTIFACTS / f"{name}-{viewport}.png"), full_page=True)
             wide = page.evaluate(TOO_WIDE, VIEWPORTS[viewport]["width"])
