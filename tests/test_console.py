@@ -289,9 +289,9 @@ def test_train_now_refuses_a_bad_algorithm_and_a_second_run(auth_client, keys, s
     assert auth_client.get("/training/runs/999/progress").status_code == 404
     first = post_form(auth_client, "/training", {"algorithm": "autoencoder"})
     second = post_form(auth_client, "/training", {"algorithm": "itemknn"})
-    assert first.status_code == 303
-    if second.status_code == 409:  # the first is still running, as expected on this data
-        assert "already in progress" in second.get_data(as_text=True)
+    assert first.status_code == 303  # the run holds the training lease from here until it finishes
+    assert second.status_code == 409 and "already in progress" in second.get_data(as_text=True)
+    assert 'href="/training?run=3"' in second.get_data(as_text=True)
     deadline = time.monotonic() + 90
     while not auth_client.get("/training/runs/3/progress").json["finished"]:
         assert time.monotonic() < deadline
