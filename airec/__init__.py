@@ -96,6 +96,10 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(docs_assets)
 
+    from airec.console import init_console
+
+    init_console(app)  # the operator pages at /, /models, /training, /try, /keys, /login
+
 
 def _register_request_hooks(app: Flask) -> None:
     @app.before_request

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -94,6 +94,8 @@ class Settings:
     public_docs: bool = True
     public_readyz: bool = True
     public_metrics: bool = True
+    #: Signs the console's session cookies; unset: generated once and kept in the models dir (airec.console).
+    secret_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -116,6 +118,8 @@ class Settings:
             raise ValueError("AIREC_ACTIVATE must be if-better or always")
         if self.train_min_item_support < 1:
             raise ValueError("AIREC_TRAIN_MIN_ITEM_SUPPORT must be at least 1")
+        if self.secret_key is not None and len(self.secret_key) < 32:
+            raise ValueError("AIREC_SECRET_KEY must be at least 32 characters (or unset to generate one)")
         if self.train_max_items is not None and self.train_max_items < 2:
             raise ValueError("AIREC_TRAIN_MAX_ITEMS must be at least 2 (or unset for all items)")
 

@@ -94,3 +94,36 @@ def test_item_popularity_service(db):
     assert item_popularity() == [("a", 2), ("c", 2), ("b", 1)]
     assert item_popularity(limit=1) == [("a", 2)]
     assert export_interactions(after=0, limit=2)["next_after"] == 2
+
+
+def test_interactions_per_day_counts_each_utc_day_with_zeros(client):
+    import datetime as dt
+
+    from airec.db import database
+    from airec.models import Record
+
+    post(client, [{"items": ["a", "b"]}, {"items": ["c"]}, {"items": ["d", "e", "f"]}])
+    today = dt.datetime.now(dt.UTC).date()
+    with database.connection_context():  # the first record arrived two days ago, the third 40 days ago
+        Record.update(created_at=dt.datetime.combine(today - dt.timedelta(days=2), dt.time(23, 59))).where(
+            Record.id == 1
+        ).execute()
+        Record.update(created_at=dt.datetime.combine(today, dt.time()) - dt.timedelta(days=40)).where(
+            Record.id == 3
+        ).execute()
+    days = client.get("/api/v1/stats/daily?days=3").get_json()["days"]
+    assert days == [
+        {"date": (today - dt.timedelta(days=2)).isoformat(), "interactions": 2},
+        {"date": (today - dt.timedelta(days=1)).isoformat(), "interactions": 0},
+        {"date": today.isoformat(), "interactions": 1},
+    ]
+    month = client.get("/api/v1/stats/daily").get_json()["days"]
+    assert len(month) == 30 and sum(day["interactions"] for day in month) == 3
+    assert sum(d["interactions"] for d in client.get("/api/v1/stats/daily?days=41").get_json()["days"]) == 6
+
+
+@pytest.mark.parametrize("query", ["days=0", "days=367", "days=x"])
+def test_interactions_per_day_bad_query(client, query):
+    response = client.get(f"/api/v1/stats/daily?{query}")
+    assert response.status_code == 422
+    assert "days:" in response.get_json()["message"]

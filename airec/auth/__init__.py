@@ -46,6 +46,7 @@ ENDPOINT_ROLES: dict[str, str | Configurable | dict[str, str | Configurable]] = 
     "static": PUBLIC,
     "ingestion.Interactions": {"POST": INGEST, "GET": READ},
     "stats.Stats": READ,
+    "stats.Daily": READ,
     "stats.Items": READ,
     "serving.Recommendations": READ,
     "serving.UserRecommendations": READ,
@@ -65,6 +66,15 @@ ENDPOINT_ROLES: dict[str, str | Configurable | dict[str, str | Configurable]] = 
     "compat.list_user_count": READ,
     "compat.list_item_count": READ,
     "compat.list_items": READ,
+    # The console's pages sign in with a session, not a key header: the key hook lets them through and
+    # airec/console/access.py applies to each the role of the API operation it stands for.
+    **{
+        f"console.{name}": PUBLIC
+        for name in (
+            "overview", "login", "logout", "static", "models", "model", "activate", "archive", "training",
+            "train", "run_progress", "try_it", "suggest", "keys", "create_key", "revoke_key",
+        )
+    },  # fmt: skip
 }
 
 

@@ -116,6 +116,13 @@ def verify(key: str | None) -> Principal | None:
     return Principal(name=row.name, role=row.role)
 
 
+def principal_for_hash(digest: str) -> Principal | None:
+    """The principal of a stored key hash, or None once revoked: the console's session keeps the hash
+    (never the key) and looks it up on every request, so revoking a key ends its sessions at once."""
+    row = ApiKey.get_or_none(ApiKey.key_hash == digest)
+    return None if row is None else Principal(name=row.name, role=row.role)
+
+
 def _touch(row: ApiKey) -> None:
     """Record last use cheaply: one conditional UPDATE per key per minute; never fails a request."""
     now = time.monotonic()

@@ -48,3 +48,20 @@ class ExportSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "Pass as `after` for the next page; null on the last.", "example": 1000},
     )
+
+
+class DailyQuerySchema(ma.Schema):
+    days = ma.fields.Integer(
+        load_default=30,
+        validate=ma.validate.Range(min=1, max=366),
+        metadata={"description": "How many UTC days back, today included (1 to 366).", "example": 30},
+    )
+
+
+class DayCountSchema(ma.Schema):
+    date = ma.fields.String(metadata={"description": "UTC day, YYYY-MM-DD.", "example": "2026-11-27"})
+    interactions = ma.fields.Integer(metadata={"description": "Interactions stored that day.", "example": 42})
+
+
+class DailySchema(ma.Schema):
+    days = ma.fields.List(ma.fields.Nested(DayCountSchema))

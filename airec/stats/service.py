@@ -85,3 +85,24 @@ def _as_datetime(value) -> dt.datetime | None:
     if value is None or isinstance(value, dt.datetime):
         return value
     return dt.datetime.fromisoformat(str(value))
+
+
+def interactions_per_day(*, days: int = 30, today: dt.date | None = None) -> list[dict]:
+    """Interactions received on each of the last `days` UTC days (today included), zeros included.
+
+    A day is when airec stored the record (its created_at), not the client's own timestamp: this
+    counts what arrived, which is what an operator watching ingestion wants to see.
+    """
+    today = today or dt.datetime.now(dt.UTC).date()
+    first = today - dt.timedelta(days=days - 1)
+    day = peewee.fn.date(Record.created_at)
+    query = (
+        Interaction.select(day, peewee.fn.COUNT(Interaction.id))
+        .join(Record, on=(Interaction.record == Record.id))
+        .where(Record.created_at >= dt.datetime.combine(first, dt.time()))
+        .group_by(day)
+        .tuples()
+    )
+    counted = {str(value)[:10]: n for value, n in query}  # SQLite answers text, PostgreSQL a date
+    dates = (first + dt.timedelta(days=i) for i in range(days))
+    return [{"date": d.isoformat(), "interactions": counted.get(d.isoformat(), 0)} for d in dates]

@@ -5,7 +5,7 @@ from flask.views import MethodView
 
 from airec.extensions import Blueprint
 from airec.stats import service
-from airec.stats.schemas import CountsSchema, ItemCountSchema
+from airec.stats.schemas import CountsSchema, DailyQuerySchema, DailySchema, ItemCountSchema
 
 blp = Blueprint("stats", __name__, url_prefix="/api/v1", description="What is stored: counts and popularity.")
 
@@ -16,6 +16,15 @@ class Stats(MethodView):
     def get(self):
         """How many users, items, records and interactions are stored."""
         return service.counts()
+
+
+@blp.route("/stats/daily")
+class Daily(MethodView):
+    @blp.arguments(DailyQuerySchema, location="query")
+    @blp.response(200, DailySchema)
+    def get(self, query):
+        """Interactions stored per UTC day over the last `days` days, oldest first, zeros included."""
+        return {"days": service.interactions_per_day(days=query["days"])}
 
 
 @blp.route("/items")

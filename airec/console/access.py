@@ -1,0 +1,104 @@
+"""Who is looking at the console, and what they may do: exactly what their key may do on the JSON API.
+
+Each console endpoint names the API operation it stands for; its role comes from airec.auth's table
+through `required_role`, so the two can never disagree. The API-key hook lets console endpoints
+through (they are `public` in airec.auth.ENDPOINT_ROLES); this module is their gate instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, flash, session
+
+from airec.auth import PUBLIC, READ, required_role
+from airec.auth.service import Principal, hash_key, principal_for_hash, verify
+from airec.config import Settings
+
+#: console endpoint -> the API operation (endpoint, method) whose role it needs.
+MIRRORS: dict[str, tuple[str, str]] = {
+    "console.overview": ("stats.Stats", "GET"),
+    "console.models": ("models.Models", "GET"),
+    "console.model": ("models.ModelVersion", "GET"),
+    "console.activate": ("models.Activate", "POST"),
+    "console.archive": ("models.ModelVersion", "DELETE"),
+    "console.training": ("training.Runs", "GET"),
+    "console.train": ("training.Training", "POST"),
+    "console.run_progress": ("training.Run", "GET"),
+    "console.try_it": ("serving.Recommendations", "POST"),
+    "console.suggest": ("stats.Items", "GET"),
+    "console.keys": ("auth.Keys", "GET"),
+    "console.create_key": ("auth.Keys", "POST"),
+    "console.revoke_key": ("auth.Key", "DELETE"),
+}
+#: Open to anyone: the login form itself, logging out, the stylesheet and script.
+OPEN = frozenset({"console.login", "console.logout", "console.static"})
+#: The session field holding the key's SHA-256 (what airec.auth stores), never the key.
+SESSION_KEY = "key_sha256"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in key's name and role; with AIREC_AUTH=off, an anonymous admin."""
+
+    name: str | None
+    role: str
+
+    def may(self, role: str) -> bool:
+        return role == PUBLIC or Principal(name=self.name or "", role=self.role).may(role)
+
+
+def required(endpoint: str, settings: Settings) -> str:
+    """The role a console endpoint needs (that of the API operation it mirrors)."""
+    if endpoint in OPEN:
+        return PUBLIC
+    api_endpoint, method = MIRRORS[endpoint]
+    role = required_role(api_endpoint, method, settings)
+    if role is None:  # the API lost that operation: fail closed, as the API does
+        raise LookupError(f"{api_endpoint} {method} has no access rule")
+    return role
+
+
+def current_viewer() -> Viewer | None:
+    """The viewer of this request, or None when nobody (or a since-revoked key) is signed in."""
+    settings: Settings = current_app.config["AIREC"]
+    if not settings.auth:
+        return Viewer(name=None, role="admin")
+    digest = session.get(SESSION_KEY)
+    if not digest:
+        return None
+    principal = principal_for_hash(digest)  # every request: a revoked key ends the session here
+    if principal is None:
+        session.clear()
+        flash("Your session has ended: its key was revoked. Sign in with a current key.", "error")
+        return None
+    return Viewer(name=principal.name, role=principal.role)
+
+
+class LoginRefused(Exception):
+    """The key cannot open a console session; the message says why, for the login form."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+def sign_in(key: str) -> Viewer:
+    """Check the key as the API does and start a session on its hash. Raises LoginRefused."""
+    principal = verify(key.strip())
+    if principal is None:
+        raise LoginRefused("That key is not valid: it is mistyped, or it has been revoked.", 401)
+    if not principal.may(READ):
+        raise LoginRefused(
+            f"The key {principal.name!r} has the {principal.role!r} role, which can only send interactions. "
+            "Sign in with a read or admin key.",
+            403,
+        )
+    session.clear()  # a fresh session (and CSRF token) for the new identity
+    session[SESSION_KEY] = hash_key(key.strip())
+    session.permanent = True
+    return Viewer(name=principal.name, role=principal.role)
+
+
+def sign_out() -> None:
+    session.clear()
