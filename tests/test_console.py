@@ -368,13 +368,13 @@ def test_pages_carry_a_strict_content_security_policy(auth_client, keys):
     assert auth_client.get("/console/static/console.css").status_code == 200
 
 
-def test_progress_of_a_run_in_flight_shows_its_share_and_curves_so_far(client):
+def test_progress_of_a_run_in_flight_shows_its_share_and_curves_so_far(client, app):
     from airec.training.service import reap_stale_runs
 
     history = [{"epoch": e, "max_epochs": 10, "train_loss": 9.0 - e, "val_loss": 9.5 - e, "val_ndcg": 0.1 * e}
                for e in (1, 2, 3)]  # fmt: skip
     with database.connection_context():
-        reap_stale_runs()
+        reap_stale_runs(app.config["AIREC"])
         run = TrainingRun.create(algorithm="autoencoder", status="running", epoch=3, max_epochs=10,
                                  history=history, owner=None)  # fmt: skip
     progress = client.get(f"/training/runs/{run.id}/progress").json

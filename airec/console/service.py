@@ -92,14 +92,14 @@ def versions_for_chart(versions: list[dict]) -> list[dict]:
     return [{"n": i + 1, **v} for i, v in enumerate(evaluated)]
 
 
-def recent_runs(limit: int = 20) -> list[TrainingRun]:
+def recent_runs(*, settings: Settings, limit: int = 20) -> list[TrainingRun]:
     """Newest first, runs of stopped processes marked failed first (as GET /api/v1/training/runs)."""
-    training_service.reap_stale_runs()
+    training_service.reap_stale_runs(settings)
     return list(TrainingRun.select().order_by(TrainingRun.id.desc()).limit(limit))
 
 
-def find_run(run_id: int) -> TrainingRun | None:
-    training_service.reap_stale_runs()
+def find_run(run_id: int, *, settings: Settings) -> TrainingRun | None:
+    training_service.reap_stale_runs(settings)
     return TrainingRun.get_or_none(TrainingRun.id == run_id)
 
 

@@ -196,9 +196,11 @@ def _chart(series: list[Series], chart_id: str, title: str, x_name: str) -> Mark
 @bp.get("/training")
 def training():
     """The runs, the selected (or newest) run with live progress and curves, and a train-now form."""
-    runs = service.recent_runs()
+    settings = current_app.config["AIREC"]
+    runs = service.recent_runs(settings=settings)
     selected_id = request.args.get("run", type=int)
-    selected = service.find_run(selected_id) if selected_id else (runs[0] if runs else None)
+    newest = runs[0] if runs else None
+    selected = service.find_run(selected_id, settings=settings) if selected_id else newest
     if selected_id and selected is None:
         abort(404, description=f"No training run with id {selected_id}.")
     return render_template(
@@ -214,7 +216,7 @@ def training():
 @bp.get("/training/runs/<int:run_id>/progress")
 def run_progress(run_id: int):
     """The run panel, for the page's script to swap in while the run is in flight."""
-    run = service.find_run(run_id)
+    run = service.find_run(run_id, settings=current_app.config["AIREC"])
     if run is None:
         abort(404, description=f"No training run with id {run_id}.")
     panel = _run_panel(run)
