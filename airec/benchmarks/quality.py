@@ -46,6 +46,7 @@ from airec.recsys.holdout import (
 SHAPES = ("lone", "order")  # basket data: no user / an order id as the user
 POST_BATCH = 5000
 QUERY_CLIENTS = 4
+CHOICE_KEYS = ("best_epoch", "alpha", "chosen_lam", "chosen_n")  # what validation chose, for the JSON
 
 
 @dataclass
@@ -251,7 +252,9 @@ def summarise(runs: list[dict]) -> dict:
     return {"protocol": protocol, "headline": headline, "columns": list(columns), "rows": rows,
             "params": params, "ratios": ratios, "per_seed": per_seed, "seeds": [r["seed"] for r in runs],
             "algorithms": [r["service"].algorithm for r in runs],
-            "refit": [r["service"].manifest.get("refit") for r in runs]}  # fmt: skip
+            "refit": [r["service"].manifest.get("refit") for r in runs],
+            "chosen": [{k: v for k, v in (r["service"].manifest.get("params") or {}).items()
+                        if k in CHOICE_KEYS} for r in runs]}  # fmt: skip
 
 
 def format_table(name: str, result: dict) -> str:

@@ -124,6 +124,42 @@ def leave_one_out(X: sp.csr_matrix, *, seed: int = 0) -> tuple[sp.csr_matrix, sp
     return _split_rows(X, np.ones(X.shape[0], dtype=np.int64), seed)
 
 
+def leave_each_out(
+    X: sp.csr_matrix, *, seed: int = 0, max_cases: int | None = None
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Leave-one-out, several times per unit: each unit with >= 2 items gives one case per item it
+    hides (a random subset of at most max_cases // units items per unit), input the rest.
+
+    For choosing hyper-parameters on baskets: one hidden item per basket makes a validation score so
+    noisy that early stopping and blend weights follow the noise; every item of the basket in turn
+    gives several times the cases from the same units, and the same expected score.
+    """
+    X = _rows_with_min_items(binarize(X), 2)
+    sizes = np.diff(X.indptr)
+    per_unit = sizes if not max_cases else np.minimum(sizes, max(1, int(max_cases) // max(len(sizes), 1)))
+    rng = np.random.default_rng(seed)
+    keys = rng.random(X.nnz)
+    row_of = np.repeat(np.arange(X.shape[0]), sizes)
+    order = np.lexsort((keys, row_of))
+    rank = np.empty(X.nnz, dtype=np.int64)
+    rank[order] = np.arange(X.nnz) - np.repeat(X.indptr[:-1], sizes)
+    hidden_entries = np.flatnonzero(rank < np.repeat(per_unit, sizes))  # one case each, in row order
+    case_unit = row_of[hidden_entries]
+    lengths = sizes[case_unit]
+    starts = np.repeat(X.indptr[case_unit], lengths)
+    within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    entries = starts + within  # every entry of each case's unit
+    case_of = np.repeat(np.arange(case_unit.size), lengths)
+    keep = entries != np.repeat(hidden_entries, lengths)
+    shape = (case_unit.size, X.shape[1])
+    X_in = sp.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=np.float32), (case_of[keep], X.indices[entries[keep]])), shape=shape)
+    X_hid = sp.csr_matrix(
+        (np.ones(case_unit.size, dtype=np.float32), (np.arange(case_unit.size), X.indices[hidden_entries])),
+        shape=shape)  # fmt: skip
+    return binarize(X_in), binarize(X_hid)
+
+
 def filter_items(X: sp.csr_matrix, min_support: int) -> tuple[sp.csr_matrix, np.ndarray]:
     """Keep the items seen in at least `min_support` units; returns the matrix and the kept item ids."""
     counts = np.asarray((X > 0).sum(axis=0)).ravel()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from airec.recsys.data import binarize, fold_in_split, leave_one_out, split_units
+from airec.recsys.data import binarize, fold_in_split, leave_each_out, leave_one_out, split_units
 from airec.recsys.metrics import per_row_metrics
 
 LOO_MAX_MEAN_SIZE = 15.0
@@ -25,6 +25,9 @@ DEFAULT_KS = (10, 20, 50, 100)
 HOLDOUT_FRACTION = 0.15
 #: At most this many units each for validation and test: beyond a few thousand the estimate is tight.
 MAX_HOLDOUT = 5000
+#: Leave-one-out validation hides each item of a unit in turn (up to this many cases in all), so that
+#: choices made on it (epochs, blend weight, lambda) follow the data rather than the noise of one draw.
+VALIDATION_CASES = 4 * MAX_HOLDOUT
 
 Pair = tuple[sp.csr_matrix, sp.csr_matrix]
 
@@ -88,9 +91,13 @@ def make_split(
             return leave_one_out(X[rows], seed=sub_seed)
         return fold_in_split(X[rows], hidden_fraction=hidden_fraction, seed=sub_seed)
 
+    validation = (
+        leave_each_out(X[val], seed=seed + 1000, max_cases=VALIDATION_CASES)
+        if protocol == "loo"
+        else hide(val, seed + 1000)
+    )
     known = np.sort(np.concatenate([train, val]))
-    return Split(X[train], hide(val, seed + 1000), hide(test, seed + 2000), protocol, (train, val, test),
-                 X[known])
+    return Split(X[train], validation, hide(test, seed + 2000), protocol, (train, val, test), X[known])
 
 
 def evaluate_scorer(

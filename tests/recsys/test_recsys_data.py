@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from airec.recsys.data import build_matrix, fold_in_split, leave_one_out, split_units
+from airec.recsys.data import build_matrix, fold_in_split, leave_each_out, leave_one_out, split_units
 from airec.recsys.evaluation import choose_protocol, make_split, selection_metric
 
 
@@ -52,13 +52,26 @@ def test_leave_one_out(blocks: sp.csr_matrix) -> None:
     assert ((X_in + X_hid) != X).nnz == 0
 
 
+def test_leave_each_out_hides_every_item_of_a_unit_in_turn() -> None:
+    X = build_matrix(np.array([0, 0, 0, 1, 2, 2]), np.array([0, 1, 3, 1, 0, 2]), n_items=4)
+    X_in, X_hid = leave_each_out(X, seed=1)
+    assert X_in.shape == X_hid.shape == (5, 4)  # 3 cases from unit 0, none from 1 (one item), 2 from 2
+    assert (np.diff(X_hid.indptr) == 1).all()
+    assert (X_in.multiply(X_hid)).nnz == 0  # the hidden item is never part of its input
+    whole = sorted(map(tuple, (X_in + X_hid).toarray().astype(int).tolist()))
+    assert whole == sorted([(1, 1, 0, 1)] * 3 + [(1, 0, 1, 0)] * 2)
+    capped_in, capped_hid = leave_each_out(X, seed=1, max_cases=2)  # at most one case per unit
+    assert capped_hid.shape[0] == 2 and capped_hid.nnz == 2
+
+
 def test_make_split_protocols(blocks: sp.csr_matrix) -> None:
     X = blocks
     assert choose_protocol(X) == "loo"  # 4-8 items per unit
     assert choose_protocol(X, kind="ratings") == "strong"
     s = make_split(X, "auto", seed=0)
     assert s.protocol == "loo"
-    assert s.train.shape[0] == 280 and s.validation[0].shape[0] == 60
+    assert s.train.shape[0] == 280 and s.test[0].shape[0] == 60
+    assert s.validation[0].shape[0] == blocks[s.units[1]].nnz  # leave-each-out: one case per item
     assert selection_metric(s.validation[1]) == "ndcg@10"
     s2 = make_split(X, "strong", seed=0)
     assert selection_metric(s2.validation[1]) == "ndcg@100"
