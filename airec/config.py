@@ -48,6 +48,28 @@ def parse_duration(text: str) -> int | None:
     return value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit] or None  # '0m' is off, like '0'
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """'12G', '512MB', '2GiB', '1000000' -> bytes (K/M/G/T are powers of 1024)."""
+    match = _SIZE.match(str(text))
+    if not match:
+        raise ValueError(f"bad size {text!r}: use e.g. 512M, 12G or a number of bytes")
+    value, unit = float(match.group(1)), match.group(2).lower()
+    return int(value * 1024 ** "_kmgt".index(unit or "_"))
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine (Linux and macOS sysconf)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+#: Share of the machine's RAM one training run may plan to use when AIREC_TRAIN_MAX_MEMORY is unset:
+#: the rest stays for the web workers (which load the model too) and the database.
+DEFAULT_TRAIN_MEMORY_SHARE = 0.5
+
+
 @dataclass
 class Settings:
     """Everything configurable. Field names map to AIREC_<UPPER_NAME> environment variables."""
@@ -75,6 +97,7 @@ class Settings:
     train_seed: int = 42
     train_warm_start: bool = False
     train_refit: bool = True  # choose on validation, then fit the choice again on every unit
+    train_max_memory: str | None = None  # e.g. 12G; unset: half the machine's RAM
     train_lease_seconds: float = 120.0  # a run whose process stopped renewing is failed after this
     activate: str = "if-better"  # a new model goes live if its held-out metric is not worse ("always")
     train_nice: int = 10
@@ -112,6 +135,8 @@ class Settings:
         parse_duration(self.train_every)
         if not 0 < self.train_holdout_fraction < 0.45:
             raise ValueError("AIREC_TRAIN_HOLDOUT_FRACTION must be between 0 and 0.45")
+        if self.train_max_memory is not None:
+            parse_size(self.train_max_memory)
         if self.train_lease_seconds < 2:
             raise ValueError("AIREC_TRAIN_LEASE_SECONDS must be at least 2")
         if self.activate not in ("if-better", "always"):
@@ -130,6 +155,13 @@ class Settings:
         values["threads"] = self.train_threads
         values["seed"] = self.train_seed
         return {k: v for k, v in values.items() if v is not None}
+
+    @property
+    def train_memory_budget(self) -> int:
+        """Bytes a training run may plan to use at its peak."""
+        if self.train_max_memory is not None:
+            return parse_size(self.train_max_memory)
+        return int(physical_memory() * DEFAULT_TRAIN_MEMORY_SHARE)
 
     @property
     def train_every_seconds(self) -> int | None:

@@ -28,6 +28,21 @@ class FitReport:
     history: list = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class DataShape:
+    """What a fit's memory depends on, known before fitting."""
+
+    units: int
+    items: int
+    nnz: int
+    pairs: int  # sum over units of items^2: an upper bound on the nonzeros of X^T X
+
+    @classmethod
+    def of(cls, X: sp.csr_matrix) -> DataShape:
+        sizes = np.diff(sp.csr_matrix(X).indptr).astype(np.int64)
+        return cls(int(X.shape[0]), int(X.shape[1]), int(X.nnz), int((sizes * sizes).sum()))
+
+
 class Recommender:
     """Base class: fit on a sparse unit x item matrix, score a batch of item sets."""
 
@@ -62,6 +77,11 @@ class Recommender:
     def get_params(self) -> dict[str, Any]:
         """Hyper-parameters, JSON-serialisable, for the manifest."""
         return {}
+
+    def peak_bytes(self, shape: DataShape) -> int:
+        """A rough upper bound of the memory fitting this model on data of `shape` needs, so that a
+        request too large for the machine is refused before it starts (AIREC_TRAIN_MAX_MEMORY)."""
+        return shape.nnz * 12
 
     def refit_copy(self) -> Recommender:
         """A fresh, unfitted model with every choice this fit made on validation fixed (epochs, lambda,

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from airec.config import Settings
-from airec.recsys.base import ProgressCallback
+from airec.recsys.base import DataShape, ProgressCallback
 from airec.recsys.evaluation import (
     DEFAULT_KS,
     MAX_HOLDOUT,
@@ -114,8 +114,15 @@ def fit_model(job: FitJob, progress: ProgressCallback | None = None) -> tuple[An
     fitted: dict[str, Any] = {}
     scores: dict[str, dict] = {}
     warmed: set[str] = set()
+    shape = DataShape.of(job.X)
     for name in candidates:
         model = build_model(name, job.params if job.algorithm != "auto" else {}, settings)
+        too_big = memory_refusal(model, shape, settings)
+        if too_big:
+            if job.algorithm != "auto":
+                raise TrainingRefused(too_big)
+            scores[name] = {"error": too_big}
+            continue
         if warm is not None and _warm_start(model, warm, job.items):
             warmed.add(name)
         t0 = time.perf_counter()
@@ -133,6 +140,9 @@ def fit_model(job: FitJob, progress: ProgressCallback | None = None) -> tuple[An
             "params": dict(report.params or model.get_params()),
         }
         fitted[name] = model
+    if not fitted:
+        reasons = "; ".join(score["error"] for score in scores.values())
+        raise TrainingRefused(f"no algorithm could be trained: {reasons}")
     best = max(fitted, key=lambda n: next(iter(scores[n]["validation"].values())))
     model = fitted[best]
     evaluation = evaluate_split(model, split)
@@ -168,6 +178,23 @@ def fit_model(job: FitJob, progress: ProgressCallback | None = None) -> tuple[An
     manifest["data"]["train_units"] = int(split.train.shape[0])
     manifest["training_seconds"] = round(time.perf_counter() - started, 3)
     return model, manifest
+
+
+def memory_refusal(model, shape: DataShape, settings: Settings) -> str | None:
+    """Why a fit would not fit in AIREC_TRAIN_MAX_MEMORY, or None: better refused now with a message
+    than killed by the kernel an hour in."""
+    need, budget = model.peak_bytes(shape), settings.train_memory_budget
+    if need <= budget:
+        return None
+    return (
+        f"{model.name} on {shape.units} units x {shape.items} items needs about {_gib(need)} at its peak, "
+        f"more than AIREC_TRAIN_MAX_MEMORY={_gib(budget)}: raise that setting, keep fewer items "
+        "(AIREC_TRAIN_MAX_ITEMS, AIREC_TRAIN_MIN_ITEM_SUPPORT) or choose another algorithm"
+    )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**28 else f"{size / 2**20:.0f} MiB"
 
 
 def evaluate_split(model, split: Split) -> dict:

@@ -25,7 +25,14 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from airec.recsys.base import FitReport, ProgressCallback, Recommender, read_manifest, write_manifest
+from airec.recsys.base import (
+    DataShape,
+    FitReport,
+    ProgressCallback,
+    Recommender,
+    read_manifest,
+    write_manifest,
+)
 from airec.recsys.data import binarize
 from airec.recsys.evaluation import Pair, selection_metric
 from airec.recsys.metrics import per_row_metrics
@@ -395,6 +402,19 @@ class AutoEncoder(Recommender):
             "blend": self.blend, "linear_lam": self.linear_lam, "chosen_lam": self.chosen_lam,
             "best_epoch": self.best_epoch, "alpha": self.alpha,
         }
+
+    def peak_bytes(self, shape: DataShape) -> int:
+        """Weights with their gradients, two Adam moments and the best epoch's copy (5 x 4 bytes each),
+        a batch's logits with their softmax and gradient per member, validation chunks, and the linear
+        path when it applies."""
+        width = self.latent * self.members * (2 if self.variational else 1)
+        weights = 2 * shape.items * (self.hidden or width) + (2 * self.hidden * width if self.hidden else 0)
+        batch = self._batch_size(shape.units)
+        logits = 16 * batch * shape.items * self.members + 12 * 1024 * shape.items
+        need = 20 * weights + logits + 12 * shape.nnz
+        if self.linear_path and min(shape.units, shape.items) <= self.max_items and self.blend != 0.0:
+            need += EASE(lam=self.linear_lam, max_items=self.max_items).peak_bytes(shape)
+        return need
 
     def refit_copy(self) -> AutoEncoder:
         """The same network for the epoch count early stopping chose (the update cap lifted, so more

@@ -22,7 +22,14 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from airec.recsys.base import FitReport, ProgressCallback, Recommender, read_manifest, write_manifest
+from airec.recsys.base import (
+    DataShape,
+    FitReport,
+    ProgressCallback,
+    Recommender,
+    read_manifest,
+    write_manifest,
+)
 from airec.recsys.data import binarize
 from airec.recsys.evaluation import validation_score
 
@@ -227,6 +234,15 @@ class EASE(Recommender):
     def get_params(self) -> dict[str, Any]:
         return {"lam": self.lam, "grid": list(self.grid), "max_items": self.max_items,
                 "chosen_lam": self.chosen_lam}
+
+    def peak_bytes(self, shape: DataShape) -> int:
+        """Primal: the float32 Gram matrix, its factorised copy and the best B kept while searching
+        (12 bytes per items^2), plus validation score batches. Dual: K in float64 and its factorised
+        copy, K^-1 and the kept best (24 bytes per units^2), plus column blocks of K^-1 X."""
+        scores = 8 * 1024 * shape.items + 12 * shape.nnz
+        if shape.units < shape.items:
+            return 24 * shape.units**2 + 16 * shape.units * _DUAL_BLOCK + scores
+        return 12 * shape.items**2 + scores
 
     def refit_copy(self) -> EASE:
         return EASE(lam=self.chosen_lam, grid=self.grid, max_items=self.max_items)

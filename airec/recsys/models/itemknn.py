@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from airec.recsys.base import FitReport, ProgressCallback, Recommender, read_manifest, write_manifest
+from airec.recsys.base import (
+    DataShape,
+    FitReport,
+    ProgressCallback,
+    Recommender,
+    read_manifest,
+    write_manifest,
+)
 from airec.recsys.data import binarize
 from airec.recsys.evaluation import validation_score
 
@@ -102,6 +109,11 @@ class ItemKNN(Recommender):
 
     def get_params(self) -> dict[str, Any]:
         return {"n_neighbors": self.n_neighbors, "grid": list(self.grid), "chosen_n": self.chosen_n}
+
+    def peak_bytes(self, shape: DataShape) -> int:
+        """X^T X in float64 and its cosine copy, each entry's rank and the sort's temporaries: about 60
+        bytes per co-occurring item pair (at most items^2, at most the sum of squared unit sizes)."""
+        return 60 * min(shape.items**2, shape.pairs) + 12 * shape.nnz
 
     def refit_copy(self) -> ItemKNN:
         return ItemKNN(n_neighbors=self.chosen_n, grid=self.grid)
