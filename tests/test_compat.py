@@ -55,7 +55,6 @@ def test_propose_interaction_validates_input(client):
 
 
 def test_propose_interaction_answers_in_the_old_shape(client):
-    pytest.importorskip("airec.serving.service")
     client.post("/recordInteraction", json={"user": "u1", "items": ["beer", "diapers", "chips"]})
     client.post("/recordInteraction", json={"user": "u2", "items": ["beer", "diapers"]})
     response = client.post("/proposeInteraction", json={"items": ["beer"], "k": 2})

@@ -109,12 +109,20 @@ def test_the_scheduler_thread_retrains_by_itself(settings_overrides):
         assert wait_for_run(client, runs[-1]["id"])["status"] == "succeeded"
     finally:
         scheduler._stop.set()
-    time.sleep(1.2)  # let the loop notice the stop
-    assert not any(t.name == "airec-scheduler" and t.is_alive() for t in threading.enumerate())
+    assert not scheduler_threads(join_seconds=10), "the scheduler loop did not stop"
+
+
+def scheduler_threads(join_seconds: float = 0.0) -> list[threading.Thread]:
+    """Scheduler threads still alive after waiting up to `join_seconds` for them to end."""
+    deadline = time.monotonic() + join_seconds
+    for thread in threading.enumerate():
+        if thread.name == "airec-scheduler":
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in threading.enumerate() if t.name == "airec-scheduler" and t.is_alive()]
 
 
 def test_no_scheduler_thread_when_off(settings_overrides):
     scheduler._stop.set()
-    time.sleep(1.1)
+    assert not scheduler_threads(join_seconds=10)
     create_app({**settings_overrides, "scheduler": True, "train_every": "off"})
-    assert not any(t.name == "airec-scheduler" and t.is_alive() for t in threading.enumerate())
+    assert not scheduler_threads()
