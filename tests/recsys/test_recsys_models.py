@@ -125,6 +125,22 @@ class TestEASE(RecommenderTestMixin):
         with pytest.raises(ValueError, match="max_items"):
             EASE(lam=10.0, max_items=20).fit(blocks)
 
+    def test_a_large_catalogue_searches_lambda_on_a_proxy_first(self, blocks, monkeypatch) -> None:
+        """The proxy (most frequent items only) picks where to start; the full catalogue decides among
+        that lambda and its neighbours, in fewer factorisations than the whole climb."""
+        from airec.recsys.evaluation import validation_score
+        from airec.recsys.models import ease as ease_module
+
+        split = make_split(blocks, "loo", seed=0)
+        full = EASE()
+        full_report = full.fit(split.train, validation=split.validation)
+        monkeypatch.setattr(ease_module, "PROXY_ITEMS", 20)
+        proxied = EASE()
+        report = proxied.fit(split.train, validation=split.validation)
+        assert len(report.history) < len(full_report.history)
+        best = validation_score(full.score, split.validation)
+        assert validation_score(proxied.score, split.validation) >= best - 0.01
+
     def test_primal_form_when_units_outnumber_items(self, fitted) -> None:
         model, split, _ = fitted
         assert split.train.shape[0] > split.train.shape[1] and model.form == "primal"

@@ -303,14 +303,22 @@ class AutoEncoder(Recommender):
 
     def _choose_alpha(self, linear: EASE, validation: Pair, metric: str, report: FitReport) -> float:
         """Weight of the linear path picked on validation (0 = network alone); both parts are scored
-        once and only their weighted sum is re-ranked per candidate."""
+        once per chunk of rows (memory stays bounded) and only their weighted sum is re-ranked per
+        candidate."""
         X_in, X_hid = validation
-        deep = self.score(X_in)
-        lin = linear.score(X_in)
         k = int(metric.split("@")[1])
+        alphas = np.concatenate([[0.0], np.geomspace(0.1, 1000.0, 21)])
+        totals, rows = np.zeros(alphas.size), 0
+        for s in range(0, X_in.shape[0], 1024):
+            x_in, x_hid = X_in[s:s + 1024], X_hid[s:s + 1024]
+            deep, lin = self.score(x_in), linear.score(x_in)
+            for i, a in enumerate(alphas):
+                values = per_row_metrics(deep + a * lin, x_in, x_hid, [k])[metric]
+                totals[i] += values.sum()
+            rows += values.size
         best_a, best = 0.0, -np.inf
-        for a in np.concatenate([[0.0], np.geomspace(0.1, 1000.0, 21)]):
-            value = float(per_row_metrics(deep + a * lin, X_in, X_hid, [k])[metric].mean())
+        for a, total in zip(alphas, totals, strict=True):
+            value = float(total / max(rows, 1))
             report.history.append({"alpha": float(a), "val_ndcg": value})
             if value > best + 1e-9:
                 best_a, best = float(a), value

@@ -34,6 +34,11 @@ from airec.recsys.data import binarize
 from airec.recsys.evaluation import validation_score
 
 DEFAULT_GRID = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0)
+#: On a larger primal problem lambda is first searched on this many of the most frequent items (each
+#: factorisation of that proxy costs a fraction of a full one), then chosen on the full catalogue among
+#: the proxy's lambda and its neighbours: 3-4 full factorisations instead of ~6. At 16k items one full
+#: factorisation takes about a minute on one core.
+PROXY_ITEMS = 2048
 #: Item columns per block when the dual form computes e = diag(X^T K^-1 X): bounds its memory.
 _DUAL_BLOCK = 4096
 
@@ -120,13 +125,15 @@ class EASE(Recommender):
                 "another algorithm"
             )
         self.n_items = n_items
-        solve = self._dual_solver(X) if n_units < n_items else self._primal_solver(X)
+        primal = n_units >= n_items
+        solve = self._primal_solver(X) if primal else self._dual_solver(X)
         report = FitReport()
         if self.lam is not None or validation is None:
             lam = self.lam if self.lam is not None else 500.0
             solve(lam)
         else:
-            lam = self._search(solve, validation, report, progress)
+            proxy = self._proxy_lambda(X, validation) if primal and n_items > PROXY_ITEMS else None
+            lam = self._search(solve, validation, report, progress, start=proxy)
         self.chosen_lam = float(lam)
         report.params = self.get_params()
         report.validation["seconds"] = time.perf_counter() - start
@@ -161,10 +168,19 @@ class EASE(Recommender):
 
         return solve
 
-    def _search(self, solve, validation, report: FitReport, progress) -> float:
+    def _proxy_lambda(self, X: sp.csr_matrix, validation) -> float:
+        """lambda chosen on the PROXY_ITEMS most frequent items alone (validation restricted to them)."""
+        counts = np.asarray(X.sum(axis=0)).ravel()
+        top = np.sort(np.argsort(-counts, kind="stable")[:PROXY_ITEMS])
+        proxy = EASE(grid=self.grid, max_items=self.max_items)
+        proxy.fit(X[:, top], validation=(validation[0][:, top], validation[1][:, top]))
+        return float(proxy.chosen_lam)
+
+    def _search(self, solve, validation, report: FitReport, progress, start: float | None = None) -> float:
         """Hill climb on the log grid from its middle, stopping once the metric falls (it is unimodal
         in practice), then one refinement at the geometric midpoints around the best lambda: ~6
-        factorisations instead of one per grid point, at a finer resolution than the grid."""
+        factorisations instead of one per grid point, at a finer resolution than the grid. From a
+        `start` (the proxy's choice): that lambda and its x2 neighbours, climbing on while an edge wins."""
         grid = self.grid
         cache: dict[float, float] = {}
         best: dict = {"lam": None, "value": -np.inf, "state": None}
@@ -179,6 +195,18 @@ class EASE(Recommender):
                 if progress:
                     progress({"epoch": len(cache), "max_epochs": len(grid) + 2, "val_ndcg": cache[lam]})
             return cache[lam]
+
+        if start is not None:
+            lam, low, high = start, grid[0] / 2, grid[-1] * 2
+            for _ in range(len(grid) * 2):
+                up, down = min(lam * 2, high), max(lam / 2, low)
+                best_here = max((lam, up, down), key=value)
+                if best_here == lam:
+                    break
+                lam = best_here
+            self.B, self.K_inv, self.e, self.X_train = best["state"]
+            report.validation["val_ndcg"] = best["value"]
+            return float(best["lam"])
 
         i = len(grid) // 2
         step = 1 if i + 1 < len(grid) and value(grid[i + 1]) > value(grid[i]) else -1
