@@ -246,7 +246,24 @@ def test_models_page_lists_versions_and_rolls_back_after_confirmation(auth_clien
     done = post_form(auth_client, f"/models/{older}/activate", token_from=f"/models/{older}/activate")
     assert done.status_code == 303 and done.headers["Location"] == "/models"
     assert active_version(auth_client, keys["admin"]) == older
-    assert f"Model {older} is active now (was {newer})" in auth_client.get("/models").get_data(as_text=True)
+    page = auth_client.get("/models").get_data(as_text=True)
+    assert f"Model {older} is active now (was {newer}) and pinned" in page
+    assert f"Model <code>{older}</code> is pinned" in page and 'action="/models/unpin"' in page
+    assert auth_client.get("/api/v1/models", headers=bearer(keys["admin"])).json["pinned"] == older
+
+
+def test_unpin_from_the_console_releases_the_pin_and_a_read_key_cannot(auth_app, auth_client, keys, seeded):
+    older, _ = seeded["versions"]
+    sign_in(auth_client, keys["admin"])
+    post_form(auth_client, f"/models/{older}/activate", token_from=f"/models/{older}/activate")
+    reader = auth_app.test_client()
+    sign_in(reader, keys["read"])
+    assert post_form(reader, "/models/unpin").status_code == 403
+    assert auth_client.get("/api/v1/models", headers=bearer(keys["admin"])).json["pinned"] == older
+    assert post_form(auth_client, "/models/unpin", token_from="/models").status_code == 303
+    assert auth_client.get("/api/v1/models", headers=bearer(keys["admin"])).json["pinned"] is None
+    page = auth_client.get("/models").get_data(as_text=True)
+    assert f"Model {older} is no longer pinned" in page and 'action="/models/unpin"' not in page
 
 
 def test_model_page_shows_the_api_manifest_and_archive_works(auth_client, keys, seeded):

@@ -71,8 +71,8 @@ ENDPOINT_ROLES: dict[str, str | Configurable | dict[str, str | Configurable]] = 
     **{
         f"console.{name}": PUBLIC
         for name in (
-            "overview", "login", "logout", "static", "models", "model", "activate", "archive", "training",
-            "train", "run_progress", "try_it", "suggest", "keys", "create_key", "revoke_key",
+            "overview", "login", "logout", "static", "models", "model", "activate", "archive", "unpin",
+            "training", "train", "run_progress", "try_it", "suggest", "keys", "create_key", "revoke_key",
         )
     },  # fmt: skip
 }

@@ -22,6 +22,7 @@ MIRRORS: dict[str, tuple[str, str]] = {
     "console.model": ("models.ModelVersion", "GET"),
     "console.activate": ("models.Activate", "POST"),
     "console.archive": ("models.ModelVersion", "DELETE"),
+    "console.unpin": ("models.Unpin", "POST"),
     "console.training": ("training.Runs", "GET"),
     "console.train": ("training.Training", "POST"),
     "console.run_progress": ("training.Run", "GET"),

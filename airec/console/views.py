@@ -102,6 +102,8 @@ def models():
         metric_name=service.HEADLINE,
         may_activate=may("console.activate"),
         may_archive=may("console.archive"),
+        may_unpin=may("console.unpin"),
+        pinned=listing["pinned"],
     )
 
 
@@ -135,8 +137,9 @@ def _confirm_or_act(version: str, action: str):
     try:
         if action == "activate":
             result = registry_service.activate(version)
-            flash(f"Model {version} is active now (was {result['previous'] or 'none'}). "
-                  "Every worker serves it within seconds.")  # fmt: skip
+            flash(f"Model {version} is active now (was {result['previous'] or 'none'}) and pinned: "
+                  "every worker serves it within seconds, and training runs keep it until you unpin "
+                  "it.")  # fmt: skip
         else:
             registry_service.archive(version)
             flash(f"Model {version} is archived: its files are deleted; it stays listed.")
@@ -149,6 +152,15 @@ def _confirm_or_act(version: str, action: str):
 def activate(version: str):
     """Promote or roll back, after a confirmation."""
     return _confirm_or_act(version, "activate")
+
+
+@bp.post("/models/unpin")
+def unpin():
+    """Let training runs activate new versions again (POST /api/v1/models/unpin)."""
+    result = registry_service.unpin()
+    if result["unpinned"]:
+        flash(f"Model {result['unpinned']} is no longer pinned: the next training run may replace it.")
+    return redirect(url_for(".models"), 303)
 
 
 @bp.route("/models/<string:version>/archive", methods=["GET", "POST"])
