@@ -42,6 +42,7 @@ def test_the_published_model_learned_from_the_held_out_units(client, algorithm, 
     assert "refitted" in manifest["evaluation"]["estimates"]
     listed = client.get(f"/api/v1/models/{registry.active.version}").get_json()
     assert listed["refit"] == manifest["refit"]
+    assert 0 < listed["training_cpu_seconds"] == manifest["training_cpu_seconds"]
     assert top(client, ["secret-a"], k=1) == ["secret-b"]
 
 

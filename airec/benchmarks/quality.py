@@ -240,6 +240,8 @@ def summarise(runs: list[dict]) -> dict:
 
     rows = {"service": {c: mean(r["service"].metrics[c] for r in runs) for c in columns}}
     rows["service"]["train_s"] = mean(r["service"].train_seconds for r in runs)
+    cpu = [r["service"].manifest.get("training_cpu_seconds") for r in runs]
+    rows["service"]["train_cpu_s"] = mean(cpu) if None not in cpu else None
     rss = [r["service"].peak_rss_mb for r in runs if r["service"].peak_rss_mb is not None]
     rows["service"]["peak_rss_mb"] = max(rss) if rss else None
     params = {}
@@ -266,7 +268,7 @@ def format_table(name: str, result: dict) -> str:
         lines.append(f"{name} [{shape}]  ({result['kind']}, {units} units x {items} items, protocol="
                      f"{res['protocol']}, seeds {seeds[0]}-{seeds[-1]})")  # fmt: skip
         lines.append(f"{'system':<26}" + "".join(c.rjust(12) for c in columns) + "train_s".rjust(10)
-                     + "peak_rss_mb".rjust(13))  # fmt: skip
+                     + "train_cpu_s".rjust(13) + "peak_rss_mb".rjust(13))  # fmt: skip
         for system, row in res["rows"].items():
             label = {
                 "service": f"service ({'/'.join(sorted(set(res['algorithms'])))})",
@@ -276,7 +278,10 @@ def format_table(name: str, result: dict) -> str:
             cells = "".join(f"{row[c]:.4f}".rjust(12) for c in columns)
             if system == "service":
                 rss = row["peak_rss_mb"]
-                cells += f"{row['train_s']:.1f}".rjust(10) + (f"{rss:.0f}" if rss else "-").rjust(13)
+                cpu = row.get("train_cpu_s")
+                cpu_cell = f"{cpu:.1f}" if cpu is not None else "-"
+                cells += (f"{row['train_s']:.1f}".rjust(10) + cpu_cell.rjust(13)
+                          + (f"{rss:.0f}" if rss else "-").rjust(13))
             lines.append(f"{label:<26}{cells}")
         ratio = "   ".join(
             f"service / {b}: {res['ratios'][b]:.3f} (per seed "

@@ -56,6 +56,10 @@ class ModelVersionSchema(ma.Schema):
     )
     refit = refit_field()
     training_seconds = ma.fields.Float(allow_none=True, metadata={"example": 12.5})
+    training_cpu_seconds = ma.fields.Float(
+        allow_none=True,
+        metadata={"example": 11.8, "description": "CPU time of the fit: its cost, whatever else runs"},
+    )
 
 
 class VersionListSchema(ma.Schema):

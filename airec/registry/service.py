@@ -67,6 +67,7 @@ def describe(row: ModelVersion, active: str | None, pinned: str | None = None) -
         "evaluation": manifest.get("evaluation") or {},
         "refit": manifest.get("refit"),
         "training_seconds": manifest.get("training_seconds"),
+        "training_cpu_seconds": manifest.get("training_cpu_seconds"),
     }
 
 
