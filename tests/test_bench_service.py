@@ -67,3 +67,19 @@ def test_a_service_that_only_knows_popularity_comes_out_below_the_baselines(rati
 def test_settings_for_the_service_must_be_airec_ones(ratings_file):
     with pytest.raises(SystemExit):
         quality.main(["--file", str(ratings_file), "--env", "PATH=/tmp"])
+
+
+def test_a_user_with_more_items_than_a_record_takes_is_sent_as_several_records():
+    from types import SimpleNamespace
+
+    import scipy.sparse as sp
+
+    from airec.benchmarks.quality import records
+    from airec.config import Settings
+
+    cap = Settings.max_items_per_record
+    X = sp.csr_matrix(np.ones((2, 2 * cap + 5), dtype=np.float32))
+    ds = SimpleNamespace(kind="ratings", units=["u1", "u2"], items=[f"i{j}" for j in range(X.shape[1])])
+    sent = records(ds, SimpleNamespace(X=X, received=np.array([1])), "user")
+    assert [len(r["items"]) for r in sent] == [cap, cap, 5] and {r["user"] for r in sent} == {"u2"}
+    assert [i for r in sent for i in r["items"]] == ds.items

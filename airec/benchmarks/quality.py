@@ -31,6 +31,7 @@ import requests
 import scipy.sparse as sp
 
 from airec.benchmarks.server import Gunicorn
+from airec.config import Settings
 from airec.recsys.datasets import LOADERS, MIN_RATING, Dataset, DatasetMissing, load_dataset, load_file
 from airec.recsys.holdout import (
     COLUMNS,
@@ -61,17 +62,18 @@ class ServiceRun:
 
 
 def records(ds: Dataset, holdout: Holdout, shape: str) -> list[dict]:
-    """The received units as API records, in dataset (canonical) order."""
+    """The received units as API records, in dataset (canonical) order. A user with more items than
+    one record takes (AIREC_MAX_ITEMS_PER_RECORD) is sent as several records, as a client must."""
     X = holdout.X
+    cap = Settings.max_items_per_record
     out = []
     for row in holdout.received:
         items = [ds.items[j] for j in X.indices[X.indptr[row]:X.indptr[row + 1]]]
-        if ds.kind != "baskets":
-            out.append({"user": str(ds.units[row]), "items": items})
-        elif shape == "order":
-            out.append({"user": f"order-{ds.units[row]}", "items": items})
-        else:
+        if ds.kind == "baskets" and shape != "order":
             out.append({"items": items})
+            continue
+        user = str(ds.units[row]) if ds.kind != "baskets" else f"order-{ds.units[row]}"
+        out.extend({"user": user, "items": items[i:i + cap]} for i in range(0, len(items), cap))
     return out
 
 
