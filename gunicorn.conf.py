@@ -46,6 +46,13 @@ def _clean_metrics_dir():
             os.remove(os.path.join(path, name))
 
 
+def post_worker_init(worker):
+    """Start the app's poller and scheduler in this worker (threads never cross the fork)."""
+    from airec.app import start_background
+
+    start_background(worker.wsgi)
+
+
 def child_exit(server, worker):
     """A dead worker's live gauges must not be reported any more (its counters stay summed)."""
     from prometheus_client import multiprocess

@@ -12,9 +12,34 @@ from typing import TypeVar
 import peewee
 from playhouse.db_url import connect
 
+from airec import scope
+
 log = logging.getLogger(__name__)
 
-database = peewee.DatabaseProxy()
+
+
+class AppDatabase(peewee.DatabaseProxy):
+    """The proxy every table uses: the database of the app whose request or thread is running
+    (airec.scope), else the one `init_db` bound last. Two apps never share a binding."""
+
+    __slots__ = ("_fallback",)
+
+    @property
+    def obj(self) -> peewee.Database | None:
+        bound = scope.current()
+        return bound.database if bound is not None else self._fallback
+
+    @obj.setter
+    def obj(self, value: peewee.Database | None) -> None:
+        self._fallback = value
+
+    def __setattr__(self, attr: str, value) -> None:
+        if attr not in ("obj", "_fallback", "_callbacks", "_Model"):
+            raise AttributeError("Cannot set attribute on proxy.")
+        object.__setattr__(self, attr, value)
+
+
+database = AppDatabase()
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -39,7 +64,7 @@ def make_database(url: str) -> peewee.Database:
 
 
 def init_db(url: str) -> peewee.Database:
-    """Bind the proxy to a concrete database."""
+    """Bind the proxy's fallback (what code outside any app's scope uses) to a concrete database."""
     db = make_database(url)
     database.initialize(db)
     return db

@@ -32,7 +32,7 @@ def settings_overrides(tmp_path: Path) -> dict:
 
 @pytest.fixture
 def app(settings_overrides: dict):
-    from airec import create_app
+    from airec.app import create_app
 
     return create_app(settings_overrides)
 
@@ -65,7 +65,7 @@ def db(tmp_path: Path) -> Iterator:
 @pytest.fixture
 def auth_app(settings_overrides: dict):
     """The app with authentication on (as in production)."""
-    from airec import create_app
+    from airec.app import create_app
 
     return create_app({**settings_overrides, "auth": True})
 

@@ -48,7 +48,7 @@ def test_activating_by_hand_pins_the_version_until_unpinned(client):
 
 
 def test_if_better_keeps_a_worse_model_out_and_says_why(if_better):
-    from airec import create_app
+    from airec.app import create_app
 
     client = create_app(if_better).test_client()
     ingest(client, planted(units=160, seed=2)[0])
@@ -70,7 +70,7 @@ def test_always_activates_every_new_model(client):
 
 
 def test_activate_setting_is_checked(settings_overrides):
-    from airec import create_app
+    from airec.app import create_app
 
     with pytest.raises(ValueError, match="AIREC_ACTIVATE"):
         create_app({**settings_overrides, "activate": "sometimes"})

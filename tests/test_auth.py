@@ -130,7 +130,7 @@ def test_ingest_key_writes_and_cannot_read(auth_client, keys):
 
 
 def test_health_is_open_and_probes_follow_settings(settings_overrides, keys):
-    from airec import create_app
+    from airec.app import create_app
 
     closed = create_app({**settings_overrides, "auth": True, "public_readyz": False, "public_docs": False})
     client = closed.test_client()
@@ -271,7 +271,7 @@ def test_last_used_is_written_at_most_once_a_minute(auth_app, keys):
 
 
 def test_auth_off_logs_a_warning_and_opens_everything(settings_overrides, log_lines):
-    from airec import create_app
+    from airec.app import create_app
 
     app = create_app({**settings_overrides, "auth": False})
     assert any("AUTHENTICATION IS OFF" in line for line in log_lines)
@@ -300,7 +300,7 @@ def test_cli_keys_create_list_revoke(settings_overrides, monkeypatch, capsys, tm
     listing = capsys.readouterr().out
     assert "ops" in listing and "admin" in listing and key not in listing and key[:12] in listing
 
-    from airec import create_app
+    from airec.app import create_app
 
     client = create_app({**settings_overrides, "auth": True}).test_client()
     assert client.get("/api/v1/keys", headers=bearer(key)).status_code == 200

@@ -61,7 +61,7 @@ def service_numbers(
     path: Path, algorithms: dict[str, dict], monkeypatch, *, seed: int, min_support: int, max_items: int
 ) -> dict[str, dict]:
     """Import, then per algorithm: train and collect the manifest's and the API's held-out numbers."""
-    from airec import create_app
+    from airec.app import create_app
     from airec.serving.registry import registry
 
     monkeypatch.setenv("AIREC_TRAIN_SEED", str(seed))
@@ -142,7 +142,7 @@ def test_bench_and_service_agree_on_a_baskets_file(env, monkeypatch):
     bench = bench_data(load_file(path, "baskets"), 1, ["ease", "popularity"], seed_offset=SEED,
                        min_support=2, max_items=None)
     assert bench["protocol"] == "loo"
-    from airec import create_app
+    from airec.app import create_app
     from airec.serving.registry import registry
 
     monkeypatch.setenv("AIREC_TRAIN_SEED", str(SEED))

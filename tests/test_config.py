@@ -97,7 +97,7 @@ def test_bad_train_every_is_an_error(text):
 
 
 def test_app_refuses_to_start_on_a_bad_setting(monkeypatch, settings_overrides):
-    from airec import create_app
+    from airec.app import create_app
 
     monkeypatch.setenv("AIREC_KEEP_VERSIONS", "several")
     with pytest.raises(ValueError, match="AIREC_KEEP_VERSIONS='several'"):

@@ -12,7 +12,7 @@ from airec.console.session import SECRET_FILE, load_or_create_secret
 
 
 def test_a_generated_secret_is_kept_private_and_reused_after_a_restart(settings_overrides, tmp_path):
-    from airec import create_app
+    from airec.app import create_app
 
     first = create_app(settings_overrides)
     path = tmp_path / "models" / SECRET_FILE
@@ -22,7 +22,7 @@ def test_a_generated_secret_is_kept_private_and_reused_after_a_restart(settings_
 
 
 def test_the_secret_setting_wins_and_must_be_long(settings_overrides):
-    from airec import create_app
+    from airec.app import create_app
 
     secret = "s" * 40
     assert create_app({**settings_overrides, "secret_key": secret}).secret_key == secret
@@ -44,7 +44,7 @@ def test_an_empty_secret_file_is_refused_with_what_to_do(tmp_path):
 
 
 def test_a_session_signed_by_another_secret_is_not_trusted(settings_overrides, keys, auth_app):
-    from airec import create_app
+    from airec.app import create_app
 
     client = auth_app.test_client()
     page = client.get("/login").get_data(as_text=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from airec import create_app
+from airec.app import create_app
 from tests.synthetic import ingest, planted, recommend, train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,7 +24,7 @@ def _assert_unavailable(answer) -> None:
 
 
 def _app(settings_overrides: dict, **extra):
-    from airec import create_app
+    from airec.app import create_app
 
     return create_app({**settings_overrides, "model_poll_seconds": 0, **extra})
 

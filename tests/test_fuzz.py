@@ -41,7 +41,7 @@ bodies = st.one_of(
 
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory):
-    from airec import create_app
+    from airec.app import create_app
 
     where = tmp_path_factory.mktemp("fuzz")
     return create_app(
@@ -156,7 +156,7 @@ def _schema_app():
     import shutil
     import tempfile
 
-    from airec import create_app
+    from airec.app import create_app
     from airec.auth.service import create_key
     from airec.db import database
     from airec.ingestion.service import ingest_records

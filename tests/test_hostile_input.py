@@ -91,7 +91,7 @@ def test_strict_parser_accepts_ordinary_json():
 
 
 def test_body_over_the_size_limit_is_413_json(settings_overrides):
-    from airec import create_app
+    from airec.app import create_app
 
     client = create_app({**settings_overrides, "max_body_bytes": 2000}).test_client()
     big = {"records": [{"user": f"u{i}", "items": ["x" * 50]} for i in range(100)]}
@@ -103,7 +103,7 @@ def test_body_over_the_size_limit_is_413_json(settings_overrides):
 
 
 def test_limits_on_batch_items_names_and_k(settings_overrides):
-    from airec import create_app
+    from airec.app import create_app
 
     limits = {"max_batch_records": 5, "max_items_per_record": 3, "max_name_length": 10, "max_k": 50}
     client = create_app({**settings_overrides, **limits}).test_client()

@@ -51,7 +51,7 @@ def test_shape_of_a_matrix():
 
 @pytest.mark.parametrize("algorithm", ["itemknn", "ease", "autoencoder"])
 def test_a_fit_over_the_budget_is_refused_with_size_and_setting(settings_overrides, algorithm):
-    from airec import create_app
+    from airec.app import create_app
 
     client = create_app({**settings_overrides, "train_max_memory": "64K"}).test_client()
     ingest(client, planted(units=60)[0])
@@ -62,7 +62,7 @@ def test_a_fit_over_the_budget_is_refused_with_size_and_setting(settings_overrid
 
 
 def test_auto_leaves_out_the_candidates_over_the_budget(settings_overrides):
-    from airec import create_app
+    from airec.app import create_app
 
     client = create_app({**settings_overrides, "train_max_memory": "32K"}).test_client()
     ingest(client, planted(units=60)[0])

@@ -48,7 +48,7 @@ def test_the_published_model_learned_from_the_held_out_units(client, algorithm, 
 
 @pytest.mark.parametrize("algorithm", ["itemknn", "ease"])
 def test_refit_off_publishes_the_model_fitted_on_the_training_units_alone(settings_overrides, algorithm):
-    from airec import create_app
+    from airec.app import create_app
 
     client = create_app({**settings_overrides, "train_refit": False}).test_client()
     ingest(client, records_with_a_pair_only_held_out_units_hold())

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from airec import create_app, leases
+from airec import leases
+from airec.app import create_app, stop_background
 from airec.db import database
 from airec.models import TrainingRun
 from airec.training import publish, scheduler
@@ -108,7 +109,7 @@ def test_the_scheduler_thread_retrains_by_itself(settings_overrides):
         assert runs[-1]["trigger"] == "schedule"
         assert wait_for_run(client, runs[-1]["id"])["status"] == "succeeded"
     finally:
-        scheduler._stop.set()
+        stop_background(app)
     assert not scheduler_threads(join_seconds=10), "the scheduler loop did not stop"
 
 
@@ -122,7 +123,6 @@ def scheduler_threads(join_seconds: float = 0.0) -> list[threading.Thread]:
 
 
 def test_no_scheduler_thread_when_off(settings_overrides):
-    scheduler._stop.set()
     assert not scheduler_threads(join_seconds=10)
     create_app({**settings_overrides, "scheduler": True, "train_every": "off"})
     assert not scheduler_threads()

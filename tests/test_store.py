@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from airec import create_app, leases
+from airec import leases
+from airec.app import create_app
 from airec.db import database
 from airec.models import ModelVersion
 from airec.recsys.models import ItemKNN, Popularity

@@ -247,7 +247,7 @@ def test_units_with_single_items_only_fail_with_a_clear_message(client):
 
 
 def test_a_catalogue_over_the_ease_limit_trains_the_autoencoder_without_its_linear_path(settings_overrides):
-    from airec import create_app
+    from airec.app import create_app
 
     records, _ = planted(units=200)
     small = create_app({**settings_overrides, "ease_max_items": 10}).test_client()

@@ -103,10 +103,11 @@ class Gunicorn:
         return self.log_path.read_text(errors="replace").count("Booting worker")
 
     def _app_loaded(self) -> bool:
-        """Each worker logs 'airec ... ready' once its app (and model registry) is up (INFO only)."""
+        """Each worker logs 'airec worker N started' once its app (and model registry) is up and its
+        threads run (INFO only); with --preload the master built the app once, before the forks."""
         if not self._info_logs:
             return True
-        return self.log_path.read_text(errors="replace").count('ready (database') >= self.workers
+        return self.log_path.read_text(errors="replace").count("airec worker ") >= self.workers
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

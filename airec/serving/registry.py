@@ -15,7 +15,7 @@ from pathlib import Path
 import peewee
 from flask import Flask
 
-from airec import leases
+from airec import leases, scope
 from airec.db import atomic_write, database
 from airec.models import ModelVersion, State, utcnow
 from airec.serving import store
@@ -147,14 +147,39 @@ class Registry:
                 except Exception:  # keep polling whatever happens; a dead poller would freeze the version
                     log.exception("model pointer poll failed")
 
-        self._thread = threading.Thread(target=loop, name="airec-model-poll", daemon=True)
+        self._thread = scope.thread(loop, name="airec-model-poll")
         self._thread.start()
 
     def stop_polling(self) -> None:
         self._stop.set()
 
 
-registry = Registry()
+class ServedModel:
+    """`registry`: the `Registry` of the app whose request or thread is running (airec.scope), else
+    the one configured last (the CLI, scripts). Two apps in one process each keep their own model."""
+
+    __slots__ = ("_fallback",)
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_fallback", Registry())
+
+    def target(self) -> Registry:
+        bound = scope.current()
+        if bound is not None and bound.served is not None:
+            return bound.served
+        return self._fallback
+
+    def bind_fallback(self, served: Registry) -> None:
+        object.__setattr__(self, "_fallback", served)
+
+    def __getattr__(self, attr: str):
+        return getattr(self.target(), attr)
+
+    def __setattr__(self, attr: str, value) -> None:
+        setattr(self.target(), attr, value)
+
+
+registry = ServedModel()
 
 
 def register_version(version: str, manifest: dict, status: str = "ready") -> None:
@@ -174,16 +199,20 @@ def register_version(version: str, manifest: dict, status: str = "ready") -> Non
     )
 
 
-def init_registry(app: Flask) -> None:
+def init_registry(app: Flask, app_scope: scope.AppScope) -> Registry:
+    """This app's own served model: configured, synced with the pointer (polling starts later, with
+    the app's other threads, after any fork)."""
     from airec.serving.service import clear_cache
 
     settings = app.config["AIREC"]
-    registry.configure(settings.models_dir)
+    served = Registry()
+    served.configure(settings.models_dir)
+    app_scope.served = served
+    registry.bind_fallback(served)
     clear_cache()  # popularity cached from another database (an earlier app in this process) is stale
     try:
         with database.connection_context():
-            registry.sync()
+            served.sync()
     except (peewee.OperationalError, peewee.InterfaceError) as exc:  # start anyway; the poller catches up
         log.error("database unreachable at start-up, no model loaded yet: %s", exc)
-    if settings.model_poll_seconds > 0:
-        registry.start_polling(settings.model_poll_seconds)
+    return served

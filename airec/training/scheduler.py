@@ -13,14 +13,12 @@ import time
 import schedule
 from flask import Flask
 
-from airec import leases
+from airec import leases, scope
 from airec.config import Settings
 from airec.db import database
 from airec.training import service
 
 log = logging.getLogger(__name__)
-
-_stop = threading.Event()
 
 
 def tick(settings: Settings, slot: int) -> str:
@@ -38,15 +36,12 @@ def tick(settings: Settings, slot: int) -> str:
     return f"started run {run.id}"
 
 
-def start_scheduler(app: Flask) -> None:
-    global _stop
+def start_scheduler(app: Flask, stop: threading.Event) -> threading.Thread | None:
+    """This app's scheduler thread (until `stop` is set), or None when scheduling is off."""
     settings: Settings = app.config["AIREC"]
-    _stop.set()
     every = settings.train_every_seconds
     if not settings.scheduler or every is None:
-        return
-    _stop = threading.Event()
-    stop = _stop
+        return None
     jobs = schedule.Scheduler()
 
     def job() -> None:
@@ -63,5 +58,7 @@ def start_scheduler(app: Flask) -> None:
         while not stop.wait(1.0):
             jobs.run_pending()
 
-    threading.Thread(target=loop, name="airec-scheduler", daemon=True).start()
+    thread = scope.thread(loop, name="airec-scheduler")
+    thread.start()
     log.info("scheduler: retraining every %ss when new data arrives", every)
+    return thread

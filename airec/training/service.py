@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 from peewee import fn
 
-from airec import leases
+from airec import leases, scope
 from airec.config import Settings
 from airec.db import atomic_write, database, db_ago, db_now
 from airec.metrics import observe_training
@@ -114,11 +114,8 @@ def start_run(
         leases.release(TRAINING_LEASE, owner)
         raise
     if background:
-        thread = threading.Thread(
-            target=_thread_main,
-            args=(run.id, settings, owner, on_progress),
-            name=f"airec-train-{run.id}",
-            daemon=True,
+        thread = scope.thread(
+            _thread_main, args=(run.id, settings, owner, on_progress), name=f"airec-train-{run.id}"
         )
         thread.start()
     else:
@@ -161,7 +158,7 @@ def _run_holding_lease(run_id: int, settings: Settings, owner: str, on_progress)
                 except Exception:
                     log.warning("training heartbeat failed", exc_info=True)
 
-    beat = threading.Thread(target=heartbeat, name=f"airec-train-beat-{run_id}", daemon=True)
+    beat = scope.thread(heartbeat, name=f"airec-train-beat-{run_id}")
     beat.start()
     try:
         execute_run(run_id, settings, owner=owner, lease_lost=lost.is_set, on_progress=on_progress)
