@@ -45,7 +45,8 @@ measurements: dict[str, dict] = {}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator:
     """Real gunicorn (2 workers, keys on), planted data POSTed over HTTP, two item-kNN models."""
-    env = {"AIREC_AUTH": "on", "AIREC_ACTIVATE": "always", "AIREC_TRAIN_EPOCHS": "40", "AIREC_TRAIN_PATIENCE": "40"}
+    env = {"AIREC_AUTH": "on", "AIREC_ACTIVATE": "always",  # it watches runs and rolls back, not the policy
+           "AIREC_TRAIN_EPOCHS": "40", "AIREC_TRAIN_PATIENCE": "40"}
     with serve(tmp_path_factory.mktemp("console"), workers=2, env=env) as live:
         live.keys = {"admin": make_key(live, "admin")}  # the first key comes from the command line
         created = call(live, "POST", "/api/v1/keys", json={"name": "browser-read", "role": "read"})
