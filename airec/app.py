@@ -88,9 +88,9 @@ def _build(app: Flask, settings: Settings, db, app_scope: scope.AppScope) -> Non
     register_input_guards(app)  # after auth: bodies of unauthenticated requests are never parsed
     document_headers(api)
 
-    from airec.serving.registry import init_registry
+    from airec.serving.served import init_served_model
 
-    init_registry(app, app_scope)
+    init_served_model(app, app_scope)
 
 
 def start_background(app: Flask) -> None:
@@ -126,10 +126,10 @@ def _register_blueprints(app: Flask) -> None:
     from airec.ingestion.views import blp as ingestion_blp
     from airec.metrics import init_metrics
     from airec.ops.views import blp as ops_blp
-    from airec.registry.views import blp as models_blp
     from airec.serving.views import blp as serving_blp
     from airec.stats.views import blp as stats_blp
     from airec.training.views import blp as training_blp
+    from airec.versions.views import blp as models_blp
 
     for blp in (ops_blp, ingestion_blp, stats_blp, training_blp, serving_blp, models_blp, compat_blp):
         api.register_blueprint(blp)

@@ -11,17 +11,17 @@ from airec.config import Settings
 
 
 def bootstrap(settings: Settings) -> None:
-    """Database and model registry without web server, scheduler or poller threads."""
+    """Database and model served_model without web server, scheduler or poller threads."""
     from airec.db import init_db, migrate
     from airec.logs import configure_logging
-    from airec.serving.registry import registry
+    from airec.serving.served import served_model
 
     configure_logging(settings.log_level, json_lines=False)
     db = init_db(settings.database_url)
     db.connect(reuse_if_open=True)
     migrate(db)
-    registry.configure(settings.models_dir)
-    registry.sync()
+    served_model.configure(settings.models_dir)
+    served_model.sync()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -80,7 +80,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if run.status != "succeeded":
         print(f"training run {run.id} failed: {run.error}", file=sys.stderr)
         return 1
-    from airec.models import ModelVersion
+    from airec.tables import ModelVersion
 
     manifest = ModelVersion.get_by_id(run.model_version).manifest
     print(f"run {run.id} succeeded: model {run.model_version} ({manifest['algorithm']})")
@@ -115,13 +115,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from airec.serving.registry import registry
+    from airec.serving.served import served_model
     from airec.training.evaluation import NothingToEvaluate, evaluate_active
 
     settings = Settings.from_env()
     bootstrap(settings)
     try:
-        result = evaluate_active(model=registry.active, k=args.k)
+        result = evaluate_active(model=served_model.active, k=args.k)
     except NothingToEvaluate as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -185,7 +185,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List model versions, or activate one (promotion or rollback) for every worker."""
-    from airec.registry import service
+    from airec.versions import service
 
     settings = Settings.from_env()
     bootstrap(settings)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from airec.db import atomic_write, db_ago, db_now, is_sqlite
-from airec.models import State
+from airec.tables import State
 
 ACTIVE_MODEL_KEY = "active_model"
 PINNED_MODEL_KEY = "pinned_model"

@@ -89,7 +89,7 @@ class ModelCollector:
     def collect(self) -> Iterator[Metric]:
         from airec import leases
         from airec.db import database
-        from airec.models import ModelVersion, utcnow
+        from airec.tables import ModelVersion, utcnow
 
         info = InfoMetricFamily("airec_active_model", "The model version every worker serves")
         age = GaugeMetricFamily("airec_active_model_age_seconds", "Seconds since the active model was made")

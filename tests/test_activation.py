@@ -9,8 +9,8 @@ import pytest
 
 from airec import leases
 from airec.db import database
-from airec.registry import service as versions
-from airec.serving.registry import registry
+from airec.serving.served import served_model
+from airec.versions import service as versions
 from tests.synthetic import ingest, planted, train
 
 MODELS = "/api/v1/models"
@@ -36,7 +36,7 @@ def test_activating_by_hand_pins_the_version_until_unpinned(client):
     run = train(client, {"algorithm": "ease"})  # scheduled or by API: trains and registers, no more
     assert run["activated"] is False and "pinned" in run["note"] and first in run["note"]
     listing = client.get(MODELS).get_json()
-    assert listing["active"] == first and registry.active.version == first
+    assert listing["active"] == first and served_model.active.version == first
     assert {v["version"]: v["status"] for v in listing["versions"]}[run["model_version"]] == "ready"
 
     unpinned = client.post(f"{MODELS}/unpin")
@@ -44,7 +44,7 @@ def test_activating_by_hand_pins_the_version_until_unpinned(client):
     assert client.post(f"{MODELS}/unpin").get_json()["unpinned"] is None  # idempotent
     run = train(client, {"algorithm": "ease"})
     assert run["activated"] is True and run["note"] is None
-    assert client.get(MODELS).get_json()["active"] == run["model_version"] == registry.active.version
+    assert client.get(MODELS).get_json()["active"] == run["model_version"] == served_model.active.version
 
 
 def test_if_better_keeps_a_worse_model_out_and_says_why(if_better):
@@ -57,16 +57,16 @@ def test_if_better_keeps_a_worse_model_out_and_says_why(if_better):
     worse = train(client, {"algorithm": "popularity"})
     assert worse["status"] == "succeeded" and worse["activated"] is False
     assert "worse than the active model" in worse["note"] and "AIREC_ACTIVATE=if-better" in worse["note"]
-    assert client.get(MODELS).get_json()["active"] == good["model_version"] == registry.active.version
+    assert client.get(MODELS).get_json()["active"] == good["model_version"] == served_model.active.version
     again = train(client, {"algorithm": "ease"})  # as good (same data and seed): not worse, so it goes live
-    assert again["activated"] is True and registry.active.version == again["model_version"]
+    assert again["activated"] is True and served_model.active.version == again["model_version"]
 
 
 def test_always_activates_every_new_model(client):
     ingest(client, planted(units=160, seed=2)[0])
     train(client, {"algorithm": "ease"})
     worse = train(client, {"algorithm": "popularity"})
-    assert worse["activated"] is True and registry.active.version == worse["model_version"]
+    assert worse["activated"] is True and served_model.active.version == worse["model_version"]
 
 
 def test_activate_setting_is_checked(settings_overrides):
@@ -82,7 +82,7 @@ def test_a_poll_and_an_activation_interleaved_end_on_the_pointer(client, monkeyp
     ingest(client, planted(units=80, seed=3)[0])
     v1, v2, v3 = (train(client, {"algorithm": a})["model_version"] for a in ("itemknn", "ease", "popularity"))
     loading, finish = threading.Event(), threading.Event()
-    real_load = registry.load
+    real_load = served_model.load
 
     def slow_load(version):
         if version == v2:  # the poll's load
@@ -90,14 +90,14 @@ def test_a_poll_and_an_activation_interleaved_end_on_the_pointer(client, monkeyp
             assert finish.wait(10)
         return real_load(version)
 
-    monkeypatch.setattr(registry, "load", slow_load)
+    monkeypatch.setattr(served_model.target(), "load", slow_load)
     with database.connection_context():
         leases.set_active_version(v2)  # as another host's activation would
-        registry.swap(real_load(v1))
+        served_model.swap(real_load(v1))
 
     def poll() -> None:
         with database.connection_context():
-            registry.sync()
+            served_model.sync()
 
     def operator() -> None:
         with database.connection_context():
@@ -114,4 +114,4 @@ def test_a_poll_and_an_activation_interleaved_end_on_the_pointer(client, monkeyp
     activation.join(10)
     with database.connection_context():
         assert leases.get_active_version() == v3
-    assert registry.active.version == v3
+    assert served_model.active.version == v3

@@ -240,7 +240,7 @@ def test_keys_are_never_stored_or_logged_in_clear(auth_client, keys, tmp_path: P
 def test_last_used_is_written_at_most_once_a_minute(auth_app, keys):
     from airec.auth import service
     from airec.db import database
-    from airec.models import ApiKey, utcnow
+    from airec.tables import ApiKey, utcnow
 
     client = auth_app.test_client()
     headers = bearer(keys["read"])

@@ -62,7 +62,7 @@ def service_numbers(
 ) -> dict[str, dict]:
     """Import, then per algorithm: train and collect the manifest's and the API's held-out numbers."""
     from airec.app import create_app
-    from airec.serving.registry import registry
+    from airec.serving.served import served_model
 
     monkeypatch.setenv("AIREC_TRAIN_SEED", str(seed))
     monkeypatch.setenv("AIREC_TRAIN_MIN_ITEM_SUPPORT", str(min_support))
@@ -71,7 +71,7 @@ def service_numbers(
     out: dict[str, dict] = {}
     for algorithm, params in algorithms.items():
         assert main(["train", "--algorithm", algorithm, "--params", json.dumps(params)]) == 0
-        manifest = registry.active.manifest
+        manifest = served_model.active.manifest
         assert manifest["algorithm"] == algorithm
         client = create_app({}).test_client()
         api = {}
@@ -143,14 +143,14 @@ def test_bench_and_service_agree_on_a_baskets_file(env, monkeypatch):
                        min_support=2, max_items=None)
     assert bench["protocol"] == "loo"
     from airec.app import create_app
-    from airec.serving.registry import registry
+    from airec.serving.served import served_model
 
     monkeypatch.setenv("AIREC_TRAIN_SEED", str(SEED))
     monkeypatch.setenv("AIREC_TRAIN_MIN_ITEM_SUPPORT", "2")
     assert main(["import", str(path), "--format", "baskets"]) == 0
     assert main(["train", "--algorithm", "ease"]) == 0
     answer = create_app({}).test_client().post("/api/v1/evaluation", json={"k": 10}).get_json()
-    assert assert_agree(bench, {"ease": {"manifest": registry.active.manifest, "api": {10: answer}}}) > 20
+    assert assert_agree(bench, {"ease": {"manifest": served_model.active.manifest, "api": {10: answer}}}) > 20
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from html import unescape
 import pytest
 
 from airec.db import database
-from airec.models import ApiKey, TrainingRun
+from airec.tables import ApiKey, TrainingRun
 from tests.synthetic import partners, planted
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -219,7 +219,7 @@ def test_every_console_endpoint_mirrors_an_api_operation(auth_app):
 
 
 def test_overview_counts_match_the_database_and_show_the_active_model(auth_client, keys, seeded):
-    from airec.models import Interaction, Item, Record, User
+    from airec.tables import Interaction, Item, Record, User
 
     sign_in(auth_client, keys["admin"])
     html = auth_client.get("/").get_data(as_text=True)

@@ -29,9 +29,9 @@ def test_schedule_says_when_the_next_check_comes_and_whether_it_will_train(db):
 
 
 def test_suggestions_before_any_model_come_from_stored_popularity(db):
-    from airec.serving.registry import registry
+    from airec.serving.served import served_model
 
-    registry.swap(None)
+    served_model.swap(None)
     ingest_records([{"items": ["Apple", "pineapple"]}, {"items": ["pineapple", "grape"]}])
     assert service.suggest_items(query="") == ["pineapple", "Apple", "grape"]
     assert service.suggest_items(query="app") == ["Apple", "pineapple"]  # starts-with first

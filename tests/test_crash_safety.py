@@ -90,7 +90,7 @@ def test_sigkill_during_training_keeps_previous_model_and_fails_the_run(client, 
 KILL_MID_WRITE = textwrap.dedent(
     """
     import os, time
-    from airec.recsys.models.itemknn import ItemKNN
+    from airec.recsys.algorithms.itemknn import ItemKNN
 
     real_save = ItemKNN.save
 
@@ -166,7 +166,7 @@ class _Collect(logging.Handler):
 @pytest.fixture
 def errors():
     handler = _Collect()
-    logger = logging.getLogger("airec.serving.registry")
+    logger = logging.getLogger("airec.serving.served")
     logger.addHandler(handler)
     yield handler.messages
     logger.removeHandler(handler)
@@ -203,14 +203,14 @@ def test_damaged_new_version_is_refused_at_restart_and_previous_stays(
 def test_poller_refuses_a_corrupt_version_another_host_activated(client, trained, settings_overrides, errors):
     from airec import leases
     from airec.db import database
-    from airec.serving.registry import registry
+    from airec.serving.served import served_model
 
     newer = train(client, {"algorithm": "itemknn"})["model_version"]
     assert client.post(f"/api/v1/models/{trained}/activate").status_code == 200
     _damage(Path(settings_overrides["models_dir"]) / newer, "truncated")
     with database.connection_context():
         leases.set_active_version(newer)  # as if another host flipped the pointer
-        assert registry.sync() == trained
+        assert served_model.sync() == trained
         assert leases.get_active_version() == trained
     assert recommend(client, ["g0-i0"])["model_version"] == trained
     assert any("refusing" in message for message in errors)
@@ -219,7 +219,7 @@ def test_poller_refuses_a_corrupt_version_another_host_activated(client, trained
 def test_a_repaired_version_is_served_again_after_its_files_are_restored(client, trained, settings_overrides):
     from airec import leases
     from airec.db import database
-    from airec.serving.registry import registry
+    from airec.serving.served import served_model
 
     newer = train(client, {"algorithm": "itemknn"})["model_version"]
     assert client.post(f"/api/v1/models/{trained}/activate").status_code == 200
@@ -228,9 +228,9 @@ def test_a_repaired_version_is_served_again_after_its_files_are_restored(client,
     weights.write_bytes(good[: len(good) // 3])
     with database.connection_context():
         leases.set_active_version(newer)
-        assert registry.sync() == trained  # refused while damaged
+        assert served_model.sync() == trained  # refused while damaged
         leases.set_active_version(newer)
-        assert registry.sync() == trained  # and not retried while its files are unchanged
+        assert served_model.sync() == trained  # and not retried while its files are unchanged
         weights.write_bytes(good)  # the operator restores the file
         leases.set_active_version(newer)
-        assert registry.sync() == newer
+        assert served_model.sync() == newer

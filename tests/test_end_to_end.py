@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airec.serving.registry import registry
+from airec.serving.served import served_model
 from tests.synthetic import ingest, partners, planted, recommend, train
 
 EVALUATION = "/api/v1/evaluation"
@@ -32,8 +32,8 @@ def test_autoencoder_proposes_planted_partners(client):
     ingest(client, records)
     run = train(client, {"algorithm": "autoencoder", "params": {"epochs": 20}})
     assert run["algorithm"] == "autoencoder"
-    assert registry.active.algorithm == "autoencoder"
-    assert registry.active.manifest["params"]["epochs"] == 20
+    assert served_model.active.algorithm == "autoencoder"
+    assert served_model.active.manifest["params"]["epochs"] == 20
     assert_learned_groups(client, group_of, run["model_version"])
 
 
@@ -41,8 +41,8 @@ def test_anonymous_baskets_train_too(client):
     records, group_of = planted(users=False, seed=3)
     ingest(client, records)
     run = train(client, {"algorithm": "itemknn"})
-    assert registry.active.manifest["data"]["baskets"] == len(records)
-    assert registry.active.manifest["data"]["users"] == 0
+    assert served_model.active.manifest["data"]["baskets"] == len(records)
+    assert served_model.active.manifest["data"]["users"] == 0
     assert_learned_groups(client, group_of, run["model_version"])
 
 
@@ -50,7 +50,7 @@ def test_auto_keeps_the_best_candidate_and_lists_all_scores(client):
     records, group_of = planted(seed=1)
     ingest(client, records)
     run = train(client, {"algorithm": "auto"})
-    manifest = registry.active.manifest
+    manifest = served_model.active.manifest
     assert manifest["requested_algorithm"] == "auto"
     candidates = manifest["candidates"]
     assert set(candidates) == {"autoencoder", "ease", "itemknn", "popularity"}
@@ -69,13 +69,13 @@ def test_evaluation_beats_popularity_and_matches_the_manifest(client):
     # Data arriving after training must not change the held-out split of the trained model.
     ingest(client, planted(seed=9, units=50, prefix="late-")[0])
 
-    saved = registry.active.manifest["evaluation"]
+    saved = served_model.active.manifest["evaluation"]
     for k in (10, 20):
         response = client.post(EVALUATION, json={"k": k})
         assert response.status_code == 200, response.get_json()
         body = response.get_json()
         assert body["k"] == k
-        assert body["model_version"] == registry.active.version
+        assert body["model_version"] == served_model.active.version
         assert body["units"] == saved["model"]["n_units"] > 0
         for side in ("model", "popularity"):
             assert set(body[side]) == {"hit_rate", "ndcg", "recall"}

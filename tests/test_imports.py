@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from airec.imports import ImportFormatError, import_file
-from airec.models import Interaction, Record, User
 from airec.stats.service import counts, item_popularity
+from airec.tables import Interaction, Record, User
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -185,7 +185,7 @@ def test_service_handles_more_names_than_one_statement_takes(db):
 
 
 def test_service_converts_aware_timestamps_to_utc(db):
-    from airec.models import Record
+    from airec.tables import Record
 
     aware = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
     ingest_records([{"items": ["a"], "timestamp": aware}])

@@ -14,8 +14,8 @@ import pytest
 
 from airec import leases
 from airec.db import database
-from airec.models import State, TrainingRun
-from airec.serving.registry import registry
+from airec.serving.served import served_model
+from airec.tables import State, TrainingRun
 from airec.training import publish, service
 from tests.synthetic import TRAINING, ingest, planted, train, wait_for_run
 
@@ -147,7 +147,7 @@ def test_a_run_whose_lease_was_taken_over_publishes_nothing(client, app, gate):
     assert run["status"] == "failed" and "no longer holds the training lease" in run["error"]
     assert "nothing was published" in run["error"]
     listing = client.get("/api/v1/models").get_json()
-    assert listing["active"] == before == registry.active.version
+    assert listing["active"] == before == served_model.active.version
     assert [v["version"] for v in listing["versions"]] == [before]
     folders = [p.name for p in Path(app.config["AIREC"].models_dir).iterdir() if not p.name.startswith(".")]
     assert folders == [before]  # the lost run's folder was removed

@@ -8,9 +8,9 @@ import pytest
 import scipy.sparse as sp
 
 from airec.config import DEFAULT_TRAIN_MEMORY_SHARE, Settings, parse_size, physical_memory
+from airec.recsys.algorithms import EASE, AutoEncoder, ItemKNN, Popularity
 from airec.recsys.base import DataShape
-from airec.recsys.models import EASE, AutoEncoder, ItemKNN, Popularity
-from airec.serving.registry import registry
+from airec.serving.served import served_model
 from tests.synthetic import ingest, planted, train
 
 
@@ -58,7 +58,7 @@ def test_a_fit_over_the_budget_is_refused_with_size_and_setting(settings_overrid
     run = train(client, {"algorithm": algorithm}, expect="failed")
     assert run["error"].startswith(f"{algorithm} on 60 units x 48 items needs about ")
     assert "more than AIREC_TRAIN_MAX_MEMORY=0 MiB" in run["error"]
-    assert registry.active is None
+    assert served_model.active is None
 
 
 def test_auto_leaves_out_the_candidates_over_the_budget(settings_overrides):
@@ -67,6 +67,6 @@ def test_auto_leaves_out_the_candidates_over_the_budget(settings_overrides):
     client = create_app({**settings_overrides, "train_max_memory": "32K"}).test_client()
     ingest(client, planted(units=60)[0])
     train(client, {"algorithm": "auto"})
-    candidates = registry.active.manifest["candidates"]
-    assert registry.active.algorithm == "popularity"
+    candidates = served_model.active.manifest["candidates"]
+    assert served_model.active.algorithm == "popularity"
     assert all("AIREC_TRAIN_MAX_MEMORY" in candidates[n]["error"] for n in ("autoencoder", "ease", "itemknn"))

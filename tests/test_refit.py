@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from airec.recsys.data import split_units
-from airec.serving.registry import registry
+from airec.serving.served import served_model
 from tests.synthetic import ingest, planted, recommend, train
 
 SEED = 42  # the default AIREC_TRAIN_SEED
@@ -36,11 +36,11 @@ def top(client, items: list[str], k: int = 3) -> list[str]:
 def test_the_published_model_learned_from_the_held_out_units(client, algorithm, params):
     ingest(client, records_with_a_pair_only_held_out_units_hold())
     train(client, {"algorithm": algorithm, "params": params})
-    manifest = registry.active.manifest
+    manifest = served_model.active.manifest
     assert manifest["refit"]["units"] == manifest["data"]["units"] == 200
     assert manifest["data"]["train_units"] == 140 and manifest["refit"]["seconds"] >= 0
     assert "refitted" in manifest["evaluation"]["estimates"]
-    listed = client.get(f"/api/v1/models/{registry.active.version}").get_json()
+    listed = client.get(f"/api/v1/models/{served_model.active.version}").get_json()
     assert listed["refit"] == manifest["refit"]
     assert 0 < listed["training_cpu_seconds"] == manifest["training_cpu_seconds"]
     assert top(client, ["secret-a"], k=1) == ["secret-b"]
@@ -53,7 +53,7 @@ def test_refit_off_publishes_the_model_fitted_on_the_training_units_alone(settin
     client = create_app({**settings_overrides, "train_refit": False}).test_client()
     ingest(client, records_with_a_pair_only_held_out_units_hold())
     train(client, {"algorithm": algorithm})
-    manifest = registry.active.manifest
+    manifest = served_model.active.manifest
     assert manifest["refit"] is None and "estimates" not in manifest["evaluation"]
     assert "secret-b" not in top(client, ["secret-a"], k=3)  # never seen together in training
 
@@ -61,16 +61,16 @@ def test_refit_off_publishes_the_model_fitted_on_the_training_units_alone(settin
 def test_popularity_counts_every_unit_after_the_refit(client):
     ingest(client, records_with_a_pair_only_held_out_units_hold())
     train(client, {"algorithm": "popularity"})
-    counts = dict(zip(registry.active.items, registry.active.model.counts, strict=True))
+    counts = dict(zip(served_model.active.items, served_model.active.model.counts, strict=True))
     assert counts["secret-a"] == counts["secret-b"] == 60  # the 30 validation and 30 test units
 
 
 def test_the_evaluation_endpoint_answers_the_stored_estimate(client):
     ingest(client, records_with_a_pair_only_held_out_units_hold())
     train(client, {"algorithm": "itemknn"})
-    saved = registry.active.manifest["evaluation"]
+    saved = served_model.active.manifest["evaluation"]
     body = client.post("/api/v1/evaluation", json={"k": 20}).get_json()
-    assert body["refit"] == registry.active.manifest["refit"]
+    assert body["refit"] == served_model.active.manifest["refit"]
     assert body["model"]["ndcg"] == saved["model"]["ndcg@20"]
     refused = client.post("/api/v1/evaluation", json={"k": 7})
     assert refused.status_code == 422 and "cut-offs" in str(refused.get_json()["errors"])

@@ -10,7 +10,7 @@ import pytest
 from airec import leases
 from airec.app import create_app, stop_background
 from airec.db import database
-from airec.models import TrainingRun
+from airec.tables import TrainingRun
 from airec.training import publish, scheduler
 from tests.synthetic import ingest, planted, wait_for_run
 

@@ -10,9 +10,9 @@ import peewee
 import pytest
 import scipy.sparse as sp
 
-from airec.recsys.models import Popularity
+from airec.recsys.algorithms import Popularity
 from airec.serving import service
-from airec.serving.registry import registry
+from airec.serving.served import served_model
 from tests.synthetic import RECOMMEND, ingest, partners, planted, recommend, train
 
 
@@ -84,13 +84,13 @@ def test_no_known_input_item_falls_back_to_the_models_popularity(client, trained
     for items in ([], ["nobody-knows"]):
         answer = recommend(client, items, k=5, exclude=["g0-i0"])
         assert answer["fallback"] == "popularity"
-        assert answer["model_version"] == registry.active.version
+        assert answer["model_version"] == served_model.active.version
         assert answer["unknown_items"] == items
         assert "g0-i0" not in names(answer) and len(answer["items"]) == 5
-        popularity = registry.active.popularity
-        counts = [popularity[registry.active.index[name]] for name in names(answer)]
+        popularity = served_model.active.popularity
+        counts = [popularity[served_model.active.index[name]] for name in names(answer)]
         assert counts == sorted(counts, reverse=True)
-        assert counts[0] == max(popularity[i] for n, i in registry.active.index.items() if n != "g0-i0")
+        assert counts[0] == max(popularity[i] for n, i in served_model.active.index.items() if n != "g0-i0")
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_inference_never_touches_the_database(client, trained, monkeypatch):
 
 
 def test_a_request_sees_exactly_one_version_during_swaps(client, trained):
-    first = registry.active
+    first = served_model.active
     counts = sp.csr_matrix(np.eye(first.n_items, dtype=np.float32)[::-1].cumsum(axis=0))
     other_model = Popularity()
     other_model.fit(counts)  # a very different ranking: later columns first
@@ -157,7 +157,7 @@ def test_a_request_sees_exactly_one_version_during_swaps(client, trained):
     basket = ["g0-i0", "g1-i0"]
     expected = {}
     for model in (first, second):
-        registry.swap(model)
+        served_model.swap(model)
         expected[model.version] = service.recommend(items=basket, k=5, explain=True)["items"]
     assert expected[first.version] != expected[second.version]
 
@@ -167,8 +167,8 @@ def test_a_request_sees_exactly_one_version_during_swaps(client, trained):
 
     def swapper() -> None:
         while not stop.is_set():
-            registry.swap(second)
-            registry.swap(first)
+            served_model.swap(second)
+            served_model.swap(first)
 
     def reader() -> None:
         for _ in range(150):
@@ -185,6 +185,6 @@ def test_a_request_sees_exactly_one_version_during_swaps(client, trained):
         thread.join()
     stop.set()
     threads[0].join()
-    registry.swap(first)
+    served_model.swap(first)
     assert not errors, f"{len(errors)} answers mixed two versions"
     assert set(seen) == {first.version, second.version}, seen

@@ -100,7 +100,7 @@ def test_interactions_per_day_counts_each_utc_day_with_zeros(client):
     import datetime as dt
 
     from airec.db import database
-    from airec.models import Record
+    from airec.tables import Record
 
     post(client, [{"items": ["a", "b"]}, {"items": ["c"]}, {"items": ["d", "e", "f"]}])
     today = dt.datetime.now(dt.UTC).date()

@@ -13,11 +13,11 @@ import scipy.sparse as sp
 from airec import leases
 from airec.app import create_app
 from airec.db import database
-from airec.models import ModelVersion
-from airec.recsys.models import ItemKNN, Popularity
+from airec.recsys.algorithms import ItemKNN, Popularity
 from airec.serving import store
 from airec.serving.active import ActiveModel
-from airec.serving.registry import registry
+from airec.serving.served import served_model
+from airec.tables import ModelVersion
 from tests.synthetic import ingest, planted, recommend, train
 
 ITEMS = ["apple", "bread", "cheese", "dates"]
@@ -167,7 +167,7 @@ def test_folder_without_complete_manifest_is_ignored_at_load(trained, settings_o
     with database.connection_context():
         leases.set_active_version(None if pointer == "none" else newer)
     _, client = restart(settings_overrides)
-    assert registry.active is not None and registry.active.version == first
+    assert served_model.active is not None and served_model.active.version == first
     assert recommend(client, ["g0-i0"], k=3)["model_version"] == first
     assert client.get("/readyz").get_json()["model_version"] == first
 
@@ -179,7 +179,7 @@ def test_without_pointer_the_newest_complete_model_is_loaded(client, trained, se
     with database.connection_context():
         leases.set_active_version(None)
     restart(settings_overrides)
-    assert registry.active.version == second
+    assert served_model.active.version == second
     with database.connection_context():
         assert leases.get_active_version() == second
 
@@ -190,7 +190,7 @@ def test_the_pointer_wins_over_newer_folders(client, trained, settings_overrides
     with database.connection_context():
         leases.set_active_version(first)
     restart(settings_overrides)
-    assert registry.active.version == first
+    assert served_model.active.version == first
 
 
 def test_a_corrupt_pointed_version_is_refused_and_an_older_one_served(client, trained, settings_overrides):
@@ -198,6 +198,6 @@ def test_a_corrupt_pointed_version_is_refused_and_an_older_one_served(client, tr
     second = train(client)["model_version"]
     (models_dir / second / "items.json").write_text('["tampered"]')
     restart(settings_overrides)
-    assert registry.active.version == first
+    assert served_model.active.version == first
     with database.connection_context():
         assert ModelVersion.get_by_id(second).status == "failed"

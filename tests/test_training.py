@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from airec.serving.registry import registry
+from airec.serving.served import served_model
 from airec.training import publish
 from tests.synthetic import TRAINING, ingest, partners, planted, recommend, train, wait_for_run
 
@@ -64,9 +64,9 @@ def test_run_lifecycle_conflict_and_listing(client, gate):
     gate.set()
     done = wait_for_run(client, queued["id"])
     assert done["status"] == "succeeded", done
-    assert done["model_version"] == registry.active.version
+    assert done["model_version"] == served_model.active.version
     # Epochs chosen on validation, then the refit on every unit for the best epoch count.
-    manifest = registry.active.manifest
+    manifest = served_model.active.manifest
     best_epoch = manifest["params"]["best_epoch"]
     assert manifest["refit"]["units"] == manifest["data"]["units"] > manifest["data"]["train_units"]
     epochs = [entry for entry in done["history"] if "epoch" in entry and "stage" not in entry]
@@ -95,7 +95,7 @@ def test_too_little_data_fails_with_a_clear_message(client):
     run = train(client, {"algorithm": "itemknn"}, expect="failed")
     assert "not enough data" in run["error"]
     assert run["model_version"] is None and run["finished_at"] is not None
-    assert registry.active is None
+    assert served_model.active is None
 
 
 def test_unexpected_errors_are_recorded_on_the_run(client, monkeypatch):
@@ -146,13 +146,13 @@ def test_warm_start_carries_known_items_weights_over(client):
     records, _ = planted(units=160)
     ingest(client, records)
     train(client, {"algorithm": "autoencoder", "params": SMALL_AE})
-    old = registry.active
+    old = served_model.active
     new_records, new_groups = planted(groups=2, units=80, prefix="new-", noise=0.0, seed=5)
     ingest(client, new_records)
     frozen = {**SMALL_AE, "epochs": 1, "lr": 1e-6, "linear_path": False}
     run = train(client, {"algorithm": "autoencoder", "params": frozen, "warm_start": True})
     assert run["params"]["warm_start"] is True
-    new = registry.active
+    new = served_model.active
     assert new.version != old.version and new.manifest["warm_start"] is True
 
     mapping = np.array([old.index.get(name, -1) for name in new.items])
@@ -165,8 +165,8 @@ def test_warm_start_carries_known_items_weights_over(client):
     assert float(decoder.abs().max()) < 1e-3
 
     cold = train(client, {"algorithm": "autoencoder", "params": frozen})
-    assert cold["status"] == "succeeded" and registry.active.manifest["warm_start"] is False
-    cold_net = registry.active.model.net
+    assert cold["status"] == "succeeded" and served_model.active.manifest["warm_start"] is False
+    cold_net = served_model.active.model.net
     fresh = (cold_net.enc_in.weight[:, known] - old_net.enc_in.weight[:, mapping[known]]).detach()
     assert float(fresh.abs().max()) > 0.01  # a cold start does not land on the old weights by chance
 
@@ -177,7 +177,7 @@ def test_warm_start_learns_new_items(client):
     new_records, new_groups = planted(groups=2, units=80, prefix="new-", noise=0.0, seed=5)
     ingest(client, new_records)
     train(client, {"algorithm": "autoencoder", "params": SMALL_AE, "warm_start": True})
-    new = registry.active
+    new = served_model.active
     assert new.manifest["warm_start"] is True
     basket = ["new-g1-i0", "new-g1-i1"]
     answer = recommend(client, basket, k=3)
@@ -218,14 +218,14 @@ def test_warm_start_without_an_active_autoencoder_is_recorded_as_cold(client):
     train(client, {"algorithm": "itemknn"})
     run = train(client, {"algorithm": "autoencoder", "params": SMALL_AE, "warm_start": True})
     assert run["params"]["warm_start"] is True  # what was asked
-    assert registry.active.manifest["warm_start"] is False  # what happened
+    assert served_model.active.manifest["warm_start"] is False  # what happened
 
 
 def test_old_versions_are_pruned_but_never_the_active_one(client, app):
     from airec import leases
     from airec.db import database
-    from airec.models import ModelVersion
     from airec.serving import store
+    from airec.tables import ModelVersion
 
     settings = app.config["AIREC"]
     settings.keep_versions = 2
@@ -254,5 +254,5 @@ def test_a_catalogue_over_the_ease_limit_trains_the_autoencoder_without_its_line
     ingest(small, records)
     train(small, {"algorithm": "ease"}, expect="failed")  # EASE itself is refused over the limit
     train(small, {"algorithm": "autoencoder", "params": {"epochs": 3}})
-    assert registry.active.algorithm == "autoencoder"
-    assert registry.active.model.linear is None  # no items x items matrix was built
+    assert served_model.active.algorithm == "autoencoder"
+    assert served_model.active.model.linear is None  # no items x items matrix was built

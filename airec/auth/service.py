@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import peewee
 
 from airec.db import atomic_write
-from airec.models import ApiKey, utcnow
+from airec.tables import ApiKey, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -103,7 +103,7 @@ class Gunicorn:
         return self.log_path.read_text(errors="replace").count("Booting worker")
 
     def _app_loaded(self) -> bool:
-        """Each worker logs 'airec worker N started' once its app (and model registry) is up and its
+        """Each worker logs 'airec worker N started' once its app (and served model) is up and its
         threads run (INFO only); with --preload the master built the app once, before the forks."""
         if not self._info_logs:
             return True

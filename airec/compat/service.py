@@ -1,8 +1,8 @@
 """The original system's answers, built from the same services as /api/v1."""
 from __future__ import annotations
 
-from airec.models import Item, User
 from airec.stats.service import item_popularity
+from airec.tables import Item, User
 
 
 def user_count() -> int:

@@ -18,11 +18,11 @@ from airec.config import Settings
 #: console endpoint -> the API operation (endpoint, method) whose role it needs.
 MIRRORS: dict[str, tuple[str, str]] = {
     "console.overview": ("stats.Stats", "GET"),
-    "console.models": ("models.Models", "GET"),
-    "console.model": ("models.ModelVersion", "GET"),
-    "console.activate": ("models.Activate", "POST"),
-    "console.archive": ("models.ModelVersion", "DELETE"),
-    "console.unpin": ("models.Unpin", "POST"),
+    "console.models": ("versions.Versions", "GET"),
+    "console.model": ("versions.Version", "GET"),
+    "console.activate": ("versions.Activate", "POST"),
+    "console.archive": ("versions.Version", "DELETE"),
+    "console.unpin": ("versions.Unpin", "POST"),
     "console.training": ("training.Runs", "GET"),
     "console.train": ("training.Training", "POST"),
     "console.run_progress": ("training.Run", "GET"),

@@ -1,7 +1,7 @@
 """What the console pages show, put together from the same service functions the JSON API calls.
 
 Nothing here computes a number of its own: counts, popularity, versions, runs, health and
-recommendations all come from airec.stats, airec.registry, airec.training, airec.ops and airec.serving.
+recommendations all come from airec.stats, airec.versions, airec.training, airec.ops and airec.serving.
 This module only picks, orders and labels them for a page.
 """
 
@@ -12,12 +12,12 @@ from typing import Any
 
 from airec import leases
 from airec.config import Settings
-from airec.models import TrainingRun, utcnow
 from airec.ops.service import readiness
-from airec.registry import service as registry_service
 from airec.serving import service as serving_service
 from airec.stats import service as stats_service
+from airec.tables import TrainingRun, utcnow
 from airec.training import service as training_service
+from airec.versions import service as versions_service
 
 #: The one number that ranks models on every page; both protocols report it (see airec/recsys).
 HEADLINE = "ndcg@10"
@@ -46,8 +46,8 @@ def active_model() -> dict[str, Any] | None:
     if version is None:
         return None
     try:
-        model = registry_service.get_version(version)
-    except registry_service.VersionNotFound:
+        model = versions_service.get_version(version)
+    except versions_service.VersionNotFound:
         return None
     return {**model, "age": utcnow() - model["created_at"], "metrics": metric_pairs(model["evaluation"])}
 

@@ -28,14 +28,14 @@ from airec.console import service
 from airec.console.access import required
 from airec.console.charts import Series, bar_chart, line_chart
 from airec.errors import describe_validation
-from airec.models import TrainingRun
-from airec.registry import service as registry_service
 from airec.serving import service as serving_service
 from airec.serving.schemas import RecommendationQuerySchema, SimilarQuerySchema, UserRecommendationQuerySchema
+from airec.tables import TrainingRun
 from airec.training import service as training_service
 from airec.training.publish import CHOICES
 from airec.training.schemas import TrainingRequestSchema
 from airec.training.views import run_dict
+from airec.versions import service as versions_service
 
 bp = Blueprint(
     "console",
@@ -45,11 +45,11 @@ bp = Blueprint(
     static_url_path="/console/static",
 )
 
-#: Registry refusals answer with the API's status codes (see airec/registry/views.py).
+#: Version API refusals answer with the API's status codes (see airec/versions/views.py).
 REFUSALS = {
-    registry_service.VersionNotFound: 404,
-    registry_service.VersionConflict: 409,
-    registry_service.VersionCorrupt: 422,
+    versions_service.VersionNotFound: 404,
+    versions_service.VersionConflict: 409,
+    versions_service.VersionCorrupt: 422,
 }
 
 
@@ -81,7 +81,7 @@ def overview():
 @bp.get("/models")
 def models():
     """Every version with its held-out metrics against popularity, and the headline metric over time."""
-    listing = registry_service.list_versions()
+    listing = versions_service.list_versions()
     plotted = service.versions_for_chart(listing["versions"])
 
     def points(side: str) -> list[tuple[float, float]]:
@@ -111,8 +111,8 @@ def models():
 def model(version: str):
     """One version: what GET /api/v1/models/<version> says, as facts and as its JSON."""
     try:
-        described = registry_service.get_version(version)
-    except registry_service.VersionNotFound as exc:
+        described = versions_service.get_version(version)
+    except versions_service.VersionNotFound as exc:
         _refuse(exc)
     manifest = json.dumps(described, indent=2, default=str, ensure_ascii=False)
     return render_template(
@@ -126,22 +126,22 @@ def model(version: str):
 
 
 def _confirm_or_act(version: str, action: str):
-    """GET: the confirmation page. POST: the registry action, then back to the models page."""
+    """GET: the confirmation page. POST: the version action, then back to the models page."""
     try:
-        target = registry_service.get_version(version)
-    except registry_service.VersionNotFound as exc:
+        target = versions_service.get_version(version)
+    except versions_service.VersionNotFound as exc:
         _refuse(exc)
     active = leases.get_active_version()
     if request.method == "GET":
         return render_template("console/confirm_model.html", model=target, action=action, active=active)
     try:
         if action == "activate":
-            result = registry_service.activate(version)
+            result = versions_service.activate(version)
             flash(f"Model {version} is active now (was {result['previous'] or 'none'}) and pinned: "
                   "every worker serves it within seconds, and training runs keep it until you unpin "
                   "it.")  # fmt: skip
         else:
-            registry_service.archive(version)
+            versions_service.archive(version)
             flash(f"Model {version} is archived: its files are deleted; it stays listed.")
     except tuple(REFUSALS) as exc:
         _refuse(exc)
@@ -157,7 +157,7 @@ def activate(version: str):
 @bp.post("/models/unpin")
 def unpin():
     """Let training runs activate new versions again (POST /api/v1/models/unpin)."""
-    result = registry_service.unpin()
+    result = versions_service.unpin()
     if result["unpinned"]:
         flash(f"Model {result['unpinned']} is no longer pinned: the next training run may replace it.")
     return redirect(url_for(".models"), 303)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import peewee
 
 from airec.db import atomic_write, database, is_sqlite
-from airec.models import Interaction, Item, Record, User, utcnow
+from airec.tables import Interaction, Item, Record, User, utcnow
 
 #: The users.name / items.name columns are VARCHAR(256); longer names would fail on PostgreSQL.
 NAME_COLUMN_LENGTH = 256

@@ -7,7 +7,7 @@ import logging
 import peewee
 
 from airec.db import database
-from airec.serving.registry import registry
+from airec.serving.served import served_model
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ def readiness() -> dict:
     except (peewee.OperationalError, peewee.InterfaceError) as exc:
         log.warning("readiness: database unreachable: %s", exc)
         db_state = "unreachable"
-    active = registry.active
+    active = served_model.active
     return {
         "status": "ready" if db_state == "ok" else "not ready",
         "database": db_state,

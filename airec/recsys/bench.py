@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from airec.recsys.algorithms import ALGORITHMS
 from airec.recsys.data import preprocess
 from airec.recsys.datasets import (
     FILE_FORMATS,
@@ -35,7 +36,6 @@ from airec.recsys.datasets import (
     load_file,
 )
 from airec.recsys.evaluation import DEFAULT_KS, choose_protocol, evaluate, make_split
-from airec.recsys.models import ALGORITHMS
 
 MIN_SUPPORT = 5
 MAX_ITEMS = 4000

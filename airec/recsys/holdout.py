@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from airec.recsys.algorithms import EASE, ItemKNN, Popularity
 from airec.recsys.data import fold_in_split, leave_one_out, split_units
 from airec.recsys.evaluation import (
     DEFAULT_KS,
@@ -22,7 +23,6 @@ from airec.recsys.evaluation import (
     choose_protocol,
     evaluate_scorer,
 )
-from airec.recsys.models import EASE, ItemKNN, Popularity
 
 #: The oracle grids: EASE's lambda and item-kNN's neighbours, best of each on the held-out units.
 EASE_LAMBDAS = (50.0, 200.0, 500.0, 1000.0)

@@ -1,6 +1,6 @@
 """The active model: one immutable object per version, answering queries from memory only.
 
-A request reads `registry.active` once and uses that object throughout, so a swap in between
+A request reads `served_model.active` once and uses that object throughout, so a swap in between
 never mixes two versions in one answer.
 """
 

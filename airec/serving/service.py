@@ -4,35 +4,36 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 
+from airec.db import database
 from airec.serving.active import ActiveModel
-from airec.serving.registry import registry
+from airec.serving.served import served_model
 
 _POPULAR_TTL_SECONDS = 10.0
 _POPULAR_DEPTH = 2000
-_popular_cache: tuple[float, list[tuple[str, int]]] = (0.0, [])
+#: Per database (each app has its own): expiry and the counts.
+_popular_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _popular_lock = threading.Lock()
 
 
 def _popular_from_database(limit: int) -> list[tuple[str, int]]:
     """Before any model exists: item counts from the database, cached for a few seconds."""
-    global _popular_cache
     with _popular_lock:
-        expires, cached = _popular_cache
+        expires, cached = _popular_cache.get(database.obj, (0.0, []))
         if time.monotonic() < expires and (len(cached) >= limit or len(cached) < _POPULAR_DEPTH):
             return cached
         from airec.stats.service import item_popularity
 
         fresh = item_popularity(limit=max(limit, _POPULAR_DEPTH))
-        _popular_cache = (time.monotonic() + _POPULAR_TTL_SECONDS, fresh)
+        _popular_cache[database.obj] = (time.monotonic() + _POPULAR_TTL_SECONDS, fresh)
         return fresh
 
 
 def clear_cache() -> None:
-    global _popular_cache
     with _popular_lock:
-        _popular_cache = (0.0, [])
+        _popular_cache.clear()
 
 
 def _fallback(model: ActiveModel | None, k: int, skip: set[str]) -> list[dict]:
@@ -47,7 +48,7 @@ def recommend(
     *, items: Iterable[str], k: int = 10, exclude: Iterable[str] | None = None, explain: bool = False
 ) -> dict:
     """The k items most likely to complete `items`; input and excluded items are never proposed."""
-    model = registry.active  # read once: a swap mid-request cannot mix versions
+    model = served_model.active  # read once: a swap mid-request cannot mix versions
     items = list(dict.fromkeys(items))
     exclude = list(dict.fromkeys(exclude or ()))
     skip = set(items) | set(exclude)
@@ -74,7 +75,7 @@ def recommend(
 
 def similar_items(*, item: str, k: int = 10, exclude: Iterable[str] | None = None) -> dict | None:
     """Items that go with `item`: the model's completion of the one-item set. None if item unknown."""
-    model = registry.active
+    model = served_model.active
     if model is None or item not in model.index:
         return None
     excluded = model.indices(exclude or ())
@@ -86,7 +87,7 @@ def similar_items(*, item: str, k: int = 10, exclude: Iterable[str] | None = Non
 
 
 def active_model() -> ActiveModel | None:
-    return registry.active
+    return served_model.active
 
 
 class UnknownUser(LookupError):
@@ -95,7 +96,7 @@ class UnknownUser(LookupError):
 
 def user_history(user: str) -> list[str]:
     """Distinct item names the user interacted with: one query on users.name and interactions.user_id."""
-    from airec.models import Interaction, Item, User
+    from airec.tables import Interaction, Item, User
 
     rows = (
         Item.select(Item.name)

@@ -162,7 +162,7 @@ class ModelFiles:
 
 def load_folder(folder: Path) -> ModelFiles:
     """Verify and read a model folder (raises CorruptModel)."""
-    from airec.recsys.models import load_model
+    from airec.recsys.algorithms import load_model
 
     manifest = verify(folder)
     try:

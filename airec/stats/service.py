@@ -5,7 +5,7 @@ import datetime as dt
 
 import peewee
 
-from airec.models import Interaction, Item, Record, User
+from airec.tables import Interaction, Item, Record, User
 
 
 def counts() -> dict:

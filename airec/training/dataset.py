@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.sparse as sp
 
-from airec.models import Interaction, Item, User
 from airec.recsys.data import build_matrix, canonical_matrix, preprocess
+from airec.tables import Interaction, Item, User
 
 BATCH = 50_000
 

@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from airec.config import Settings
+from airec.recsys.algorithms import ALGORITHMS
 from airec.recsys.base import DataShape, ProgressCallback
 from airec.recsys.evaluation import (
     DEFAULT_KS,
@@ -28,7 +29,6 @@ from airec.recsys.evaluation import (
     selection_metric,
     validation_score,
 )
-from airec.recsys.models import ALGORITHMS
 from airec.serving import store
 
 AUTO_CANDIDATES = ("autoencoder", "ease", "itemknn", "popularity")

@@ -13,10 +13,10 @@ from pathlib import Path
 from airec import leases
 from airec.config import Settings
 from airec.db import atomic_write
-from airec.models import ModelVersion, utcnow
 from airec.serving import store
 from airec.serving.active import ActiveModel
-from airec.serving.registry import register_version, registry
+from airec.serving.served import register_version, served_model
+from airec.tables import ModelVersion, utcnow
 from airec.training.dataset import load_dataset, preprocessed
 from airec.training.fitting import (  # noqa: F401  (re-exported: the training API's vocabulary)
     CHOICES,
@@ -66,7 +66,7 @@ def train_and_publish(
             "(need at least 10 units and 2 items"
             + (", after AIREC_TRAIN_MIN_ITEM_SUPPORT / AIREC_TRAIN_MAX_ITEMS)" if data is not raw else ")")
         )
-    active = registry.active
+    active = served_model.active
     job = FitJob(
         algorithm=algorithm,
         params=params,
@@ -91,7 +91,9 @@ def train_and_publish(
                 "items_dropped": int(raw.X.shape[1] - data.X.shape[1]),
             },
         },
-        warm_from=str(registry.models_dir / active.version) if warm_start and active is not None else None,
+        warm_from=(
+            str(served_model.models_dir / active.version) if warm_start and active is not None else None
+        ),
     )
     result = run_in_child(
         fit_and_write,
@@ -122,7 +124,7 @@ def train_and_publish(
         store.remove_version(settings.models_dir, version)
         raise
     if reason is None:
-        registry.follow(model)
+        served_model.follow(model)
     prune_versions(settings)
     return Outcome(version, data.last_interaction_id, reason is None, reason)
 

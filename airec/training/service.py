@@ -19,7 +19,7 @@ from airec import leases, scope
 from airec.config import Settings
 from airec.db import atomic_write, database, db_ago, db_now
 from airec.metrics import observe_training
-from airec.models import TrainingRun, utcnow
+from airec.tables import TrainingRun, utcnow
 from airec.training import publish
 from airec.training.dataset import last_interaction_id
 from airec.training.fitting import CHOICES, TrainingRefused, build_model

@@ -7,8 +7,8 @@ from flask.views import MethodView
 from flask_smorest import abort
 
 from airec.extensions import Blueprint
-from airec.models import TrainingRun, utcnow
-from airec.serving.registry import registry
+from airec.serving.served import served_model
+from airec.tables import TrainingRun, utcnow
 from airec.training import service
 from airec.training.evaluation import NothingToEvaluate, evaluate_active
 from airec.training.schemas import (
@@ -103,6 +103,6 @@ class Evaluation(MethodView):
     def post(self, body):
         """Hit rate, NDCG and recall at k of the active model on its held-out units, vs popularity."""
         try:
-            return evaluate_active(model=registry.active, k=body["k"])
+            return evaluate_active(model=served_model.active, k=body["k"])
         except NothingToEvaluate as exc:
             abort(409, message=str(exc))

@@ -1,8 +1,8 @@
-"""Which model this process serves, kept in step with the database's active pointer.
+"""The served model: which model this process serves, kept in step with the database's active pointer.
 
 The pointer lives in the database so every worker and host agrees. Each process polls it cheaply
 (one primary-key read) from a background thread, loads a new version outside the request path, then
-swaps one reference. Requests read `registry.active` once, so they see the old model or the new
+swaps one reference. Requests read `served_model.active` once, so they see the old model or the new
 one, never a mix.
 """
 
@@ -17,14 +17,14 @@ from flask import Flask
 
 from airec import leases, scope
 from airec.db import atomic_write, database
-from airec.models import ModelVersion, State, utcnow
 from airec.serving import store
 from airec.serving.active import ActiveModel
+from airec.tables import ModelVersion, State, utcnow
 
 log = logging.getLogger(__name__)
 
 
-class Registry:
+class ServedModel:
     def __init__(self) -> None:
         self.active: ActiveModel | None = None
         self.models_dir = Path("./models_store")
@@ -106,7 +106,7 @@ class Registry:
 
     def _point_back(self, refused: str, good: str) -> None:
         """Move the pointer off a refused version, onto the one still served, so that every worker
-        and the registry API agree on what is active (only if nobody moved it meanwhile)."""
+        and the version API agree on what is active (only if nobody moved it meanwhile)."""
         moved = atomic_write(
             lambda: State.update(value=good, updated_at=utcnow())
             .where((State.key == leases.ACTIVE_MODEL_KEY) & (State.value == refused))
@@ -154,22 +154,22 @@ class Registry:
         self._stop.set()
 
 
-class ServedModel:
-    """`registry`: the `Registry` of the app whose request or thread is running (airec.scope), else
+class CurrentServedModel:
+    """`served_model`: the `ServedModel` of the app whose request or thread is running (airec.scope), else
     the one configured last (the CLI, scripts). Two apps in one process each keep their own model."""
 
     __slots__ = ("_fallback",)
 
     def __init__(self) -> None:
-        object.__setattr__(self, "_fallback", Registry())
+        object.__setattr__(self, "_fallback", ServedModel())
 
-    def target(self) -> Registry:
+    def target(self) -> ServedModel:
         bound = scope.current()
         if bound is not None and bound.served is not None:
             return bound.served
         return self._fallback
 
-    def bind_fallback(self, served: Registry) -> None:
+    def bind_fallback(self, served: ServedModel) -> None:
         object.__setattr__(self, "_fallback", served)
 
     def __getattr__(self, attr: str):
@@ -179,7 +179,7 @@ class ServedModel:
         setattr(self.target(), attr, value)
 
 
-registry = ServedModel()
+served_model = CurrentServedModel()
 
 
 def register_version(version: str, manifest: dict, status: str = "ready") -> None:
@@ -199,17 +199,14 @@ def register_version(version: str, manifest: dict, status: str = "ready") -> Non
     )
 
 
-def init_registry(app: Flask, app_scope: scope.AppScope) -> Registry:
+def init_served_model(app: Flask, app_scope: scope.AppScope) -> ServedModel:
     """This app's own served model: configured, synced with the pointer (polling starts later, with
     the app's other threads, after any fork)."""
-    from airec.serving.service import clear_cache
-
     settings = app.config["AIREC"]
-    served = Registry()
+    served = ServedModel()
     served.configure(settings.models_dir)
     app_scope.served = served
-    registry.bind_fallback(served)
-    clear_cache()  # popularity cached from another database (an earlier app in this process) is stale
+    served_model.bind_fallback(served)
     try:
         with database.connection_context():
             served.sync()

@@ -1,13 +1,13 @@
-"""Algorithm registry: name -> class, and `load_model` that reads `model.json` to pick the class."""
+"""The algorithms by name (name -> class), and `load_model` that reads `model.json` to pick the class."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from airec.recsys.algorithms.autoencoder import AutoEncoder
+from airec.recsys.algorithms.ease import EASE
+from airec.recsys.algorithms.itemknn import ItemKNN
+from airec.recsys.algorithms.popularity import Popularity
 from airec.recsys.base import Recommender, read_manifest
-from airec.recsys.models.autoencoder import AutoEncoder
-from airec.recsys.models.ease import EASE
-from airec.recsys.models.itemknn import ItemKNN
-from airec.recsys.models.popularity import Popularity
 
 ALGORITHMS: dict[str, type[Recommender]] = {
     "popularity": Popularity,

@@ -6,8 +6,8 @@ from flask.views import MethodView
 from flask_smorest import abort
 
 from airec.extensions import Blueprint
-from airec.registry import service
-from airec.registry.schemas import (
+from airec.versions import service
+from airec.versions.schemas import (
     ActivationSchema,
     ModelVersionSchema,
     UnpinSchema,
@@ -16,7 +16,7 @@ from airec.registry.schemas import (
 )
 
 blp = Blueprint(
-    "models",
+    "versions",
     __name__,
     url_prefix="/api/v1",
     description="Trained model versions: list, inspect, activate (promote or roll back), archive.",
@@ -34,7 +34,7 @@ def _fail(exc: Exception):
 
 
 @blp.route("/models")
-class Models(MethodView):
+class Versions(MethodView):
     @blp.arguments(VersionListQuerySchema, location="query")
     @blp.response(200, VersionListSchema)
     def get(self, query):
@@ -43,7 +43,7 @@ class Models(MethodView):
 
 
 @blp.route("/models/<string:version>")
-class ModelVersion(MethodView):
+class Version(MethodView):
     @blp.response(200, ModelVersionSchema)
     @blp.alt_response(404, description="No such version")
     def get(self, version):

@@ -2,7 +2,7 @@
 
 The active pointer lives in the database (airec.leases), so "active" is derived from it and every
 worker and host agrees. Activation verifies the folder (checksums, loadable) before moving the
-pointer; the other workers follow within one poll interval (registry.start_polling).
+pointer; the other workers follow within one poll interval (served_model.start_polling).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 from airec import leases
 from airec.db import atomic_write
-from airec.models import ModelVersion
 from airec.serving import store
-from airec.serving.registry import register_version, registry
+from airec.serving.served import register_version, served_model
+from airec.tables import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,11 @@ class VersionCorrupt(Exception):
 def _sync_disk() -> None:
     """Register complete folders the table does not know yet (e.g. copied in by hand)."""
     known = {v for (v,) in ModelVersion.select(ModelVersion.version).tuples()}
-    for version in store.complete_versions(registry.models_dir):
+    for version in store.complete_versions(served_model.models_dir):
         if version in known:
             continue
         try:
-            manifest = store.read_manifest(registry.models_dir / version)
+            manifest = store.read_manifest(served_model.models_dir / version)
         except store.CorruptModel:
             continue
         register_version(version, manifest)
@@ -49,7 +49,7 @@ def _sync_disk() -> None:
 def describe(row: ModelVersion, active: str | None, pinned: str | None = None) -> dict[str, Any]:
     """One version for the API: status 'active' comes from the pointer, never from the row."""
     manifest = row.manifest or {}
-    on_disk = (registry.models_dir / row.version / store.MANIFEST).is_file()
+    on_disk = (served_model.models_dir / row.version / store.MANIFEST).is_file()
     status = "active" if row.version == active else row.status
     if status == "active" and row.status == "archived":
         status = "archived"
@@ -109,13 +109,13 @@ def activate(version: str) -> dict[str, Any]:
     Raises VersionNotFound, VersionConflict (archived / files gone) or VersionCorrupt (checksums).
     """
     row = _row(version)
-    folder = registry.models_dir / version
+    folder = served_model.models_dir / version
     if row.status == "archived" or not folder.is_dir():
         raise VersionConflict(
             f"Model {version} is archived: its files are no longer on disk, so it cannot be activated."
         )
     try:
-        model = registry.load(version)  # full checksum verification and a real load
+        model = served_model.load(version)  # full checksum verification and a real load
     except store.CorruptModel as exc:
         log.error("refusing to activate model %s: %s", version, exc, extra={"version": version})
         _set_status(version, "failed")
@@ -129,7 +129,7 @@ def activate(version: str) -> dict[str, Any]:
         leases.set_value(leases.PINNED_MODEL_KEY, version)
 
     atomic_write(point_and_pin)
-    registry.follow(model)
+    served_model.follow(model)
     log.info("model %s activated and pinned (was %s)", version, previous, extra={"version": version})
     return {"previous": previous, "model": get_version(version)}
 
@@ -150,7 +150,7 @@ def archive(version: str) -> dict[str, Any]:
         raise VersionConflict(
             f"Model {version} is the active model; activate another version before archiving it."
         )
-    store.remove_version(registry.models_dir, version)
+    store.remove_version(served_model.models_dir, version)
     if row.status != "archived":
         _set_status(version, "archived")
         log.info("model %s archived", version, extra={"version": version})

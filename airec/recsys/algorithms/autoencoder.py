@@ -25,6 +25,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from airec.recsys.algorithms.ease import EASE
 from airec.recsys.base import (
     DataShape,
     FitReport,
@@ -36,7 +37,6 @@ from airec.recsys.base import (
 from airec.recsys.data import binarize
 from airec.recsys.evaluation import Pair, selection_metric
 from airec.recsys.metrics import per_row_metrics
-from airec.recsys.models.ease import EASE
 
 #: Subfolder holding the linear path (an EASE model folder of its own).
 LINEAR = "linear"

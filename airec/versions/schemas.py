@@ -1,10 +1,10 @@
-"""Request and response shapes of the model registry API (with examples for /docs)."""
+"""Request and response shapes of the version API (with examples for /docs)."""
 
 import marshmallow as ma
 from marshmallow import validate
 
-from airec.registry.service import STATUSES
 from airec.training.schemas import refit_field
+from airec.versions.service import STATUSES
 
 VERSION_EXAMPLE = "20261127T101500000000Z-itemknn-3fa2"
 

@@ -8,11 +8,11 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from airec.recsys.algorithms import ALGORITHMS, EASE, AutoEncoder, ItemKNN, Popularity, load_model
+from airec.recsys.algorithms.autoencoder import _sparse_input
+from airec.recsys.algorithms.ease import ease_weights, gram
 from airec.recsys.evaluation import evaluate, make_split
 from airec.recsys.metrics import mask_input, top_k
-from airec.recsys.models import ALGORITHMS, EASE, AutoEncoder, ItemKNN, Popularity, load_model
-from airec.recsys.models.autoencoder import _sparse_input
-from airec.recsys.models.ease import ease_weights, gram
 from tests.recsys.conftest import block_matrix
 
 BLOCK = 10
@@ -128,8 +128,8 @@ class TestEASE(RecommenderTestMixin):
     def test_a_large_catalogue_searches_lambda_on_a_proxy_first(self, blocks, monkeypatch) -> None:
         """The proxy (most frequent items only) picks where to start; the full catalogue decides among
         that lambda and its neighbours, in fewer factorisations than the whole climb."""
+        from airec.recsys.algorithms import ease as ease_module
         from airec.recsys.evaluation import validation_score
-        from airec.recsys.models import ease as ease_module
 
         split = make_split(blocks, "loo", seed=0)
         full = EASE()

@@ -1,4 +1,4 @@
-"""Model registry API: list, inspect, activate (promote / roll back), archive; bad input answers 4xx JSON."""
+"""Version API: list, inspect, activate (promote / roll back), archive; bad input answers 4xx JSON."""
 
 from __future__ import annotations
 

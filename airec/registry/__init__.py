@@ -1,1 +1,0 @@
-"""The model registry API: list trained versions, promote or roll back, archive old ones."""

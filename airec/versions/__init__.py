@@ -1,0 +1,1 @@
+"""The version API: list trained versions, promote or roll back, archive old ones."""
