@@ -1,9 +1,11 @@
-"""The database proxy, bound at start-up; a pool of connections; SQLite pragmas; migrations."""
+"""The database proxy, bound at start-up; a pool of connections; SQLite pragmas; retried writes;
+migrations."""
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 import weakref
@@ -30,6 +32,9 @@ SQLITE_PRAGMAS = {
     "foreign_keys": 1,
     "cache_size": -32000,
 }
+
+#: SQLSTATEs after which PostgreSQL has rolled the transaction back and running it again can succeed.
+RETRYABLE_SQLSTATES = {"40P01": "deadlock", "40001": "serialization failure"}
 
 T = TypeVar("T")
 
@@ -120,7 +125,12 @@ def db_ago(seconds: float) -> peewee.Node:
 
 
 def atomic_write(fn: Callable[[], T], *, retries: int = 5) -> T:
-    """Run `fn` in one transaction; retry when SQLite reports a lock held past busy_timeout."""
+    """Run `fn` in one transaction, and run the whole transaction again (up to `retries` times, after
+    a random pause that doubles each time) when it failed only because of other writers: SQLite's lock
+    held past busy_timeout, a PostgreSQL deadlock (40P01) or serialization failure (40001). Those
+    leave nothing behind, so `fn` starts over on a clean slate. Inside an outer transaction nothing is
+    retried here: only the outermost transaction can be run again."""
+    outermost = not database.in_transaction()
     delay = 0.05
     for attempt in range(retries + 1):
         try:
@@ -129,13 +139,25 @@ def atomic_write(fn: Callable[[], T], *, retries: int = 5) -> T:
                     return fn()
             with database.atomic():
                 return fn()
-        except peewee.OperationalError as exc:
-            if "locked" not in str(exc).lower() or attempt == retries:
+        except Exception as exc:  # the driver's own class when peewee has no wrapper for it
+            reason = retry_reason(exc)
+            if reason is None or not outermost or attempt == retries:
                 raise
-            log.warning("database locked, retrying write (attempt %d)", attempt + 1)
-            time.sleep(delay)
+            log.warning("%s, retrying the transaction (attempt %d)", reason, attempt + 1)
+            time.sleep(random.uniform(delay / 2, delay))  # jitter: the writers that collided part ways
             delay *= 2
     raise AssertionError("unreachable")
+
+
+def retry_reason(exc: BaseException) -> str | None:
+    """Why a failed transaction may be run again, or None when it must not."""
+    if isinstance(exc, peewee.OperationalError) and "locked" in str(exc).lower() and is_sqlite():
+        return "database locked"
+    for cause in (exc, *exc.args[:1], exc.__cause__, exc.__context__):
+        code = getattr(cause, "pgcode", None)
+        if code in RETRYABLE_SQLSTATES:
+            return RETRYABLE_SQLSTATES[code]
+    return None
 
 
 class SchemaGate:

@@ -142,10 +142,16 @@ def _store(clean: list[tuple[str | None, list[str], dt.datetime | None]]) -> dic
 
 
 def get_or_create_ids(model: type[User] | type[Item], names: Iterable[str]) -> dict[str, int]:
-    """name -> id for every name, inserting the missing ones; safe beside concurrent writers."""
+    """name -> id for every name, inserting the missing ones; safe beside concurrent writers.
+
+    New names are inserted in sorted order. An INSERT waits for a row another open transaction just
+    inserted with the same name; two batches that insert overlapping names in opposite orders would
+    each hold a row the other waits for (a deadlock, on PostgreSQL). In one global order they cannot:
+    the later one waits at the first name they share, holding none the earlier still needs.
+    """
     wanted = list(dict.fromkeys(names))
     ids = _select_ids(model, wanted)
-    missing = [name for name in wanted if name not in ids]
+    missing = sorted(name for name in wanted if name not in ids)
     if missing:
         _insert_values(model, ["name"], [(name,) for name in missing], suffix=" ON CONFLICT DO NOTHING")
         ids.update(_select_ids(model, missing))
