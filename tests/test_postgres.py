@@ -1,6 +1,6 @@
 """PostgreSQL under concurrency, on the real server and a throw-away database per test: requests share a
-bounded pool of connections, and overlapping batches in opposite orders neither deadlock nor lose or
-double anything."""
+bounded pool of connections, overlapping batches in opposite orders neither deadlock nor lose or double
+anything, and keyset reads never skip a row that committed late with a lower id."""
 
 from __future__ import annotations
 
@@ -361,6 +361,65 @@ def test_a_serialization_failure_is_run_again_whole(pg_db, postgres_url, caplog)
     assert "serialization failure, retrying the transaction" in caplog.text
     with pg_db.connection_context():
         assert _values() == {"x": "2"}
+
+
+# --- 7. keyset reads never skip a row committed late with a lower id ---------------------------------
+
+
+def test_keyset_reads_do_not_pass_a_lower_id_that_commits_late(pg_app, postgres_url, monkeypatch):
+    """Transaction A draws its interaction ids and stalls before committing; transaction B starts after
+    it. A read taken while A is open must not move past A's ids (else `after=` skips them for good),
+    and reads resumed from that point see every row once both committed."""
+    from airec.db import database
+    from airec.ingestion import service
+    from airec.models import Interaction
+    from airec.training.dataset import last_interaction_id, load_dataset
+
+    client = pg_app.test_client()
+    seed = client.post("/api/v1/interactions", json={"user": "seed", "items": ["s1", "s2"]})
+    assert seed.status_code == 201
+
+    a_drew_ids, release_a = threading.Event(), threading.Event()
+    real = service._insert_values
+
+    def stalling(model, columns, rows, **kwargs):
+        real(model, columns, rows, **kwargs)
+        if model is Interaction and threading.current_thread().name == "writer-a":
+            a_drew_ids.set()
+            assert release_a.wait(30)
+
+    monkeypatch.setattr(service, "_insert_values", stalling)
+    answers: dict[str, int] = {}
+
+    def post(name: str, items: list[str]) -> None:
+        answers[name] = client.post("/api/v1/interactions", json={"user": name, "items": items}).status_code
+
+    a = threading.Thread(target=post, args=("writer-a", ["a1", "a2"]), name="writer-a")
+    b = threading.Thread(target=post, args=("writer-b", ["b1", "b2"]), name="writer-b")
+    a.start()
+    assert a_drew_ids.wait(30)
+    b.start()
+    _wait_for(lambda: not b.is_alive() or _waiting_for_a_lock(postgres_url))
+
+    page = client.get("/api/v1/interactions?after=0&limit=100").get_json()["interactions"]
+    cursor = max(row["id"] for row in page)  # where this reader resumes
+    with database.connection_context():
+        read = load_dataset()  # what a training run would read now, and record as read
+
+    release_a.set()
+    a.join()
+    b.join()
+    assert answers == {"writer-a": 201, "writer-b": 201}
+
+    later = client.get(f"/api/v1/interactions?after={cursor}&limit=100").get_json()["interactions"]
+    assert Counter(row["user"] for row in page + later) == {"seed": 2, "writer-a": 2, "writer-b": 2}
+    a_ids = [row["id"] for row in later if row["user"] == "writer-a"]
+    assert cursor < min(a_ids) and read.last_interaction_id < min(a_ids)  # neither read passed A's ids
+    with database.connection_context():
+        # "New data since the last run": every row that run did not read lies above its mark.
+        unread = Interaction.select().where(Interaction.id > read.last_interaction_id).count()
+        assert unread == 6 - read.n_interactions
+        assert last_interaction_id() > read.last_interaction_id
 
 
 def _waiting_for_a_lock(url: str) -> bool:
