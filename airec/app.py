@@ -62,7 +62,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, start_thre
     app.json.sort_keys = False
     app.json.ensure_ascii = False
 
-    db = init_db(settings.database_url)
+    db = init_db(settings.database_url, **settings.pool)
     app_scope = scope.AppScope(database=db)
     app.extensions["airec_scope"] = app_scope
     with scope.entered(app_scope):
@@ -157,7 +157,8 @@ def _register_request_hooks(app: Flask) -> None:
         if request.endpoint in ANSWERED_WITHOUT_DATABASE:
             return  # liveness and the docs work while the database is down
         # No eager connect: peewee connects on a request's first query, so requests answered from
-        # memory (recommendations with auth off) never touch the database. Teardown closes it.
+        # memory (recommendations with auth off) never touch the database. Teardown hands the
+        # connection back to the pool (AIREC_DB_POOL_SIZE) for the next request.
         app.extensions["airec_schema"].require()
 
     @app.teardown_request

@@ -75,6 +75,9 @@ class Settings:
     """Everything configurable. Field names map to AIREC_<UPPER_NAME> environment variables."""
 
     database_url: str = "sqlite:///airec.db"
+    db_pool_size: int = 10  # connections per process, reused across requests and polls (0: no pool)
+    db_pool_stale_seconds: float = 300.0  # a pooled connection older than this is closed, not reused
+    db_pool_wait_seconds: float = 10.0  # a request waits this long for a free connection, then 503
     models_dir: str = "./models_store"
     train_every: str = "off"
     scheduler: bool = True
@@ -133,6 +136,10 @@ class Settings:
 
     def validate(self) -> None:
         parse_duration(self.train_every)
+        if self.db_pool_size < 0:
+            raise ValueError("AIREC_DB_POOL_SIZE must be 0 (no pool) or more")
+        if self.db_pool_stale_seconds <= 0 or self.db_pool_wait_seconds <= 0:
+            raise ValueError("AIREC_DB_POOL_STALE_SECONDS and AIREC_DB_POOL_WAIT_SECONDS must be positive")
         if not 0 < self.train_holdout_fraction < 0.45:
             raise ValueError("AIREC_TRAIN_HOLDOUT_FRACTION must be between 0 and 0.45")
         if self.train_max_memory is not None:
@@ -155,6 +162,15 @@ class Settings:
         values["threads"] = self.train_threads
         values["seed"] = self.train_seed
         return {k: v for k, v in values.items() if v is not None}
+
+    @property
+    def pool(self) -> dict[str, float]:
+        """The connection pool's settings, as airec.db.make_database takes them."""
+        return {
+            "pool_size": self.db_pool_size,
+            "pool_stale_seconds": self.db_pool_stale_seconds,
+            "pool_wait_seconds": self.db_pool_wait_seconds,
+        }
 
     @property
     def train_memory_budget(self) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 import peewee
 from flask import Flask, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
+from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import IntegerConverter
@@ -60,6 +61,17 @@ def register_error_handlers(app: Flask) -> None:
         log.error("database unavailable: %s", exc)
         response = _error(503, "The database is unavailable right now; retry in a few seconds.")
         response.headers["Retry-After"] = "5"
+        return response
+
+    @app.errorhandler(MaxConnectionsExceeded)
+    def pool_exhausted(exc: MaxConnectionsExceeded):
+        log.error("no free database connection within AIREC_DB_POOL_WAIT_SECONDS: %s", exc)
+        response = _error(
+            503,
+            "Every database connection is busy right now; retry in a few seconds "
+            "(the operator can raise AIREC_DB_POOL_SIZE).",
+        )
+        response.headers["Retry-After"] = "2"
         return response
 
     @app.errorhandler(OverflowError)

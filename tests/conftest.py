@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+#: The PostgreSQL on this machine (trust auth); tests create and drop their own databases on it.
+PG_ADMIN = {"dbname": "test", "host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
 #: Real public datasets, read (never copied) by tests marked slow; they skip when it is absent.
 DATASETS = Path("/work/shared/datasets")
@@ -86,3 +90,28 @@ def keys(auth_app) -> dict[str, str]:
         for role in ("ingest", "read", "admin"):
             _, out[role] = create_key(name=f"test-{role}", role=role)
     return out
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throw-away database on the local PostgreSQL, dropped afterwards; skips when there is none."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    name = f"airec_t_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg2.connect(**PG_ADMIN, connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL on 127.0.0.1: {exc}")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        from airec.db import database
+
+        if database.obj is not None:  # hand back, then end, the pooled connections to it
+            database.close()
+            getattr(database.obj, "close_all", lambda: None)()
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()

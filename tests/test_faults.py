@@ -164,6 +164,7 @@ def test_disk_full_is_503_and_stores_nothing(settings_overrides):
     assert client.post("/api/v1/interactions", json={"items": ["seed"]}).status_code == 201
     before = client.get("/api/v1/stats").get_json()
     database.obj._pragmas = [*database.obj._pragmas, ("max_page_count", 12)]  # a tiny "disk"
+    database.obj.close_idle()  # pragmas apply to new connections: none may come from the pool
     try:
         pad = "x" * 100
         records = [{"user": f"user-{i:05d}-{pad}", "items": [f"item-{i}-{pad}"]} for i in range(2000)]
@@ -172,6 +173,7 @@ def test_disk_full_is_503_and_stores_nothing(settings_overrides):
         assert client.get("/api/v1/stats").get_json() == before
     finally:
         database.obj._pragmas = [p for p in database.obj._pragmas if p[0] != "max_page_count"]
+        database.obj.close_idle()
     assert client.post("/api/v1/interactions", json={"records": records[:10]}).status_code == 201
 
 

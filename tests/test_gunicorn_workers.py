@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
-
-import pytest
 
 from tests.gunicorn_helpers import planted_records, serve, versions_seen, wait_until
 
@@ -79,26 +76,6 @@ def test_four_workers_train_once_and_follow_activation_and_rollback(tmp_path):
         listing = server.get("/api/v1/models").json()
         assert listing["active"] == v1
         assert {v["version"]: v["status"] for v in listing["versions"]} == {v1: "active", v2: "ready"}
-
-
-@pytest.fixture
-def postgres_url():
-    """A throw-away database on the local PostgreSQL; skips when there is none."""
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"airec_t_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg2.connect(dbname="test", host="127.0.0.1", user="postgres", connect_timeout=3)
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1: {exc}")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
 
 
 def test_four_workers_on_postgresql_train_once_and_agree(tmp_path, postgres_url):
