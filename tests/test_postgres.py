@@ -42,7 +42,7 @@ def _count(url: str, table: str) -> int:
 def pg_app(settings_overrides, postgres_url, monkeypatch):
     """The app on PostgreSQL with a pool of 3 connections and no poller (its connection would come and
     go). The pool size comes from the environment, as in production."""
-    from airec import create_app
+    from airec.app import create_app
 
     monkeypatch.setenv("AIREC_DB_POOL_SIZE", "3")
     return create_app({**settings_overrides, "database_url": postgres_url, "model_poll_seconds": 0})
@@ -127,7 +127,7 @@ def test_a_forked_process_never_uses_its_parents_pooled_connections(postgres_url
 def test_a_request_that_finds_every_connection_busy_waits_then_answers_503(
     settings_overrides, postgres_url, monkeypatch
 ):
-    from airec import create_app
+    from airec.app import create_app
     from airec.db import database
 
     monkeypatch.setenv("AIREC_DB_POOL_SIZE", "1")
@@ -158,7 +158,7 @@ def test_a_request_that_finds_every_connection_busy_waits_then_answers_503(
 
 def test_a_pooled_connection_older_than_the_stale_timeout_is_replaced(settings_overrides, postgres_url,
                                                                       monkeypatch):  # fmt: skip
-    from airec import create_app
+    from airec.app import create_app
 
     monkeypatch.setenv("AIREC_DB_POOL_SIZE", "2")
     monkeypatch.setenv("AIREC_DB_POOL_STALE_SECONDS", "2")
@@ -208,7 +208,7 @@ def _batch(round_: int, client: int) -> list[dict]:
 def test_overlapping_batches_in_opposite_orders_neither_fail_nor_lose_nor_double(
     settings_overrides, postgres_url, monkeypatch, caplog
 ):
-    from airec import create_app
+    from airec.app import create_app
 
     monkeypatch.setenv("AIREC_DB_POOL_SIZE", str(CLIENTS + 2))
     app = create_app({**settings_overrides, "database_url": postgres_url, "model_poll_seconds": 0})
