@@ -110,6 +110,9 @@ class Settings:
     max_items_per_record: int = 1000
     max_name_length: int = 256
     max_k: int = 1000
+    #: Input items one recommendation is scored from: a stored history's most recent ones; a longer
+    #: basket is refused (422).
+    max_history: int = 500
     max_body_bytes: int = 16 * 1024 * 1024
 
     # Security.
@@ -145,6 +148,8 @@ class Settings:
             raise ValueError("AIREC_TRAIN_MIN_ITEM_SUPPORT must be at least 1")
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ValueError("AIREC_SECRET_KEY must be at least 32 characters (or unset to generate one)")
+        if self.max_history < 1:
+            raise ValueError("AIREC_MAX_HISTORY must be at least 1")
         if self.train_max_items is not None and self.train_max_items < 2:
             raise ValueError("AIREC_TRAIN_MAX_ITEMS must be at least 2 (or unset for all items)")
 
