@@ -66,6 +66,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from airec.auth import init_auth
 
     init_auth(app, api)  # after the request-id hook, so refusals are logged with it
+    from airec.ratelimit import init_rate_limits
+
+    init_rate_limits(app)  # after auth (it counts per key), before any body is parsed
     register_input_guards(app)  # after auth: bodies of unauthenticated requests are never parsed
     document_headers(api)
 
