@@ -5,7 +5,8 @@ endpoints, the console's pages) by the client's address. The count lives in AIRE
 `memory` is per process, so with N gunicorn workers a client may get up to N times the rate; a
 `redis://` URI makes every worker and host share one count. Requests refused for a missing or bad
 key (401) are answered before they are counted. Over the limit: 429 with the usual JSON error body
-and Retry-After.
+and Retry-After. While the shared storage is unreachable each process counts in memory: a Redis
+outage neither takes the API down nor lifts the limit.
 """
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def init_rate_limits(app: Flask) -> Limiter | None:
         storage_uri=rate_limit_storage_uri(settings.rate_limit_storage),
         key_prefix=settings.rate_limit_prefix,
         headers_enabled=True,  # X-RateLimit-Limit, -Remaining, -Reset on every counted answer
-        swallow_errors=True,  # the storage down (Redis unreachable): log it and serve, unlimited
+        swallow_errors=True,  # the storage down (Redis unreachable): log it and serve
+        in_memory_fallback_enabled=True,  # ... counting in this process until it is back
     )
     limiter.request_filter(lambda: request.endpoint in EXEMPT_ENDPOINTS)
 

@@ -12,7 +12,8 @@ import pytest
 import scipy.sparse as sp
 
 from airec.recsys.models import EASE, ItemKNN
-from airec.serving.active import EXPLAIN_INPUTS, ActiveModel
+from airec.serving import EXPLAIN_INPUTS
+from airec.serving.active import ActiveModel
 from tests.synthetic import RECOMMEND, ingest, train
 
 CATALOGUE = 10_100

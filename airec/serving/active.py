@@ -14,12 +14,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from airec.recsys.base import Recommender
+from airec.serving import EXPLAIN_INPUTS
 from airec.serving.store import load_folder
 
 #: How many input items an explanation names per proposed item.
 EXPLAIN_TOP = 3
-#: An explanation weighs at most this many input items: the set's last ones (a history's most recent).
-EXPLAIN_INPUTS = 50
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

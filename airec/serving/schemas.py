@@ -2,7 +2,7 @@ import marshmallow as ma
 from flask import current_app, has_app_context
 from marshmallow import validate
 
-from airec.serving.active import EXPLAIN_INPUTS
+from airec.serving import EXPLAIN_INPUTS
 
 #: The absolute cap on k (documented in the spec); AIREC_MAX_K may lower it.
 K_CAP = 1000
