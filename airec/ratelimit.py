@@ -79,11 +79,11 @@ def init_rate_limits(app: Flask) -> Limiter | None:
     @app.errorhandler(RateLimitExceeded)
     def _too_many(exc: RateLimitExceeded):
         log.info("rate limit %s reached by %s", exc.description, client_key())
-        response = error_response(
-            429, f"Too many requests: the limit is {exc.description} per API key. Retry after the "
-            "number of seconds in the Retry-After header.",
-        )  # fmt: skip
-        return response  # Retry-After: the limiter's hook and the one above
+        message = (
+            f"Too many requests: the limit is {exc.description} per API key (per client address "
+            "without one). Retry after the number of seconds in the Retry-After header."
+        )
+        return error_response(429, message)  # Retry-After: the limiter's hook and the one above
 
     _document(app, limit)
     log.info("rate limit %s per key (storage %s)", limit, settings.rate_limit_storage.split("@")[-1])
