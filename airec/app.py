@@ -22,7 +22,7 @@ from airec import __version__, scope
 from airec.config import Settings
 from airec.db import SchemaGate, database, init_db
 from airec.errors import document_headers, register_converters, register_error_handlers, register_input_guards
-from airec.extensions import api
+from airec.extensions import AirecApi
 from airec.logs import configure_logging
 
 log = logging.getLogger("airec")
@@ -76,15 +76,20 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, start_thre
 def _build(app: Flask, settings: Settings, db, app_scope: scope.AppScope) -> None:
     app.extensions["airec_schema"] = SchemaGate(db)  # migrates now, or once the database is back
 
+    api = AirecApi()  # one per app: each app documents its own routes and settings
+    app.extensions["airec_api"] = api
     api.init_app(app)
     register_converters(app, api)
     register_error_handlers(app)
-    _register_blueprints(app)
+    _register_blueprints(app, api)
     _register_request_hooks(app)
 
     from airec.auth import init_auth
 
     init_auth(app, api)  # after the request-id hook, so refusals are logged with it
+    from airec.ratelimit import init_rate_limits
+
+    init_rate_limits(app)  # after auth (it counts per key), before any body is parsed
     register_input_guards(app)  # after auth: bodies of unauthenticated requests are never parsed
     document_headers(api)
 
@@ -121,7 +126,7 @@ def stop_background(app: Flask) -> None:
     app.extensions.pop("airec_threads_pid", None)
 
 
-def _register_blueprints(app: Flask) -> None:
+def _register_blueprints(app: Flask, api: AirecApi) -> None:
     from airec.compat.views import bp as compat_blp
     from airec.ingestion.views import blp as ingestion_blp
     from airec.metrics import init_metrics

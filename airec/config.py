@@ -65,6 +65,36 @@ def physical_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def rate_limits(text: str | None) -> list | None:
+    """'200/second;10000/hour' -> the limits' parsed items; unset, '' or 'off' -> None (no limit)."""
+    if text is None or text.strip().lower() in {"", "off", "none"}:
+        return None
+    from limits import parse_many
+
+    try:
+        return parse_many(text)
+    except ValueError as exc:
+        raise ValueError(
+            f"AIREC_RATE_LIMIT={text!r} is not a rate: use e.g. 200/second, 1000/minute, or several "
+            "separated by ; (200/second;10000/hour)"
+        ) from exc
+
+
+def rate_limit_storage_uri(text: str) -> str:
+    """'memory' -> 'memory://'; a URI such as redis://host:6379/0 is kept if its storage is known."""
+    if text.strip().lower() == "memory":
+        return "memory://"
+    from limits.storage import SCHEMES
+
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme not in SCHEMES or scheme.startswith("async+"):
+        raise ValueError(
+            f"AIREC_RATE_LIMIT_STORAGE={text!r}: use memory, or a shared storage's URI such as "
+            "redis://host:6379/0 (or rediss://, redis+sentinel://, redis+cluster://)"
+        )
+    return text
+
+
 #: Share of the machine's RAM one training run may plan to use when AIREC_TRAIN_MAX_MEMORY is unset:
 #: the rest stays for the web workers (which load the model too) and the database.
 DEFAULT_TRAIN_MEMORY_SHARE = 0.5
@@ -113,7 +143,15 @@ class Settings:
     max_items_per_record: int = 1000
     max_name_length: int = 256
     max_k: int = 1000
+    #: Input items one recommendation is scored from: a stored history's most recent ones; a longer
+    #: basket is refused (422).
+    max_history: int = 500
     max_body_bytes: int = 16 * 1024 * 1024
+
+    # Rate limits per API key (per client address without one): unset is off.
+    rate_limit: str | None = None  # e.g. 200/second, or several: 200/second;10000/hour
+    rate_limit_storage: str = "memory"  # memory (per process) or redis://host:6379/0 (shared)
+    rate_limit_prefix: str = "airec"  # keys in a shared storage start with this
 
     # Security.
     auth: bool = True
@@ -152,6 +190,11 @@ class Settings:
             raise ValueError("AIREC_TRAIN_MIN_ITEM_SUPPORT must be at least 1")
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ValueError("AIREC_SECRET_KEY must be at least 32 characters (or unset to generate one)")
+        if self.rate_limit is not None:
+            rate_limits(self.rate_limit)
+        rate_limit_storage_uri(self.rate_limit_storage)
+        if self.max_history < 1:
+            raise ValueError("AIREC_MAX_HISTORY must be at least 1")
         if self.train_max_items is not None and self.train_max_items < 2:
             raise ValueError("AIREC_TRAIN_MAX_ITEMS must be at least 2 (or unset for all items)")
 

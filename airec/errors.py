@@ -52,6 +52,11 @@ def _error(code: int, message: str):
     return response
 
 
+def error_response(code: int, message: str):
+    """A JSON error answer in the house format, for handlers outside this module (e.g. rate limits)."""
+    return _error(code, message)
+
+
 def register_error_handlers(app: Flask) -> None:
     """Make every error answer JSON {code, status, message[, errors]}."""
 

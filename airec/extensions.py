@@ -1,4 +1,4 @@
-"""Extension objects, created here and bound to the app in create_app()."""
+"""Extension classes; create_app() makes one of each per app (a second app never rebinds the first's)."""
 
 import flask_smorest
 from flask import g
@@ -14,8 +14,6 @@ class AirecApi(Api):
     def handle_http_exception(self, error):
         return json_http_error(error)
 
-
-api = AirecApi()
 
 
 class ParsedBodyParser(FlaskParser):

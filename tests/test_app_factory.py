@@ -55,3 +55,12 @@ def test_threads_start_after_the_fork_so_preload_is_safe(tmp_path):
         version = server.wait_run(run["id"])["model_version"]
         # The worker that trained swaps at once; the other learns of it only from its own poller.
         wait_until(lambda: set(versions_seen(server, 30)) == {version}, timeout=15)
+
+
+def test_each_app_documents_its_own_api(settings_overrides, tmp_path):
+    """A second app with rate limits on adds its 429 to its own OpenAPI document, not the first's."""
+    plain = create_app(settings_overrides)
+    other = {"database_url": f"sqlite:///{tmp_path}/limited.db", "models_dir": str(tmp_path / "lm")}
+    limited = create_app({**settings_overrides, **other, "rate_limit": "100/second"})
+    assert '"429"' in limited.test_client().get("/openapi.json").get_data(as_text=True)
+    assert '"429"' not in plain.test_client().get("/openapi.json").get_data(as_text=True)

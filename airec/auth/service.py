@@ -45,10 +45,12 @@ class KeyProblem(ValueError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's name and role (never the key itself)."""
+    """Who is calling: the key's name and role (never the key itself), and its row id, which rate
+    limits count by (a revoked key's successor under the same name starts afresh)."""
 
     name: str
     role: str
+    key_id: int | None = None
 
     def may(self, required: str) -> bool:
         """admin implies every role; ingest and read are separate."""
@@ -113,14 +115,14 @@ def verify(key: str | None) -> Principal | None:
     if row is None or not hmac.compare_digest(row.key_hash.encode(), digest.encode()):
         return None
     _touch(row)
-    return Principal(name=row.name, role=row.role)
+    return Principal(name=row.name, role=row.role, key_id=row.id)
 
 
 def principal_for_hash(digest: str) -> Principal | None:
     """The principal of a stored key hash, or None once revoked: the console's session keeps the hash
     (never the key) and looks it up on every request, so revoking a key ends its sessions at once."""
     row = ApiKey.get_or_none(ApiKey.key_hash == digest)
-    return None if row is None else Principal(name=row.name, role=row.role)
+    return None if row is None else Principal(name=row.name, role=row.role, key_id=row.id)
 
 
 def _touch(row: ApiKey) -> None:

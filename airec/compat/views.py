@@ -11,11 +11,13 @@ from typing import Any
 import marshmallow as ma
 from flask import current_app, g, jsonify, request
 from flask_smorest import abort
+from marshmallow import validate
 
 from airec.compat import service
 from airec.extensions import Blueprint
 from airec.ingestion.schemas import IngestResultSchema, Name, RecordSchema
 from airec.ingestion.views import store
+from airec.serving.schemas import ITEMS_CAP, ItemsWithinLimit
 
 bp = Blueprint("compat", __name__, description="Routes of the original system, kept for its clients.")
 
@@ -38,10 +40,15 @@ def _body(schema: type[ma.Schema]) -> dict:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-class ProposeSchema(ma.Schema):
+class ProposeSchema(ItemsWithinLimit, ma.Schema):
     """Body of POST /proposeInteraction."""
 
-    items = ma.fields.List(Name(), required=True, metadata={"example": ["beer", "diapers"]})
+    items = ma.fields.List(
+        Name(),
+        required=True,
+        validate=validate.Length(max=ITEMS_CAP),
+        metadata={"example": ["beer", "diapers"], "description": "At most AIREC_MAX_HISTORY items (500)."},
+    )
     k = ma.fields.Integer(load_default=10, metadata={"example": 3})
 
     @ma.validates("k")

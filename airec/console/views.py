@@ -286,8 +286,9 @@ def try_it():
         query = _load(UserRecommendationQuerySchema(), values, errors, "user")
         if query is not None:
             try:
-                answer["user"] = {**serving_service.recommend_for_user(user=user, **query),
-                                  "history": serving_service.user_history(user)}  # fmt: skip
+                limit = current_app.config["AIREC"].max_history
+                found = serving_service.recommend_for_user(user=user, max_history=limit, **query)
+                answer["user"] = {**found, "history": serving_service.user_history(user)}
             except serving_service.UnknownUser:
                 errors["user"] = f"No user {user!r}: nothing was recorded for them."
     if args.get("item", "").strip():

@@ -47,6 +47,10 @@ class Recommender:
     """Base class: fit on a sparse unit x item matrix, score a batch of item sets."""
 
     name: ClassVar[str] = "base"
+    #: True when score(x) is linear in x (item-kNN, EASE): then leaving input j out of a set lowers
+    #: each score by exactly what j alone scores, and serving explains with one row per input instead
+    #: of scoring the set again without each of them.
+    linear: ClassVar[bool] = False
 
     n_items: int = 0
 

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from airec.recsys.base import Recommender
+from airec.serving import EXPLAIN_INPUTS
 from airec.serving.store import load_folder
 
 #: How many input items an explanation names per proposed item.
@@ -96,15 +97,33 @@ class ActiveModel:
 
     def explain(self, indices: list[int], proposed: np.ndarray, full: np.ndarray) -> list[list[dict]]:
         """For each proposed item, the input items whose removal lowers its score the most.
-        `full` holds the proposed items' scores for the whole set, as `rank` already computed them."""
+
+        Only the set's last EXPLAIN_INPUTS inputs (its most recent) are candidates, so explaining a
+        500-item history costs 50 rows of scores, not 500. `full` holds the proposed items' scores
+        for the whole set, as `rank` already computed them."""
         if len(indices) == 1:
             only = self.items[indices[0]]
             return [[{"item": only, "contribution": 1.0}] for _ in proposed]
-        rows = [[j for j in indices if j != left_out] for left_out in indices]
-        without = np.asarray(self.model.score(self._rows(rows)), dtype=np.float64)[:, proposed]
-        drops = full[None, :] - without  # (n_inputs, n_proposed)
+        candidates = list(indices)[-EXPLAIN_INPUTS:]
+        if not getattr(self.model, "linear", False):
+            return self.explain_by_leaving_out(indices, candidates, proposed, full)
+        # Linear scoring: leaving j out lowers every score by exactly what j alone scores.
+        alone = self.model.score(self._rows([[j] for j in candidates]))[:, proposed]
+        return self._shares(candidates, np.asarray(alone, dtype=np.float64))
+
+    def explain_by_leaving_out(
+        self, indices: list[int], candidates: list[int], proposed: np.ndarray, full: np.ndarray
+    ) -> list[list[dict]]:
+        """Score the set once without each candidate (any model): one row per candidate."""
+        rows = [[j for j in indices if j != left_out] for left_out in candidates]
+        without = np.asarray(self.model.score(self._rows(rows))[:, proposed], dtype=np.float64)
+        return self._shares(candidates, full[None, :] - without)
+
+    def _shares(self, candidates: list[int], drops: np.ndarray) -> list[list[dict]]:
+        """drops is (candidates, proposed): each proposed item's top inputs and their share of the
+        positive drops."""
         explanations = []
-        for col in range(len(proposed)):
+        for col in range(drops.shape[1]):
             column = drops[:, col]
             positive = np.clip(column, 0, None)
             total = positive.sum()
@@ -112,7 +131,7 @@ class ActiveModel:
             explanations.append(
                 [
                     {
-                        "item": self.items[indices[i]],
+                        "item": self.items[candidates[i]],
                         "contribution": round(float(positive[i] / total), 4) if total > 0 else 0.0,
                     }
                     for i in order

@@ -2,8 +2,12 @@ import marshmallow as ma
 from flask import current_app, has_app_context
 from marshmallow import validate
 
+from airec.serving import EXPLAIN_INPUTS
+
 #: The absolute cap on k (documented in the spec); AIREC_MAX_K may lower it.
 K_CAP = 1000
+#: The absolute cap on a basket's items (documented in the spec); AIREC_MAX_HISTORY (default 500) lowers it.
+ITEMS_CAP = 1000
 
 
 class KWithinLimit:
@@ -23,18 +27,41 @@ class StrictBoolean(ma.fields.Boolean):
         super().__init__(truthy={True}, falsy={False}, **kwargs)
 
 
+def max_input_items() -> int:
+    """The most items a basket may hold here: AIREC_MAX_HISTORY, within ITEMS_CAP."""
+    return min(ITEMS_CAP, current_app.config["AIREC"].max_history) if has_app_context() else ITEMS_CAP
+
+
+class ItemsWithinLimit:
+    """Schema mixin: a basket of more than AIREC_MAX_HISTORY items is refused, not cut: a set has no
+    order that says which items a cut should keep, so the client chooses (e.g. its most recent)."""
+
+    @ma.validates("items")
+    def _items_within_limit(self, value: list, **kwargs) -> None:
+        top = max_input_items()
+        if len(value) > top:
+            raise ma.ValidationError(
+                f"At most {top} items (AIREC_MAX_HISTORY); got {len(value)}. "
+                f"Send {top} at most, e.g. the most recent."
+            )
+
+
 NAME = ma.fields.String(validate=validate.Length(min=1, max=256))
 
 
-class RecommendationQuerySchema(KWithinLimit, ma.Schema):
+class RecommendationQuerySchema(KWithinLimit, ItemsWithinLimit, ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
     items = ma.fields.List(
         ma.fields.String(validate=validate.Length(min=1, max=256)),
         required=True,
-        validate=validate.Length(max=1000),
-        metadata={"example": ["wine", "cheese"], "description": "The set to complete (may be empty)."},
+        validate=validate.Length(max=ITEMS_CAP),
+        metadata={
+            "example": ["wine", "cheese"],
+            "description": "The set to complete (may be empty), oldest first. At most AIREC_MAX_HISTORY "
+            "items (default 500): a longer list is a 422, never cut silently.",
+        },
     )
     k = ma.fields.Integer(
         load_default=10, strict=True, validate=validate.Range(min=1, max=K_CAP), metadata={"example": 3}
@@ -47,7 +74,11 @@ class RecommendationQuerySchema(KWithinLimit, ma.Schema):
     )
     explain = StrictBoolean(
         load_default=False,
-        metadata={"example": False, "description": "Add `because`: the input items that contributed most."},
+        metadata={
+            "example": False,
+            "description": "Add `because`: the input items that contributed most, among the last "
+            f"{EXPLAIN_INPUTS} of `items` (the most recent); all items still count for the scores.",
+        },
     )
 
 
@@ -90,7 +121,11 @@ class UserRecommendationQuerySchema(KWithinLimit, ma.Schema):
     exclude = _exclude_field()
     explain = ma.fields.Boolean(
         load_default=False,
-        metadata={"example": True, "description": "Add `because`: the history items that contributed most."},
+        metadata={
+            "example": True,
+            "description": "Add `because`: the history items that contributed most, among the user's "
+            f"{EXPLAIN_INPUTS} most recent.",
+        },
     )
 
 
@@ -98,6 +133,13 @@ class UserRecommendationSchema(RecommendationSchema):
     user = ma.fields.String(metadata={"example": "u17"})
     history_size = ma.fields.Integer(
         metadata={"example": 4, "description": "Distinct items in the user's stored history (never proposed)"}
+    )
+    history_used = ma.fields.Integer(
+        metadata={
+            "example": 4,
+            "description": "How many of them were scored: the most recent, at most AIREC_MAX_HISTORY "
+            "(default 500)",
+        }
     )
 
 

@@ -95,28 +95,43 @@ class UnknownUser(LookupError):
 
 
 def user_history(user: str) -> list[str]:
-    """Distinct item names the user interacted with: one query on users.name and interactions.user_id."""
-    from airec.tables import Interaction, Item, User
+    """The distinct items the user interacted with, most recent first: by the record's timestamp, or
+    when it was stored if it had none, then by insertion order. Two indexed queries, no join on users."""
+    from peewee import fn
 
+    from airec.tables import Interaction, Item, Record, User
+
+    user_id = User.select(User.id).where(User.name == user).scalar()
+    if user_id is None:
+        raise UnknownUser(user)
+    last_seen = fn.MAX(fn.COALESCE(Record.timestamp, Record.created_at))
     rows = (
         Item.select(Item.name)
         .join(Interaction, on=Interaction.item == Item.id)
-        .join(User, on=Interaction.user == User.id)
-        .where(User.name == user)
-        .distinct()
+        .join(Record, on=Interaction.record == Record.id)
+        .where(Interaction.user == user_id)
+        .group_by(Item.id, Item.name)
+        .order_by(last_seen.desc(), fn.MAX(Interaction.id).desc())
         .tuples()
     )
-    names = [name for (name,) in rows]
-    if not names and not User.select().where(User.name == user).exists():
-        raise UnknownUser(user)
-    return names
+    return [name for (name,) in rows]
 
 
 def recommend_for_user(
-    *, user: str, k: int = 10, exclude: Iterable[str] | None = None, explain: bool = False
+    *,
+    user: str,
+    k: int = 10,
+    exclude: Iterable[str] | None = None,
+    explain: bool = False,
+    max_history: int = 500,
 ) -> dict:
-    """Complete the user's stored history; what the user already has is never proposed."""
+    """Complete the user's stored history; what the user already has is never proposed.
+
+    Only the `max_history` most recent items are scored (AIREC_MAX_HISTORY), so a user with 10,000
+    items costs what one with 500 does; the older ones are still excluded from the proposals."""
     history = user_history(user)
-    out = recommend(items=history, k=k, exclude=exclude, explain=explain)
+    scored, older = history[:max_history], history[max_history:]
+    # Oldest first: the set's last items are its most recent, the ones an explanation weighs.
+    out = recommend(items=scored[::-1], k=k, exclude=[*(exclude or ()), *older], explain=explain)
     out.pop("unknown_items", None)
-    return {"user": user, "history_size": len(history), **out}
+    return {"user": user, "history_size": len(history), "history_used": len(scored), **out}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 
@@ -26,7 +27,12 @@ class Recommendations(MethodView):
     @blp.arguments(RecommendationQuerySchema)
     @blp.response(200, RecommendationSchema)
     def post(self, query):
-        """The k items most likely to complete a set of items, with scores."""
+        """The k items most likely to complete a set of items, with scores.
+
+        At most AIREC_MAX_HISTORY items (default 500) per set: a longer one is a 422 that says so (a
+        set has no order that says which items to drop). `explain=true` names, for each proposal, the
+        inputs that raised its score most among the last 50 of `items` (send them oldest first).
+        """
         return service.recommend(**query)
 
 
@@ -38,11 +44,15 @@ class UserRecommendations(MethodView):
     def get(self, query, user):
         """The k items a user is most likely to want next, from the history stored for them.
 
-        Items the user already has are never proposed. Without a model, popular items are proposed
-        (`fallback: popularity`).
+        Items the user already has are never proposed. Scores come from the user's most recent
+        AIREC_MAX_HISTORY items (default 500; `history_used` says how many), so a long history costs
+        no more than that; `explain=true` names inputs among the 50 most recent. Without a model,
+        popular items are proposed (`fallback: popularity`).
         """
         try:
-            return service.recommend_for_user(user=user, **query)
+            return service.recommend_for_user(
+                user=user, max_history=current_app.config["AIREC"].max_history, **query
+            )
         except service.UnknownUser:
             abort(404, message=f"No user {user!r}: record interactions for them first.")
 

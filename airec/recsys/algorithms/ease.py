@@ -74,10 +74,11 @@ def _mirror_upper(P: np.ndarray, block: int = 1024) -> None:
 
 
 def ease_weights(G: np.ndarray, lam: float) -> np.ndarray:
-    """float32 B for one lambda from the Gram matrix (primal form)."""
+    """float32 B for one lambda from the Gram matrix (primal form), C-ordered: a sparse row times a
+    Fortran-ordered B would copy all of B (items^2) in every request."""
     A = G.astype(np.float32)
     A[np.diag_indices_from(A)] += lam
-    P = spd_inverse(A)
+    P = spd_inverse(A).T  # symmetric, so its transpose is itself: a C-ordered view, no copy
     P /= -np.diag(P)
     P[np.diag_indices_from(P)] = 0.0
     return P
@@ -87,6 +88,7 @@ class EASE(Recommender):
     """Embarrassingly shallow autoencoder; lambda picked on validation unless given."""
 
     name = "ease"
+    linear = True
 
     def __init__(
         self, lam: float | None = None, grid: Sequence[float] = DEFAULT_GRID, max_items: int = 20000
@@ -255,7 +257,7 @@ class EASE(Recommender):
             model.X_train = sp.csr_matrix(sp.load_npz(path / "X_train.npz"), dtype=np.float32)
             model.n_items = model.e.shape[0]
         else:
-            model.B = np.load(path / "B.npy")
+            model.B = np.ascontiguousarray(np.load(path / "B.npy"))  # older versions saved it F-ordered
             model.n_items = model.B.shape[0]
         return model
 
