@@ -13,7 +13,7 @@ from typing import Any
 from airec import leases
 from airec.db import atomic_write
 from airec.models import ModelVersion
-from airec.serving import store
+from airec.serving import dbstore, store
 from airec.serving.registry import register_version, registry
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,7 @@ def activate(version: str) -> dict[str, Any]:
     Raises VersionNotFound, VersionConflict (archived / files gone) or VersionCorrupt (checksums).
     """
     row = _row(version)
-    folder = registry.models_dir / version
-    if row.status == "archived" or not folder.is_dir():
+    if row.status == "archived" or not registry.available(version):
         raise VersionConflict(
             f"Model {version} is archived: its files are no longer on disk, so it cannot be activated."
         )
@@ -150,6 +149,7 @@ def archive(version: str) -> dict[str, Any]:
             f"Model {version} is the active model; activate another version before archiving it."
         )
     store.remove_version(registry.models_dir, version)
+    dbstore.delete_now(version)  # the database's copy too (AIREC_MODEL_STORE=database)
     if row.status != "archived":
         _set_status(version, "archived")
         log.info("model %s archived", version, extra={"version": version})

@@ -45,6 +45,9 @@ def start_scheduler(app: Flask) -> None:
     every = settings.train_every_seconds
     if not settings.scheduler or every is None:
         return
+    if settings.trainer == "worker":
+        log.info("scheduler: runs in `airec worker` (AIREC_TRAINER=worker), not in web processes")
+        return
     _stop = threading.Event()
     stop = _stop
     jobs = schedule.Scheduler()
