@@ -96,7 +96,9 @@ def test_pruning_keeps_the_newest_versions_in_the_database_too(client, trained, 
         assert ModelVersion.get_by_id(versions[0]).status == "archived"
 
 
-def test_a_host_drops_its_copies_of_versions_archived_elsewhere(client, trained, settings_overrides, tmp_path):
+def test_a_host_drops_its_copies_of_versions_archived_elsewhere(
+    client, trained, settings_overrides, tmp_path
+):
     other_dir = tmp_path / "host-b"
     create_app({**settings_overrides, "models_dir": str(other_dir)})  # caches `trained`
     newer = train(client)["model_version"]
