@@ -68,7 +68,8 @@ def test_two_hosts_one_worker_train_roll_back_and_survive_a_killed_worker(cluste
         def both_on_new_version() -> bool:
             run = run_of(host_a, run_id)
             assert run["status"] != "failed", run
-            return run["status"] == "succeeded" and serving(host_a) == serving(host_b) == {run["model_version"]}
+            done = run["status"] == "succeeded"
+            return done and serving(host_a) == serving(host_b) == {run["model_version"]}
 
         wait_until(both_on_new_version, timeout=10)
         assert time.monotonic() - started <= 10
