@@ -10,19 +10,22 @@ import json
 from collections.abc import Iterator
 from typing import IO
 
+from peewee import JOIN
+
 from airec.models import Interaction, Item, Record, User
 
 #: Records read per query (keyset pages, so memory stays flat whatever the table size).
 PAGE = 5000
 
 
-def iter_records(page: int = PAGE) -> Iterator[dict]:
+def iter_records(page: int | None = None) -> Iterator[dict]:
     """Records in insertion order: {"user"?, "items", "timestamp"?}, items in their stored order."""
+    page = page or PAGE
     after = 0
     while True:
         rows = list(
             Record.select(Record.id, Record.timestamp, User.name)
-            .join(User, join_type="LEFT OUTER", on=(Record.user == User.id))
+            .join(User, join_type=JOIN.LEFT_OUTER, on=(Record.user == User.id))
             .where(Record.id > after)
             .order_by(Record.id)
             .limit(page)

@@ -141,7 +141,7 @@ def fit_one(args: argparse.Namespace) -> dict:
     )  # fmt: skip
     fit_started = time.perf_counter()
     try:
-        result = fit_and_write(job, progress=lambda e: events.append((time.perf_counter(), dict(e))))
+        result = fit_and_write(job, progress=lambda e: _record(events, e, fit_started, args.algorithm))
     except TrainingRefused as exc:
         return {"refused": str(exc), "load_seconds": load_seconds, "peak_rss": _peak_rss()}
     total = time.perf_counter() - fit_started
@@ -170,6 +170,14 @@ def fit_one(args: argparse.Namespace) -> dict:
     }
 
 
+def _record(events: list, event: dict, started: float, algorithm: str) -> None:
+    """Keep a progress event, and show it at once (a long fit can be judged, and extrapolated, early)."""
+    now = time.perf_counter()
+    events.append((now, dict(event)))
+    numbers = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in event.items()}
+    print(f"  {algorithm} +{now - started:.1f}s {numbers}", file=sys.stderr, flush=True)
+
+
 def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
@@ -179,10 +187,10 @@ def run_fit(url: str, algorithm: str, models_dir: Path, epochs: int | None, thre
             "--algorithm", algorithm, "--models-dir", str(models_dir), "--threads", str(threads)]  # fmt: skip
     if epochs:
         argv += ["--epochs", str(epochs)]
-    done = subprocess.run(argv, capture_output=True, text=True)
+    done = subprocess.run(argv, stdout=subprocess.PIPE, text=True)  # progress goes on to stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        return {"error": f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:] or ''}"}
+        return {"error": f"the fit exited with code {done.returncode} (its log is above)"}
     return json.loads(lines[-1])
 
 
