@@ -4,6 +4,7 @@ one at a time across all of them; a dead worker's run fails once its lease lapse
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -206,3 +207,20 @@ def test_worker_ticks_the_schedule_and_executes_the_run_it_queued(worker_setting
     with database.connection_context():
         run = TrainingRun.get_by_id(run_id)
         assert (run.trigger, run.status) == ("schedule", "succeeded"), run.error
+
+
+def test_a_running_worker_keeps_its_alive_file_fresh_for_health_checks(worker_settings, db):
+    from airec.training.worker import ALIVE_FILE
+    from tests.gunicorn_helpers import wait_until
+
+    db.close()
+    worker = Worker(worker_settings)
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    alive = f"{worker_settings.models_dir}/{ALIVE_FILE}"
+    try:
+        wait_until(lambda: Path(alive).exists(), timeout=10)
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive()

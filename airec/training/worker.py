@@ -89,7 +89,6 @@ class Worker:
 
     def step(self) -> int | None:
         """One pass: reap, schedule, claim and execute at most one run; returns the run executed."""
-        self._touch()
         with database.connection_context():
             self._tick_schedule()
             service.reap_stale_runs(self.settings)
@@ -107,6 +106,7 @@ class Worker:
         return run_id
 
     def run_forever(self) -> None:
+        threading.Thread(target=self._keep_alive, name="airec-worker-alive", daemon=True).start()
         log.info("airec worker ready: waiting for queued training runs (every %ss)",
                  self.settings.worker_poll_seconds)  # fmt: skip
         while not self._stop.is_set():
@@ -139,10 +139,14 @@ class Worker:
             .execute()
         )
 
-    def _touch(self) -> None:
-        try:
-            path = Path(self.settings.models_dir) / ALIVE_FILE
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
-        except OSError:
-            pass
+    def _keep_alive(self, every: float = 5.0) -> None:
+        """Touch ALIVE_FILE while the process runs, during long runs too (a container health check)."""
+        path = Path(self.settings.models_dir) / ALIVE_FILE
+        while True:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            except OSError:
+                pass
+            if self._stop.wait(every):
+                return
