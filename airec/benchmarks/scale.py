@@ -1,8 +1,8 @@
 """`airec bench scale`: how import and training grow with the data, on synthetic data with planted
 structure at 1x, 10x and 100x ml-latest-small's interactions and at ML-20M's shape.
 
-For each size: generate the data (users each draw most items from a planted group of 400 items, the
-rest by global popularity), write it as a user,item CSV, import it with `airec import`'s code into a
+For each size: generate the data (each user draws most items from three planted groups of 100 items,
+the rest by global popularity), write it as a user,item CSV, import it with `airec import`'s code into a
 fresh PostgreSQL database (timed), then train each algorithm in a child process exactly as a run
 does (read the data from the database, split, fit with validation, evaluate, refit, write the folder)
 and report time per epoch and in total, the child's peak RSS, the model folder's size and the time
@@ -44,38 +44,44 @@ SIZES = {
     "100x": Size("100x", ML_SMALL[0] * 100, ML_SMALL[1], ML_SMALL[2] * 100),
     "ml20m": Size("ml20m", 138_493, 20_000, 20_000_263),
 }
-GROUP_SIZE = 400
-IN_GROUP = 0.7
+GROUP_SIZE = 100
+TASTES = 3
+IN_GROUP = 0.75
 
 
 def synthesize(size: Size, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(user, item) index pairs, unique, sorted by user: each user has a home group of GROUP_SIZE
-    items and draws IN_GROUP of its items there, the rest from the whole catalogue by Zipf
-    popularity; per-user counts are log-normal around the mean. Draws are repeated (more per user)
-    until the unique pairs reach the size's interaction count."""
+    """(user, item) index pairs, unique, sorted by user. Items fall in groups of GROUP_SIZE, each with
+    its own popular and rare members; every user has TASTES home groups and draws IN_GROUP of its items
+    from them (skewed to each group's popular members), the rest from the whole catalogue by Zipf
+    popularity. Per-user counts are log-normal around the mean. Draws repeat (more per user) until the
+    unique pairs reach the size's interaction count."""
     rng = np.random.default_rng(seed)
     groups = max(1, size.items // GROUP_SIZE)
     mean = size.interactions / size.users
     wanted = np.maximum(5, rng.lognormal(np.log(mean) - 0.5, 1.0, size.users))
-    wanted = np.minimum(wanted * size.interactions / wanted.sum(), size.items // 4).astype(np.int64)
-    home = rng.integers(0, groups, size.users)
+    cap = min(size.items // 4, TASTES * GROUP_SIZE * 2)
+    for _ in range(5):  # scale to the total, cap, and give what the capped users lost to the others
+        wanted = np.minimum(wanted * size.interactions / wanted.sum(), cap)
+    wanted = wanted.astype(np.int64)
+    homes = rng.integers(0, groups, (size.users, TASTES))
     popularity = 1.0 / np.arange(1, size.items + 1, dtype=np.float64) ** 0.8
     popularity /= popularity.sum()
     catalogue = rng.permutation(size.items)  # popular items spread over the groups
+    member = 1.0 / np.arange(1, GROUP_SIZE + 1, dtype=np.float64) ** 0.7
+    member /= member.sum()
     pairs = np.empty(0, dtype=np.int64)
     have = np.zeros(size.users, dtype=np.int64)
-    for _ in range(4):
+    for round_ in range(10):
         need = np.maximum(0, wanted - have)
-        if need.sum() <= 0.01 * size.interactions:
+        if need.sum() <= 0.005 * size.interactions:
             break
-        draws = (need * 1.25).astype(np.int64) + (need > 0)
+        draws = (need * (1.3 + round_)).astype(np.int64) + (need > 0)  # saturated users need more
         users = np.repeat(np.arange(size.users, dtype=np.int64), draws)
-        in_group = rng.random(users.size) < IN_GROUP
-        items = np.where(
-            in_group,
-            np.minimum(home[users] * GROUP_SIZE + rng.integers(0, GROUP_SIZE, users.size), size.items - 1),
-            catalogue[rng.choice(size.items, users.size, p=popularity)],
-        )
+        group = homes[users, rng.integers(0, TASTES, users.size)]
+        within = rng.choice(GROUP_SIZE, users.size, p=member)
+        in_group = np.minimum(group * GROUP_SIZE + within, size.items - 1)
+        anywhere = catalogue[rng.choice(size.items, users.size, p=popularity)]
+        items = np.where(rng.random(users.size) < IN_GROUP, in_group, anywhere)
         pairs = np.unique(np.concatenate([pairs, users * size.items + items]))
         have = np.bincount(pairs // size.items, minlength=size.users)
     if pairs.size > size.interactions:  # the last round overshoots a little: drop pairs at random
