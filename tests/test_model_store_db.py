@@ -4,6 +4,8 @@ version; each host's own folder is a verified copy; pruning and archiving reach 
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,16 @@ def test_with_the_files_store_nothing_goes_to_the_database(settings_overrides):
     train(client)
     with database.connection_context():
         assert ModelFile.select().count() == 0
+
+
+def test_activating_a_folder_copied_in_by_hand_puts_it_in_the_database(client, trained, settings_overrides):
+    models_dir = Path(settings_overrides["models_dir"])
+    copied = store.new_version("itemknn")
+    shutil.copytree(models_dir / trained, models_dir / copied)
+    manifest = json.loads((models_dir / copied / store.MANIFEST).read_text())
+    (models_dir / copied / store.MANIFEST).write_text(json.dumps({**manifest, "version": copied}))
+    response = client.post(f"/api/v1/models/{copied}/activate")
+    assert response.status_code == 200, response.get_json()
+    with database.connection_context():
+        assert copied in dbstore.stored_versions()
+        assert leases.get_active_version() == copied

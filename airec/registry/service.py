@@ -123,6 +123,8 @@ def activate(version: str) -> dict[str, Any]:
     previous = leases.get_active_version()
 
     def point_and_pin() -> None:
+        if registry.database_store and not dbstore.has(version):  # e.g. a folder copied in by hand:
+            dbstore.put_folder(registry.models_dir / version, version)  # other hosts fetch it from here
         leases.set_value(leases.ACTIVE_MODEL_KEY, version)
         leases.set_value(leases.PINNED_MODEL_KEY, version)
 
