@@ -224,3 +224,31 @@ def test_a_running_worker_keeps_its_alive_file_fresh_for_health_checks(worker_se
         worker.stop()
         thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a real process: one engine is enough
+def test_sigterm_stops_the_run_in_flight_fails_it_and_frees_the_lease(worker_settings, tmp_path):
+    from airec.benchmarks.server import TrainingWorker
+    from tests.gunicorn_helpers import wait_until
+
+    app = create_app(worker_settings)
+    client = app.test_client()
+    ingest(client, planted(units=200)[0])
+    body = {"algorithm": "autoencoder", "params": {"epochs": 10000, "patience": 10000, "max_updates": 10**6}}
+    run_id = client.post(TRAINING, json=body).get_json()["run"]["id"]
+
+    def run() -> dict:
+        return client.get(f"{TRAINING}/runs/{run_id}").get_json()["run"]
+
+    url = worker_settings.database_url
+    worker = TrainingWorker(tmp_path / "w", database_url=url, env={"AIREC_LOG_JSON": "0"})
+    with worker:
+        wait_until(lambda: run()["progress"]["epoch"] >= 1, timeout=60)
+        worker.stop()
+        assert worker.process.returncode == 0
+    stopped = run()
+    assert stopped["status"] == "failed" and "shut down" in stopped["error"], stopped
+    assert stopped["model_version"] is None
+    with database.connection_context():
+        assert leases.holder(service.TRAINING_LEASE) is None
+        assert leases.get_active_version() is None
