@@ -226,7 +226,8 @@ def test_a_running_worker_keeps_its_alive_file_fresh_for_health_checks(worker_se
     assert not thread.is_alive()
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a real process: one engine is enough
+@pytest.mark.slow  # a real worker process and a real fit: ~20 s; kill -9 is in the default suite
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sigterm_stops_the_run_in_flight_fails_it_and_frees_the_lease(worker_settings, tmp_path):
     from airec.benchmarks.server import TrainingWorker
     from tests.gunicorn_helpers import wait_until
