@@ -133,7 +133,7 @@ def fit_one(args: argparse.Namespace) -> dict:
     params = {"epochs": args.epochs} if args.epochs and args.algorithm == "autoencoder" else {}
     settings = Settings.from_env(
         {"database_url": args.database_url, "models_dir": args.models_dir, "log_json": False,
-         "train_threads": args.threads}
+         "train_threads": args.threads, "train_refit": not args.no_refit}
     )  # fmt: skip
     db = init_db(args.database_url)
     db.connect()
@@ -165,6 +165,7 @@ def fit_one(args: argparse.Namespace) -> dict:
     return {
         "load_seconds": load_seconds,
         "epochs": len(fit_times),
+        "epochs_seconds": (fit_times[-1] - fit_started) if fit_times else None,  # split + every epoch
         "epoch_seconds": float(np.median(epoch_seconds)) if len(epoch_seconds) else None,
         "total_seconds": total,
         "refit_seconds": (manifest.get("refit") or {}).get("seconds"),
@@ -188,11 +189,14 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def run_fit(url: str, algorithm: str, models_dir: Path, epochs: int | None, threads: int) -> dict:
+def run_fit(url: str, algorithm: str, models_dir: Path, args: argparse.Namespace) -> dict:
     argv = [sys.executable, "-m", "airec.benchmarks.scale", "--fit-one", "--database-url", url,
-            "--algorithm", algorithm, "--models-dir", str(models_dir), "--threads", str(threads)]  # fmt: skip
-    if epochs:
-        argv += ["--epochs", str(epochs)]
+            "--algorithm", algorithm, "--models-dir", str(models_dir),
+            "--threads", str(args.threads)]  # fmt: skip
+    if args.epochs:
+        argv += ["--epochs", str(args.epochs)]
+    if args.no_refit:
+        argv += ["--no-refit"]
     done = subprocess.run(argv, stdout=subprocess.PIPE, text=True)  # progress goes on to stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -214,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--algorithms", default="autoencoder,ease")
     parser.add_argument("--epochs", type=int, default=None,
                         help="cap the autoencoder's epochs (default: its own, early stopping and update cap)")
+    parser.add_argument("--no-refit", action="store_true",
+                        help="publish the model chosen on validation without refitting it on every unit")
     parser.add_argument("--threads", type=int, default=1, help="AIREC_TRAIN_THREADS of the fits")
     parser.add_argument("--batch-size", type=int, default=20000, help="interactions per import transaction")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -260,7 +266,7 @@ def bench_size(size: Size, algorithms: list[str], tmp: Path, args: argparse.Name
         os.remove(csv_path)
         for algorithm in algorithms:
             models = tmp / f"models-{size.name}"
-            out["fits"][algorithm] = run_fit(url, algorithm, models, args.epochs, args.threads)
+            out["fits"][algorithm] = run_fit(url, algorithm, models, args)
             print(f"{size.name} {algorithm}: {out['fits'][algorithm]}", file=sys.stderr, flush=True)
     finally:
         from airec.db import database
@@ -281,7 +287,8 @@ def print_tables(results: list[dict]) -> None:
         print(f"{r['size']:<7}{r['users']:>9}{r['items']:>8}{r['interactions']:>14}"
               f"{seconds:>10.1f}{rate:>10.0f}{_mib(imp.get('db_bytes', 0)):>9}")  # fmt: skip
     print()
-    print(f"{'size':<7}{'algorithm':<13}{'load_s':>8}{'epochs':>7}{'s/epoch':>9}{'total_s':>9}{'refit_s':>9}"
+    print(f"{'size':<7}{'algorithm':<13}{'load_s':>8}{'epochs':>7}{'s/epoch':>9}{'epochs_s':>9}"
+          f"{'total_s':>9}{'refit_s':>9}"
           f"{'peak_GiB':>9}{'model_MB':>10}{'db_store_s':>11}{'ndcg@10':>9}{'pop':>7}")  # fmt: skip
     for r in results:
         for algorithm, f in r["fits"].items():
@@ -290,7 +297,8 @@ def print_tables(results: list[dict]) -> None:
                 continue
             per = f"{f['epoch_seconds']:.2f}" if f.get("epoch_seconds") is not None and f["epochs"] else "-"
             epochs = str(f["epochs"]) if f["epochs"] else "-"
-            print(f"{r['size']:<7}{algorithm:<13}{f['load_seconds']:>8.1f}{epochs:>7}{per:>9}"
+            through = f"{f['epochs_seconds']:.1f}" if f.get("epochs_seconds") else "-"
+            print(f"{r['size']:<7}{algorithm:<13}{f['load_seconds']:>8.1f}{epochs:>7}{per:>9}{through:>9}"
                   f"{f['total_seconds']:>9.1f}{(f['refit_seconds'] or 0):>9.1f}{_gib(f['peak_rss']):>9}"
                   f"{_mib(f['model_bytes']):>10}{f['store_seconds']:>11.1f}"
                   f"{(f['ndcg@10'] or 0):>9.3f}{(f['popularity_ndcg@10'] or 0):>7.3f}")  # fmt: skip
