@@ -145,12 +145,12 @@ def fit_one(args: argparse.Namespace) -> dict:
         algorithm=args.algorithm, params=params, settings=settings, X=data.X, items=data.items,
         baskets=False, manifest={"data": {"units": int(data.X.shape[0]), "items": int(data.X.shape[1])}},
     )  # fmt: skip
-    fit_started = time.perf_counter()
+    fit_started, cpu_started = time.perf_counter(), time.process_time()
     try:
         result = fit_and_write(job, progress=lambda e: _record(events, e, fit_started, args.algorithm))
     except TrainingRefused as exc:
         return {"refused": str(exc), "load_seconds": load_seconds, "peak_rss": _peak_rss()}
-    total = time.perf_counter() - fit_started
+    total, total_cpu = time.perf_counter() - fit_started, time.process_time() - cpu_started
     folder = Path(result["folder"])
     model_bytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     stored = time.perf_counter()
@@ -161,13 +161,20 @@ def fit_one(args: argparse.Namespace) -> dict:
     fit_times = [t for t, e in events if "epoch" in e and e.get("stage") != "refit" and "train_loss" in e]
     gaps = np.diff([fit_started, *fit_times])
     epoch_seconds = gaps[1:] if len(fit_times) > 1 else gaps  # the first gap includes the split
+    fit_cpu = [e["cpu"] for _, e in events if "train_loss" in e and e.get("stage") != "refit"]
+    cpu_gaps = np.diff([cpu_started, *fit_cpu])
+    epoch_cpu = cpu_gaps[1:] if len(fit_cpu) > 1 else cpu_gaps
     manifest = result["manifest"]
     return {
         "load_seconds": load_seconds,
         "epochs": len(fit_times),
         "epochs_seconds": (fit_times[-1] - fit_started) if fit_times else None,  # split + every epoch
         "epoch_seconds": float(np.median(epoch_seconds)) if len(epoch_seconds) else None,
+        "epoch_cpu_seconds": float(np.median(epoch_cpu)) if len(epoch_cpu) else None,
+        "epochs_cpu_seconds": (fit_cpu[-1] - cpu_started) if fit_cpu else None,
         "total_seconds": total,
+        "total_cpu_seconds": total_cpu,
+        "load_average": os.getloadavg()[0],
         "refit_seconds": (manifest.get("refit") or {}).get("seconds"),
         "peak_rss": _peak_rss(),
         "model_bytes": model_bytes,
@@ -180,7 +187,7 @@ def fit_one(args: argparse.Namespace) -> dict:
 def _record(events: list, event: dict, started: float, algorithm: str) -> None:
     """Keep a progress event, and show it at once (a long fit can be judged, and extrapolated, early)."""
     now = time.perf_counter()
-    events.append((now, dict(event)))
+    events.append((now, dict(event, cpu=time.process_time())))
     numbers = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in event.items()}
     print(f"  {algorithm} +{now - started:.1f}s {numbers}", file=sys.stderr, flush=True)
 
@@ -287,21 +294,24 @@ def print_tables(results: list[dict]) -> None:
         print(f"{r['size']:<7}{r['users']:>9}{r['items']:>8}{r['interactions']:>14}"
               f"{seconds:>10.1f}{rate:>10.0f}{_mib(imp.get('db_bytes', 0)):>9}")  # fmt: skip
     print()
-    print(f"{'size':<7}{'algorithm':<13}{'load_s':>8}{'epochs':>7}{'s/epoch':>9}{'epochs_s':>9}"
-          f"{'total_s':>9}{'refit_s':>9}"
-          f"{'peak_GiB':>9}{'model_MB':>10}{'db_store_s':>11}{'ndcg@10':>9}{'pop':>7}")  # fmt: skip
+    print(f"{'size':<7}{'algorithm':<13}{'load_s':>8}{'epochs':>7}{'s/epoch':>9}{'cpu/ep':>8}{'epochs_s':>9}"
+          f"{'total_s':>9}{'cpu_s':>8}{'refit_s':>9}{'peak_GiB':>9}{'model_MB':>10}{'db_store_s':>11}"
+          f"{'ndcg@10':>9}{'pop':>7}{'load':>6}")  # fmt: skip
     for r in results:
         for algorithm, f in r["fits"].items():
             if "error" in f or "refused" in f:
                 print(f"{r['size']:<7}{algorithm:<13}  {f.get('error') or 'refused: ' + f['refused']}")
                 continue
             per = f"{f['epoch_seconds']:.2f}" if f.get("epoch_seconds") is not None and f["epochs"] else "-"
+            cpu = f"{f['epoch_cpu_seconds']:.2f}" if f.get("epoch_cpu_seconds") and f["epochs"] else "-"
             epochs = str(f["epochs"]) if f["epochs"] else "-"
             through = f"{f['epochs_seconds']:.1f}" if f.get("epochs_seconds") else "-"
-            print(f"{r['size']:<7}{algorithm:<13}{f['load_seconds']:>8.1f}{epochs:>7}{per:>9}{through:>9}"
-                  f"{f['total_seconds']:>9.1f}{(f['refit_seconds'] or 0):>9.1f}{_gib(f['peak_rss']):>9}"
-                  f"{_mib(f['model_bytes']):>10}{f['store_seconds']:>11.1f}"
-                  f"{(f['ndcg@10'] or 0):>9.3f}{(f['popularity_ndcg@10'] or 0):>7.3f}")  # fmt: skip
+            print(f"{r['size']:<7}{algorithm:<13}{f['load_seconds']:>8.1f}{epochs:>7}{per:>9}{cpu:>8}"
+                  f"{through:>9}{f['total_seconds']:>9.1f}{f.get('total_cpu_seconds', 0):>8.1f}"
+                  f"{(f['refit_seconds'] or 0):>9.1f}"
+                  f"{_gib(f['peak_rss']):>9}{_mib(f['model_bytes']):>10}{f['store_seconds']:>11.1f}"
+                  f"{(f['ndcg@10'] or 0):>9.3f}{(f['popularity_ndcg@10'] or 0):>7.3f}"
+                  f"{f.get('load_average', 0):>6.1f}")  # fmt: skip
     print(flush=True)
 
 
