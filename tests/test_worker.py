@@ -191,6 +191,7 @@ def test_web_processes_run_no_scheduler_in_worker_mode(worker_settings):
     assert scheduler._stop.is_set()  # no loop of this app's is waiting for ticks
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # queueing is tested on both above
 def test_worker_ticks_the_schedule_and_executes_the_run_it_queued(worker_settings, db):
     from airec.ingestion.service import ingest_records
 
