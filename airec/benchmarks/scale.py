@@ -43,8 +43,9 @@ SIZES = {
     "10x": Size("10x", ML_SMALL[0] * 10, ML_SMALL[1], ML_SMALL[2] * 10),
     "100x": Size("100x", ML_SMALL[0] * 100, ML_SMALL[1], ML_SMALL[2] * 100),
     "ml20m": Size("ml20m", 138_493, 20_000, 20_000_263),
-    # ML-20M's catalogue and density with a tenth of its users: the items x items parts (EASE, the
-    # linear path) cost what they cost at full size, an epoch of the network a tenth.
+    # ML-20M's catalogue and density with a tenth of its users: an epoch of the network costs a tenth of
+    # a full one. EASE and the linear path work in their dual form here (fewer units than items), so
+    # they do not stand for the full size's primal (items x items) factorisations.
     "ml20m-tenth": Size("ml20m_tenth", 13_849, 20_000, 2_000_026),
 }
 GROUP_SIZE = 100
@@ -273,6 +274,7 @@ def bench_size(size: Size, algorithms: list[str], tmp: Path, args: argparse.Name
     del users, items
     try:
         out["import"] = import_into_postgres(csv_path, url, args.batch_size)
+        print(f"{size.name} import: {out['import']}", file=sys.stderr, flush=True)
         os.remove(csv_path)
         for algorithm in algorithms:
             models = tmp / f"models-{size.name}"
