@@ -11,7 +11,7 @@ from airec.config import Settings
 
 
 def bootstrap(settings: Settings) -> None:
-    """Database and model served_model without web server, scheduler or poller threads."""
+    """Database and served model without web server, scheduler or poller threads."""
     from airec.db import init_db, migrate
     from airec.logs import configure_logging
     from airec.serving.served import served_model
@@ -20,7 +20,7 @@ def bootstrap(settings: Settings) -> None:
     db = init_db(settings.database_url)
     db.connect(reuse_if_open=True)
     migrate(db)
-    served_model.configure(settings.models_dir)
+    served_model.configure(settings.models_dir, settings.model_store)
     served_model.sync()
 
 
@@ -114,6 +114,46 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Every record as JSON lines (`airec import --format jsonl` reads them back)."""
+    from airec.exports import export_records
+
+    settings = Settings.from_env()
+    bootstrap(settings)
+    try:
+        if args.file == "-":
+            result = export_records(sys.stdout)
+        else:
+            with open(args.file, "w", encoding="utf-8") as out:
+                result = export_records(out)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result), file=sys.stderr)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Claim and execute queued training runs (AIREC_TRAINER=worker) and run the retraining schedule."""
+    import signal
+
+    from airec.training.worker import Worker
+
+    settings = Settings.from_env()
+    bootstrap(settings)
+    from airec.db import database
+
+    database.close()  # the worker opens a connection per pass
+    worker = Worker(settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop())
+    if settings.trainer != "worker":
+        print("note: AIREC_TRAINER is not 'worker': web processes train in their own threads and queue "
+              "nothing; set AIREC_TRAINER=worker on every process", file=sys.stderr)  # fmt: skip
+    worker.run_forever()
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from airec.serving.served import served_model
     from airec.training.evaluation import NothingToEvaluate, evaluate_active
@@ -148,6 +188,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from airec.benchmarks.ingest import main as ingest_main
 
         return ingest_main(args.rest) or 0
+    if args.which == "scale":
+        from airec.benchmarks.scale import main as scale_main
+
+        return scale_main(args.rest) or 0
     if args.which == "service":
         from airec.benchmarks.quality import main as quality_main
 
@@ -239,12 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--batch-size", type=int, default=5000)
     imp.set_defaults(func=cmd_import)
 
+    exp = sub.add_parser("export", help="write every record as JSON lines (import them with --format jsonl)")
+    exp.add_argument("file", help="output file, or - for stdout")
+    exp.set_defaults(func=cmd_export)
+
+    worker = sub.add_parser("worker", help="train queued runs and run the schedule (AIREC_TRAINER=worker)")
+    worker.set_defaults(func=cmd_worker)
+
     ev = sub.add_parser("evaluate", help="evaluate the active model on its held-out units")
     ev.add_argument("--k", type=int, default=10)
     ev.set_defaults(func=cmd_evaluate)
 
     bench = sub.add_parser("bench", help="benchmarks that print tables")
-    bench.add_argument("which", choices=["accuracy", "service", "serving", "ingest"])
+    bench.add_argument("which", choices=["accuracy", "service", "serving", "ingest", "scale"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help)")
     bench.set_defaults(func=cmd_bench)
 

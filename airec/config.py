@@ -137,6 +137,13 @@ class Settings:
     ease_max_items: int = 20000
     keep_versions: int = 5
     model_poll_seconds: float = 2.0
+    #: Where training runs: "thread" (in the web process that asked, the default) or "worker" (web
+    #: processes only queue runs; `airec worker` processes claim and execute them).
+    trainer: str = "thread"
+    worker_poll_seconds: float = 1.0  # how often an idle `airec worker` looks for a queued run
+    #: Where model folders live: "files" (AIREC_MODELS_DIR only) or "database" (the files are stored in
+    #: the database too, and each host keeps a verified copy in its own AIREC_MODELS_DIR).
+    model_store: str = "files"
 
     # Limits on what clients may send.
     max_batch_records: int = 10000
@@ -186,6 +193,14 @@ class Settings:
             raise ValueError("AIREC_TRAIN_LEASE_SECONDS must be at least 2")
         if self.activate not in ("if-better", "always"):
             raise ValueError("AIREC_ACTIVATE must be if-better or always")
+        if self.trainer not in ("thread", "worker"):
+            raise ValueError(
+                "AIREC_TRAINER must be thread (train in the web process) or worker (airec worker)"
+            )
+        if self.model_store not in ("files", "database"):
+            raise ValueError("AIREC_MODEL_STORE must be files or database")
+        if self.worker_poll_seconds <= 0:
+            raise ValueError("AIREC_WORKER_POLL_SECONDS must be positive")
         if self.train_min_item_support < 1:
             raise ValueError("AIREC_TRAIN_MIN_ITEM_SUPPORT must be at least 1")
         if self.secret_key is not None and len(self.secret_key) < 32:

@@ -127,6 +127,17 @@ def while_holding(key: str, owner: str, ttl_seconds: float, fn: Callable[[], T])
     return atomic_write(fenced)
 
 
+def lock_row(key: str) -> None:
+    """Hold the state row `key` until the caller's transaction ends, so check-then-insert steps under
+    it run one at a time across processes and hosts (PostgreSQL row lock; SQLite's IMMEDIATE
+    transaction already admits one writer)."""
+    _ensure_row(key)
+    query = State.select(State.key).where(State.key == key)
+    if not is_sqlite():
+        query = query.for_update()
+    query.first()
+
+
 def claim_slot(key: str, slot: int) -> bool:
     """True for exactly one caller per slot number (e.g. one scheduler tick across all workers)."""
 

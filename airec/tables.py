@@ -104,6 +104,34 @@ class ModelVersion(BaseModel):
         table_name = "model_versions"
 
 
+class ModelFile(BaseModel):
+    """One file of a model folder stored in the database (AIREC_MODEL_STORE=database): its checksum and
+    size; the bytes are in ModelFilePart rows, so no single value grows past the engines' limits."""
+
+    version = pw.CharField(max_length=64, index=True)
+    name = pw.CharField(max_length=255)
+    sha256 = pw.CharField(max_length=64)
+    size = pw.BigIntegerField()
+    parts = pw.IntegerField()
+
+    class Meta:
+        table_name = "model_files"
+        primary_key = pw.CompositeKey("version", "name")
+
+
+class ModelFilePart(BaseModel):
+    """A chunk of a stored model file (at most airec.serving.dbstore.PART_BYTES)."""
+
+    version = pw.CharField(max_length=64)
+    name = pw.CharField(max_length=255)
+    part = pw.IntegerField()
+    data = pw.BlobField()
+
+    class Meta:
+        table_name = "model_file_parts"
+        primary_key = pw.CompositeKey("version", "name", "part")
+
+
 class State(BaseModel):
     """Small key/value rows: the active model pointer, locks/leases."""
 
@@ -129,4 +157,6 @@ class ApiKey(BaseModel):
         table_name = "api_keys"
 
 
-ALL_TABLES = [User, Item, Record, Interaction, TrainingRun, ModelVersion, State, ApiKey]
+ALL_TABLES = [
+    User, Item, Record, Interaction, TrainingRun, ModelVersion, ModelFile, ModelFilePart, State, ApiKey,
+]

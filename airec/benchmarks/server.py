@@ -157,6 +157,70 @@ class Gunicorn:
         raise TimeoutError(f"run {run_id} not finished after {timeout}s")
 
 
+class TrainingWorker:
+    """`airec worker` as a real process: `with TrainingWorker(workdir, database_url=url) as worker:`.
+    Own model folder; `kill(signal.SIGKILL)` stops it without any chance to clean up."""
+
+    def __init__(
+        self, workdir: Path | str, *, database_url: str, env: dict[str, str] | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:  # fmt: skip
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / "worker.log"
+        self.startup_timeout = startup_timeout
+        self.env = {
+            **os.environ,
+            "AIREC_DATABASE_URL": database_url,
+            "AIREC_MODELS_DIR": str(self.workdir / "models"),
+            "AIREC_TRAINER": "worker",
+            "AIREC_TRAIN_EVERY": "off",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        self.process: subprocess.Popen | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> TrainingWorker:
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "airec.cli", "worker"], cwd=ROOT, env=self.env,
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + self.startup_timeout
+        while "airec worker ready" not in self.log_path.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                tail = self.log_path.read_text(errors="replace")[-3000:]
+                self.stop()
+                raise RuntimeError(f"airec worker did not start:\n{tail}")
+            time.sleep(0.1)
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the worker process alone (its fit child notices its parent is gone and dies)."""
+        assert self.process is not None
+        self.process.send_signal(sig)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> TrainingWorker:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
 def planted_records(
     *, users: int = 300, groups: int = 10, group_size: int = 8, per_user: int = 4, seed: int = 0
 ) -> list[dict]:

@@ -17,7 +17,7 @@ from flask import Flask
 
 from airec import leases, scope
 from airec.db import atomic_write, database
-from airec.serving import store
+from airec.serving import dbstore, store
 from airec.serving.active import ActiveModel
 from airec.tables import ModelVersion, State, utcnow
 
@@ -28,16 +28,18 @@ class ServedModel:
     def __init__(self) -> None:
         self.active: ActiveModel | None = None
         self.models_dir = Path("./models_store")
+        self.database_store = False  # AIREC_MODEL_STORE=database: fetch what the folder lacks from there
         self._refused: dict[str, tuple] = {}  # version -> fingerprint of its folder when refused
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def configure(self, models_dir: str | Path) -> None:
+    def configure(self, models_dir: str | Path, model_store: str = "files") -> None:
         self.stop_polling()
         self.active = None
         self._refused = {}
         self.models_dir = Path(models_dir)
+        self.database_store = model_store == "database"
         self.models_dir.mkdir(parents=True, exist_ok=True)
 
     def swap(self, model: ActiveModel | None) -> None:
@@ -55,8 +57,29 @@ class ServedModel:
             return True
 
     def load(self, version: str) -> ActiveModel:
-        """Read and verify a version from disk; raises store.CorruptModel."""
+        """Read and verify a version from disk; raises store.CorruptModel. With the database store, a
+        version this host lacks, or whose copy fails its checksums, is fetched from the database first."""
+        try:
+            return ActiveModel.from_folder(self.models_dir / version)
+        except store.CorruptModel as exc:
+            if not self.database_store or not dbstore.has(version):
+                raise
+            if (self.models_dir / version).exists():
+                log.warning("local copy of model %s refused (%s); fetching it again from the database",
+                            version, exc, extra={"version": version})  # fmt: skip
+        dbstore.fetch(self.models_dir, version)
         return ActiveModel.from_folder(self.models_dir / version)
+
+    def available(self, version: str) -> bool:
+        """Whether this host has the version's folder or can fetch it from the database."""
+        if (self.models_dir / version).is_dir():
+            return True
+        return self.database_store and dbstore.has(version)
+
+    def trim_cache(self) -> None:
+        """Database store: drop local copies of versions archived on any host."""
+        if self.database_store:
+            dbstore.trim_cache(self.models_dir, keep={self.active.version} if self.active else set())
 
     def _fingerprint(self, version: str) -> tuple:
         """Names, sizes and mtimes of the folder's files: changes when an operator repairs it."""
@@ -96,6 +119,7 @@ class ServedModel:
             try:
                 self.swap(self.load(wanted))
                 log.info("now serving model %s", wanted, extra={"version": wanted})
+                self.trim_cache()
             except store.CorruptModel as exc:
                 self.refuse(wanted, str(exc))
                 if self.active is None:
@@ -116,8 +140,11 @@ class ServedModel:
             log.error("active model pointer moved back from %s to %s", refused, good, extra={"version": good})
 
     def _adopt_newest(self, set_pointer: bool = True) -> None:
-        """No usable pointer: serve the newest complete, verified folder on disk."""
-        for version in reversed(store.complete_versions(self.models_dir)):
+        """No usable pointer: serve the newest complete, verified folder on disk (or in the database)."""
+        versions = set(store.complete_versions(self.models_dir))
+        if self.database_store:
+            versions.update(dbstore.stored_versions())
+        for version in sorted(versions, reverse=True):
             if self.is_refused(version):
                 continue
             try:
@@ -204,7 +231,7 @@ def init_served_model(app: Flask, app_scope: scope.AppScope) -> ServedModel:
     the app's other threads, after any fork)."""
     settings = app.config["AIREC"]
     served = ServedModel()
-    served.configure(settings.models_dir)
+    served.configure(settings.models_dir, settings.model_store)
     app_scope.served = served
     served_model.bind_fallback(served)
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from airec import leases
 from airec.config import Settings
 from airec.db import atomic_write
-from airec.serving import store
+from airec.serving import dbstore, store
 from airec.serving.active import ActiveModel
 from airec.serving.served import register_version, served_model
 from airec.tables import ModelVersion, utcnow
@@ -109,6 +109,8 @@ def train_and_publish(
     model = ActiveModel.from_folder(Path(result["folder"]))  # verified and loaded before it can be served
 
     def register_and_decide() -> str | None:
+        if settings.model_store == "database":  # the files and the version row commit together
+            dbstore.put_folder(Path(result["folder"]), version)
         register_version(version, manifest)
         reason = activation_refusal(manifest, settings.activate)
         if reason is None:
@@ -154,18 +156,23 @@ def activation_refusal(manifest: dict, policy: str) -> str | None:
 
 
 def prune_versions(settings: Settings) -> list[str]:
-    """Keep the newest `keep_versions` folders on disk; never the active one."""
+    """Keep the newest `keep_versions` versions (folders on disk and, with the database store, copies
+    in the database); never the active one. Other hosts drop their copies of what this archives."""
     active = leases.get_active_version()
-    versions = store.complete_versions(settings.models_dir)
+    versions = set(store.complete_versions(settings.models_dir))
+    if settings.model_store == "database":
+        versions.update(dbstore.stored_versions())
+    ordered = sorted(versions)
     removed = []
-    for version in versions[: max(0, len(versions) - settings.keep_versions)]:
+    for version in ordered[: max(0, len(ordered) - settings.keep_versions)]:
         if version == active:
             continue
         store.remove_version(settings.models_dir, version)
-        atomic_write(
-            lambda v=version: (
-                ModelVersion.update(status="archived").where(ModelVersion.version == v).execute()
-            )
-        )
+
+        def archive(v: str = version) -> None:
+            dbstore.delete(v)
+            ModelVersion.update(status="archived").where(ModelVersion.version == v).execute()
+
+        atomic_write(archive)
         removed.append(version)
     return removed

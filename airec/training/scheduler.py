@@ -42,6 +42,9 @@ def start_scheduler(app: Flask, stop: threading.Event) -> threading.Thread | Non
     every = settings.train_every_seconds
     if not settings.scheduler or every is None:
         return None
+    if settings.trainer == "worker":
+        log.info("scheduler: runs in `airec worker` (AIREC_TRAINER=worker), not in web processes")
+        return None
     jobs = schedule.Scheduler()
 
     def job() -> None:

@@ -28,6 +28,8 @@ from airec.training.isolation import FitCrashed, FitFailed
 log = logging.getLogger(__name__)
 
 TRAINING_LEASE = "training"
+#: Lock row that makes "nothing in flight? then queue" one step across hosts (AIREC_TRAINER=worker).
+QUEUE_LOCK = "training_queue"
 
 
 def heartbeat_seconds(settings: Settings) -> float:
@@ -49,6 +51,10 @@ def reap_stale_runs(settings: Settings) -> int:
     process and is gone. A live run that lost its lease stops and fails itself, saying so. One
     statement, so a run created meanwhile (with a fresh heartbeat) is never failed by a stale read."""
     in_flight = TrainingRun.status.in_(("queued", "running"))
+    if settings.trainer == "worker":  # a queued run no worker took yet waits for one, however long
+        in_flight = (TrainingRun.status == "running") | (
+            (TrainingRun.status == "queued") & TrainingRun.owner.is_null(False)
+        )
     owners = {owner for (owner,) in TrainingRun.select(TrainingRun.owner).where(in_flight).tuples()}
     dead = [owner for owner in owners if leases.owner_is_dead(owner)]
     beat = fn.COALESCE(TrainingRun.heartbeat_at, TrainingRun.created_at)
@@ -92,8 +98,11 @@ def start_run(
         build_model(algorithm, params, settings)  # refuse bad parameters before queueing
     elif params:
         raise TrainingRefused("'auto' trains every algorithm with its defaults and takes no params")
-    owner = leases.new_owner()
+    warm = settings.train_warm_start if warm_start is None else warm_start
     reap_stale_runs(settings)
+    if settings.trainer == "worker" and background:
+        return queue_run(algorithm=algorithm, params=params, warm_start=warm, trigger=trigger)
+    owner = leases.new_owner()
     ttl = settings.train_lease_seconds
     if not leases.try_acquire(TRAINING_LEASE, owner, ttl) and not _acquire_after_finish(owner, ttl):
         raise TrainingConflict(current_run())
@@ -101,10 +110,7 @@ def start_run(
         run = atomic_write(
             lambda: TrainingRun.create(
                 algorithm=algorithm,
-                params={
-                    "params": params,
-                    "warm_start": settings.train_warm_start if warm_start is None else warm_start,
-                },
+                params={"params": params, "warm_start": warm},
                 trigger=trigger,
                 owner=owner,
                 heartbeat_at=db_now(),
@@ -124,6 +130,28 @@ def start_run(
     return run
 
 
+def queue_run(*, algorithm: str, params: dict, warm_start: bool, trigger: str) -> TrainingRun:
+    """AIREC_TRAINER=worker: record the run as queued for an `airec worker` to claim. One run queued or
+    running at a time, as with the thread: the check and the insert hold one lock row, so two hosts
+    asking at once get one run and one TrainingConflict."""
+
+    def queue() -> TrainingRun:
+        leases.lock_row(QUEUE_LOCK)
+        in_flight = current_run()
+        if in_flight is not None:
+            raise TrainingConflict(in_flight)
+        return TrainingRun.create(
+            algorithm=algorithm,
+            params={"params": params, "warm_start": warm_start},
+            trigger=trigger,
+            owner=None,  # set by the worker that claims it (airec.training.worker)
+        )
+
+    run = atomic_write(queue)
+    log.info("training run %d queued for a worker (%s)", run.id, algorithm, extra={"run_id": run.id})
+    return run
+
+
 def _acquire_after_finish(owner: str, ttl: float, wait_seconds: float = 3.0) -> bool:
     """The holder marks its run finished a moment before releasing the lease: a client that saw
     'succeeded' and asks again at once must not get a 409. Wait only while no run is in flight."""
@@ -140,7 +168,11 @@ def _thread_main(run_id: int, settings: Settings, owner: str, on_progress) -> No
         _run_holding_lease(run_id, settings, owner, on_progress)
 
 
-def _run_holding_lease(run_id: int, settings: Settings, owner: str, on_progress) -> None:
+def _run_holding_lease(
+    run_id: int, settings: Settings, owner: str, on_progress, should_stop: Callable[[], bool] | None = None
+) -> None:
+    """Heartbeat the lease and the row while the run executes, then release the lease. `should_stop`
+    (a worker shutting down) ends the fit early, as a lost lease does."""
     stop = threading.Event()
     lost = threading.Event()
     ttl, every = settings.train_lease_seconds, heartbeat_seconds(settings)
@@ -161,7 +193,13 @@ def _run_holding_lease(run_id: int, settings: Settings, owner: str, on_progress)
     beat = scope.thread(heartbeat, name=f"airec-train-beat-{run_id}")
     beat.start()
     try:
-        execute_run(run_id, settings, owner=owner, lease_lost=lost.is_set, on_progress=on_progress)
+        execute_run(
+            run_id,
+            settings,
+            owner=owner,
+            lease_lost=(lambda: lost.is_set() or should_stop()) if should_stop else lost.is_set,
+            on_progress=on_progress,
+        )
     finally:
         stop.set()
         beat.join(timeout=every)  # no renewal (or connection close) after we return

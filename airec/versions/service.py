@@ -12,7 +12,7 @@ from typing import Any
 
 from airec import leases
 from airec.db import atomic_write
-from airec.serving import store
+from airec.serving import dbstore, store
 from airec.serving.served import register_version, served_model
 from airec.tables import ModelVersion
 
@@ -109,8 +109,7 @@ def activate(version: str) -> dict[str, Any]:
     Raises VersionNotFound, VersionConflict (archived / files gone) or VersionCorrupt (checksums).
     """
     row = _row(version)
-    folder = served_model.models_dir / version
-    if row.status == "archived" or not folder.is_dir():
+    if row.status == "archived" or not served_model.available(version):
         raise VersionConflict(
             f"Model {version} is archived: its files are no longer on disk, so it cannot be activated."
         )
@@ -125,6 +124,8 @@ def activate(version: str) -> dict[str, Any]:
     previous = leases.get_active_version()
 
     def point_and_pin() -> None:
+        if served_model.database_store and not dbstore.has(version):  # e.g. a folder copied in by hand:
+            dbstore.put_folder(served_model.models_dir / version, version)  # other hosts fetch it from here
         leases.set_value(leases.ACTIVE_MODEL_KEY, version)
         leases.set_value(leases.PINNED_MODEL_KEY, version)
 
@@ -151,6 +152,7 @@ def archive(version: str) -> dict[str, Any]:
             f"Model {version} is the active model; activate another version before archiving it."
         )
     store.remove_version(served_model.models_dir, version)
+    dbstore.delete_now(version)  # the database's copy too (AIREC_MODEL_STORE=database)
     if row.status != "archived":
         _set_status(version, "archived")
         log.info("model %s archived", version, extra={"version": version})
