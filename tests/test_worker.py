@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from airec import leases
-from airec.app import create_app
+from airec.app import create_app, stop_background
 from airec.config import Settings
 from airec.db import database, init_db, migrate
 from airec.tables import State, TrainingRun
@@ -185,11 +185,11 @@ def test_claim_skips_a_run_row_locked_by_another_transaction(tmp_path):
 
 
 def test_web_processes_run_no_scheduler_in_worker_mode(worker_settings):
-    from airec.training import scheduler
-
     settings = Settings.from_env({**vars(worker_settings), "scheduler": True, "train_every": "1h"})
-    create_app(settings)
-    assert scheduler._stop.is_set()  # no loop of this app's is waiting for ticks
+    app = create_app(settings)
+    threads = app.extensions["airec_scope"].threads
+    assert "airec-scheduler" not in [t.name for t in threads]  # the worker ticks the schedule
+    stop_background(app)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # queueing is tested on both above
