@@ -56,3 +56,14 @@ def child_exit(server, worker):
 def on_exit(server):
     if _OWN_METRICS_DIR:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def post_worker_init(worker):
+    """One torch and one BLAS thread per web worker: a request scores one row, and a second thread
+    per worker thread would only fight the other workers for the same cores (the training process
+    sets its own, AIREC_TRAIN_THREADS)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1)

@@ -99,6 +99,7 @@ class EASE(Recommender):
         # primal form
         self.B: np.ndarray | None = None
         # dual form
+        self._XT: tuple | None = None  # (X_train, its transpose as CSR), built on first score
         self.K_inv: np.ndarray | None = None
         self.e: np.ndarray | None = None
         self.X_train: sp.csr_matrix | None = None
@@ -226,11 +227,19 @@ class EASE(Recommender):
         X = sp.csr_matrix(X, dtype=np.float32)
         if self.K_inv is None:
             return np.asarray(X @ self.B, dtype=np.float32)
-        # x - (x - (x X^T) K^-1 X) / (1 - e)
-        overlap = np.asarray((X @ self.X_train.T).toarray(), dtype=np.float32)
-        projected = np.asarray((self.X_train.T @ (overlap @ self.K_inv).T).T, dtype=np.float32)
+        # x - (x - (x X^T) K^-1 X) / (1 - e), with X^T kept as CSR (items x units) so that neither
+        # product converts a matrix per call
+        XT = self._train_t()
+        overlap = np.asarray((X @ XT).toarray(), dtype=np.float32)
+        projected = np.asarray((XT @ (overlap @ self.K_inv).T).T, dtype=np.float32)
         dense_x = X.toarray()
         return (dense_x - (dense_x - projected) / (1.0 - self.e)).astype(np.float32, copy=False)
+
+    def _train_t(self) -> sp.csr_matrix:
+        """X_train transposed as CSR, made once per X_train (identity, not equality, decides)."""
+        if self._XT is None or self._XT[0] is not self.X_train:
+            self._XT = (self.X_train, sp.csr_matrix(self.X_train.T))
+        return self._XT[1]
 
     def save(self, path: Path) -> None:
         if self.K_inv is None:
@@ -249,13 +258,15 @@ class EASE(Recommender):
         model = cls(lam=params.get("lam"), grid=params.get("grid", DEFAULT_GRID),
                     max_items=params.get("max_items", 20000))
         model.chosen_lam = params.get("chosen_lam")
+        # Memory-mapped, read-only: the workers of a host share one copy of the weights in the page
+        # cache (a folder is never written again once complete; a deleted one stays mapped).
         if manifest.get("form") == "dual":
-            model.K_inv = np.load(path / "K_inv.npy")
-            model.e = np.load(path / "e.npy")
+            model.K_inv = np.load(path / "K_inv.npy", mmap_mode="r")
+            model.e = np.load(path / "e.npy", mmap_mode="r")
             model.X_train = sp.csr_matrix(sp.load_npz(path / "X_train.npz"), dtype=np.float32)
             model.n_items = model.e.shape[0]
         else:
-            model.B = np.load(path / "B.npy")
+            model.B = np.load(path / "B.npy", mmap_mode="r")
             model.n_items = model.B.shape[0]
         return model
 
