@@ -99,7 +99,6 @@ class EASE(Recommender):
         # primal form
         self.B: np.ndarray | None = None
         # dual form
-        self._XT: tuple | None = None  # (X_train, its transpose as CSR), built on first score
         self.K_inv: np.ndarray | None = None
         self.e: np.ndarray | None = None
         self.X_train: sp.csr_matrix | None = None
@@ -227,19 +226,13 @@ class EASE(Recommender):
         X = sp.csr_matrix(X, dtype=np.float32)
         if self.K_inv is None:
             return np.asarray(X @ self.B, dtype=np.float32)
-        # x - (x - (x X^T) K^-1 X) / (1 - e), with X^T kept as CSR (items x units) so that neither
-        # product converts a matrix per call
-        XT = self._train_t()
-        overlap = np.asarray((X @ XT).toarray(), dtype=np.float32)
-        projected = np.asarray((XT @ (overlap @ self.K_inv).T).T, dtype=np.float32)
+        # x - (x - (x X^T) K^-1 X) / (1 - e). Both products take the dense rows from the right of the
+        # stored training matrix (CSR, and its transpose as a CSC view): no sparse x sparse product,
+        # so no matrix is converted or allocated per call.
         dense_x = X.toarray()
+        overlap = np.asarray(self.X_train @ dense_x.T, dtype=np.float32).T  # (rows, units)
+        projected = np.asarray(self.X_train.T @ (overlap @ self.K_inv).T, dtype=np.float32).T
         return (dense_x - (dense_x - projected) / (1.0 - self.e)).astype(np.float32, copy=False)
-
-    def _train_t(self) -> sp.csr_matrix:
-        """X_train transposed as CSR, made once per X_train (identity, not equality, decides)."""
-        if self._XT is None or self._XT[0] is not self.X_train:
-            self._XT = (self.X_train, sp.csr_matrix(self.X_train.T))
-        return self._XT[1]
 
     def save(self, path: Path) -> None:
         if self.K_inv is None:
