@@ -1,6 +1,7 @@
 """Extension objects, created here and bound to the app in create_app()."""
 
 import flask_smorest
+import marshmallow as ma
 from flask import g
 from flask_smorest import Api
 from webargs.flaskparser import FlaskParser
@@ -31,3 +32,11 @@ class Blueprint(flask_smorest.Blueprint):
     """flask-smorest's Blueprint, with the body parsed once per request."""
 
     ARGUMENTS_PARSER = ParsedBodyParser()
+
+    def arguments(self, schema, *args, **kwargs):
+        """As flask-smorest's, with a schema class made an instance once: webargs builds a new
+        instance of a class on every request (a twentieth of a recommendation's time). Schemas keep
+        no per-call state, so one instance serves every thread."""
+        if isinstance(schema, type) and issubclass(schema, ma.Schema):
+            schema = schema()
+        return super().arguments(schema, *args, **kwargs)

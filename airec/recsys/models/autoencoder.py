@@ -33,7 +33,7 @@ from airec.recsys.base import (
     read_manifest,
     write_manifest,
 )
-from airec.recsys.data import binarize
+from airec.recsys.data import as_csr32, binarize
 from airec.recsys.evaluation import Pair, selection_metric
 from airec.recsys.metrics import per_row_metrics
 from airec.recsys.models.ease import EASE
@@ -369,7 +369,7 @@ class AutoEncoder(Recommender):
         """Network logits, plus alpha * (X @ B) when the linear path is on."""
         if self.net is None:
             raise ValueError("model is not fitted")
-        X = sp.csr_matrix(X, dtype=np.float32)
+        X = as_csr32(X)
         if X.shape[0] <= NUMPY_ROWS:
             out = self._numpy_logits(X)
         else:

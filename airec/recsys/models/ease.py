@@ -30,7 +30,7 @@ from airec.recsys.base import (
     read_manifest,
     write_manifest,
 )
-from airec.recsys.data import binarize
+from airec.recsys.data import as_csr32, binarize
 from airec.recsys.evaluation import validation_score
 
 DEFAULT_GRID = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0)
@@ -223,7 +223,7 @@ class EASE(Recommender):
         return float(best["lam"])
 
     def score(self, X: sp.csr_matrix) -> np.ndarray:
-        X = sp.csr_matrix(X, dtype=np.float32)
+        X = as_csr32(X)
         if self.K_inv is None:
             return np.asarray(X @ self.B, dtype=np.float32)
         # x - (x - (x X^T) K^-1 X) / (1 - e). Both products take the dense rows from the right of the
@@ -231,8 +231,15 @@ class EASE(Recommender):
         # so no matrix is converted or allocated per call.
         dense_x = X.toarray()
         overlap = np.asarray(self.X_train @ dense_x.T, dtype=np.float32).T  # (rows, units)
-        projected = np.asarray(self.X_train.T @ (overlap @ self.K_inv).T, dtype=np.float32).T
+        projected = np.asarray(self._train_t() @ (overlap @ self.K_inv).T, dtype=np.float32).T
         return (dense_x - (dense_x - projected) / (1.0 - self.e)).astype(np.float32, copy=False)
+
+    def _train_t(self) -> sp.csc_matrix:
+        """X_train transposed (a CSC view sharing its arrays), made once per X_train."""
+        cached = getattr(self, "_transposed", None)
+        if cached is None or cached[0] is not self.X_train:
+            cached = self._transposed = (self.X_train, self.X_train.T)
+        return cached[1]
 
     def save(self, path: Path) -> None:
         if self.K_inv is None:
