@@ -62,6 +62,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     register_error_handlers(app)
     _register_blueprints(app)
     _register_request_hooks(app)
+    from airec.readcache import init_read_cache
+
+    init_read_cache(app, settings.read_cache_seconds)
 
     from airec.auth import init_auth
 

@@ -117,6 +117,9 @@ class Settings:
     #: A verified key is trusted this long before it is looked up again: a revoked key is refused by
     #: every worker within this many seconds (at once by the one that revoked it). 0: every request.
     key_cache_seconds: float = 5.0
+    #: stats, items, training runs and models lists are answered from each worker's memory this long
+    #: (a write through the same worker drops them at once). 0: every request reads the database.
+    read_cache_seconds: float = 1.0
     public_docs: bool = True
     public_readyz: bool = True
     public_metrics: bool = True
@@ -148,6 +151,8 @@ class Settings:
             raise ValueError("AIREC_TRAIN_MIN_ITEM_SUPPORT must be at least 1")
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ValueError("AIREC_SECRET_KEY must be at least 32 characters (or unset to generate one)")
+        if not 0 <= self.read_cache_seconds <= 60:
+            raise ValueError("AIREC_READ_CACHE_SECONDS must be between 0 and 60")
         if not 0 <= self.key_cache_seconds <= 60:
             raise ValueError("AIREC_KEY_CACHE_SECONDS must be between 0 and 60")
         if self.train_max_items is not None and self.train_max_items < 2:
