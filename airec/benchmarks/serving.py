@@ -109,8 +109,21 @@ def one_round(
 
 def run(args: argparse.Namespace, log) -> dict:
     wrk_path()
-    records, queries = dataset_records()
     results: dict = {"rounds": []}
+    if not args.catalogues_only:
+        _dataset_phase(args, results, log)
+    if args.catalogues:
+        from airec.benchmarks.catalogue import measure
+
+        log("catalogue sizes:")
+        with tempfile.TemporaryDirectory(prefix="airec-bench-catalogue-") as tmp:
+            results["catalogues"] = [measure(n, seconds=args.seconds, workdir=Path(tmp), log=log)
+                                     for n in args.catalogues]  # fmt: skip
+    return results
+
+
+def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
+    records, queries = dataset_records()
     with tempfile.TemporaryDirectory(prefix="airec-bench-serving-") as tmp:
         database_url = f"sqlite:///{tmp}/airec.db"
         keys = make_keys(database_url)
@@ -132,14 +145,6 @@ def run(args: argparse.Namespace, log) -> dict:
                 results["rounds"].append(one_round(server, keys, bodies, args.seconds, ceiling_url))
                 log(f"round {r + 1}/{args.rounds} done")
             results["training"] = _while_training(server, keys, bodies, args.seconds)
-    if args.catalogues:
-        from airec.benchmarks.catalogue import measure
-
-        log("catalogue sizes:")
-        with tempfile.TemporaryDirectory(prefix="airec-bench-catalogue-") as tmp:
-            results["catalogues"] = [measure(n, seconds=args.seconds, workdir=Path(tmp), log=log)
-                                     for n in args.catalogues]  # fmt: skip
-    return results
 
 
 def _while_training(server: Gunicorn, keys: dict, bodies: Path, seconds: float) -> dict:
@@ -167,6 +172,11 @@ def _median(rounds: list[dict[str, Load]], name: str, attr: str) -> float:
 
 
 def format_table(results: dict, args: argparse.Namespace) -> str:
+    if not results["rounds"]:
+        from airec.benchmarks.catalogue import format_rows
+
+        head = "recommendations across catalogue sizes (wrk -t1 -c2, 10 items in, k=10; RSS after the load):"
+        return head + "\n" + format_rows(results["catalogues"])
     rounds = results["rounds"]
     health = [r["GET /healthz"].rps for r in rounds]
     lines = [
@@ -208,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every row (medians are reported)")
     parser.add_argument("--catalogues", default="1000,10000,50000,100000",
                         help="catalogue sizes for the latency table, or 'none'")  # fmt: skip
+    parser.add_argument("--catalogues-only", action="store_true", help="only the catalogue-size table")
     args = parser.parse_args(argv)
     args.catalogues = [] if args.catalogues == "none" else [int(n) for n in args.catalogues.split(",")]
     results = run(args, log=lambda text: print(text, file=sys.stderr, flush=True))
