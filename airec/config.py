@@ -117,7 +117,7 @@ class Settings:
     #: A verified key is trusted this long before it is looked up again: a revoked key is refused by
     #: every worker within this many seconds (at once by the one that revoked it). 0: every request.
     key_cache_seconds: float = 5.0
-    #: stats, items, training runs and models lists are answered from each worker's memory this long
+    #: stats and items are answered from each worker's memory this long
     #: (a write through the same worker drops them at once). 0: every request reads the database.
     read_cache_seconds: float = 1.0
     public_docs: bool = True

@@ -1,7 +1,9 @@
-"""The reads a dashboard polls (stats, items, training runs, models), answered from memory for
-AIREC_READ_CACHE_SECONDS (default 1).
+"""The counts a dashboard polls (stats, items), answered from memory for AIREC_READ_CACHE_SECONDS
+(default 1).
 
-Each of them COUNTs or lists tables, and a dashboard asks every few seconds from every open tab. An
+Each of them COUNTs tables, and a dashboard asks every few seconds from every open tab. Training runs
+and model versions are not cached: an operator who activates a version (from the API, the console or
+the command line, in any process) must see it at once. An
 answer is kept per worker, per full path (query string included), for the setting's seconds from the
 moment it was read; a write this worker answers (any successful POST, PUT, PATCH or DELETE) drops
 them all at once, so a client that writes and then reads through the same worker sees its write.

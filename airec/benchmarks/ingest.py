@@ -99,7 +99,7 @@ def _client(url: str, key: str, index: int, batches: int, per_batch: int, items:
     for batch in range(batches):
         records = []
         for r in range(per_batch):
-            user = f"bench{tag}-c{index}-b{batch}-r{r}"
+            user = f"bench-{tag}c{index}-b{batch}-r{r}"
             chosen = [f"item-{(index * 7 + batch * 3 + r * 5 + j * 11) % items}" for j in range(3)]
             records.append({"user": user, "items": list(dict.fromkeys(chosen))})
         prepared.append((records, json.dumps({"records": records}).encode()))
@@ -159,7 +159,7 @@ def run(
                     threading.Thread(
                         target=_client,
                         args=(server.url, ingest_key, i, batches, records, items, acked, result, lock, start,
-                              f"{round_}"),
+                              f"r{round_}-"),
                     )  # fmt: skip
                     for i in range(clients)
                 ]

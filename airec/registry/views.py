@@ -6,7 +6,6 @@ from flask.views import MethodView
 from flask_smorest import abort
 
 from airec.extensions import Blueprint
-from airec.readcache import cached_read
 from airec.registry import service
 from airec.registry.schemas import (
     ActivationSchema,
@@ -36,7 +35,6 @@ def _fail(exc: Exception):
 
 @blp.route("/models")
 class Models(MethodView):
-    @cached_read
     @blp.arguments(VersionListQuerySchema, location="query")
     @blp.response(200, VersionListSchema)
     def get(self, query):

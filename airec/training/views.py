@@ -8,7 +8,6 @@ from flask_smorest import abort
 
 from airec.extensions import Blueprint
 from airec.models import TrainingRun, utcnow
-from airec.readcache import cached_read
 from airec.serving.registry import registry
 from airec.training import service
 from airec.training.evaluation import NothingToEvaluate, evaluate_active
@@ -76,7 +75,6 @@ class Training(MethodView):
 
 @blp.route("/training/runs")
 class Runs(MethodView):
-    @cached_read
     @blp.arguments(RunListQuerySchema, location="query")
     @blp.response(200, RunListSchema)
     def get(self, query):
