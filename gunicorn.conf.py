@@ -47,9 +47,16 @@ def _clean_metrics_dir():
 
 
 def post_worker_init(worker):
-    """Start the app's poller and scheduler in this worker (threads never cross the fork)."""
+    """In each worker, after the fork: one torch and one BLAS thread (a request scores one row, and a
+    second thread per worker thread would only fight the other workers for the same cores; training
+    sets its own, AIREC_TRAIN_THREADS), then the app's poller and scheduler (threads never cross a fork)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
     from airec.app import start_background
 
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1)
     start_background(worker.wsgi)
 
 
@@ -63,3 +70,4 @@ def child_exit(server, worker):
 def on_exit(server):
     if _OWN_METRICS_DIR:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+

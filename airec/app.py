@@ -93,7 +93,10 @@ def _build(app: Flask, settings: Settings, db, app_scope: scope.AppScope) -> Non
     register_input_guards(app)  # after auth: bodies of unauthenticated requests are never parsed
     document_headers(api)
 
+    from airec.readcache import init_read_cache
     from airec.serving.served import init_served_model
+
+    init_read_cache(app, settings.read_cache_seconds)
 
     init_served_model(app, app_scope)
 

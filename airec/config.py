@@ -162,6 +162,12 @@ class Settings:
 
     # Security.
     auth: bool = True
+    #: A verified key is trusted this long before it is looked up again: a revoked key is refused by
+    #: every worker within this many seconds (at once by the one that revoked it). 0: every request.
+    key_cache_seconds: float = 5.0
+    #: stats and items are answered from each worker's memory this long
+    #: (a write through the same worker drops them at once). 0: every request reads the database.
+    read_cache_seconds: float = 1.0
     public_docs: bool = True
     public_readyz: bool = True
     public_metrics: bool = True
@@ -210,6 +216,10 @@ class Settings:
         rate_limit_storage_uri(self.rate_limit_storage)
         if self.max_history < 1:
             raise ValueError("AIREC_MAX_HISTORY must be at least 1")
+        if not 0 <= self.read_cache_seconds <= 60:
+            raise ValueError("AIREC_READ_CACHE_SECONDS must be between 0 and 60")
+        if not 0 <= self.key_cache_seconds <= 60:
+            raise ValueError("AIREC_KEY_CACHE_SECONDS must be between 0 and 60")
         if self.train_max_items is not None and self.train_max_items < 2:
             raise ValueError("AIREC_TRAIN_MAX_ITEMS must be at least 2 (or unset for all items)")
 

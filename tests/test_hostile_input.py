@@ -186,3 +186,17 @@ def test_unauthenticated_bodies_are_not_parsed(auth_client):
     body = HOSTILE_BODIES["deeply nested array"]
     answer = auth_client.post("/api/v1/interactions", data=body, headers=JSON)
     assert answer.status_code == 401
+
+
+def test_lone_surrogates_are_refused_wherever_they_hide():
+    """Strings are checked only when the body has a surrogate escape: every place one can hide counts."""
+    from airec.errors import InvalidJSON, strict_json_loads
+
+    for text in ('{"a": "\\ud800"}', '{"\\uDC00": 1}', '[[{"k": ["x", "\\uDBFF"]}]]'):
+        with pytest.raises(InvalidJSON, match="surrogate"):
+            strict_json_loads(text.encode())
+        with pytest.raises(InvalidJSON, match="surrogate"):
+            strict_json_loads(text)
+    assert strict_json_loads(b'{"a": "\\uD83D\\uDE00 caf\\u00e9"}') == {"a": "\U0001F600 caf\u00e9"}
+    with pytest.raises(InvalidJSON, match="deeper"):
+        strict_json_loads(b"[" * 40 + b"]" * 40)

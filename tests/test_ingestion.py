@@ -245,3 +245,44 @@ def test_any_printable_name_round_trips(db, names):
     ingest_records([{"items": names}])
     stored = {name for name, _ in item_popularity()}
     assert set(names) <= stored
+
+
+PLAIN_BATCHES = [
+    [{"user": "u1", "items": ["a", "b", "a"]}, {"items": ["c"]}, {"user": None, "items": ["d"]}],
+    [{"user": "ü ☕", "items": ["naïve", " spaced "]}],
+    [{"items": ["x" * 256]}],
+]
+OTHER_BATCHES = [  # each leaves the one-loop check for marshmallow: the answer must not change
+    [{"user": "u1", "items": ["a"], "timestamp": "2024-05-01T18:30:00Z"}],
+    [{"user": "u1", "items": ["a"]}, {"items": ["tab\there"]}],
+    [{"items": []}],
+    [{"items": ["a"], "colour": "red"}],
+    [{"user": "", "items": ["a"]}],
+    [{"user": 7, "items": ["a"]}],
+    [{"items": ["x" * 257]}],
+    [{"items": ["ok", None]}],
+    [["not", "a", "record"]],
+    [{"user": "u"}],
+]
+
+
+@pytest.mark.parametrize("batch", PLAIN_BATCHES + OTHER_BATCHES)
+def test_the_one_loop_batch_check_loads_as_marshmallow_does(app, batch):
+    """RecordList checks plain batches itself; it must accept and refuse exactly as the schema would."""
+    import marshmallow as ma
+
+    from airec.ingestion.schemas import IngestSchema, RecordSchema, _plain_records
+
+    class Marshmallow(ma.Schema):
+        records = ma.fields.List(ma.fields.Nested(RecordSchema))
+
+    with app.app_context():
+        assert (_plain_records(batch) is not None) == (batch in PLAIN_BATCHES)
+        try:
+            expected = Marshmallow().load({"records": batch})["records"]
+        except ma.ValidationError as exc:
+            with pytest.raises(ma.ValidationError) as info:
+                IngestSchema().load({"records": batch})
+            assert info.value.messages == exc.messages
+        else:
+            assert IngestSchema().load({"records": batch}) == expected

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app, g, request
 from flask_smorest import abort
 
+from airec.auth.cache import KeyCache
 from airec.auth.service import Principal, verify
 from airec.config import Settings
 
@@ -119,7 +120,7 @@ def authorize() -> None:
     key = presented_key()
     if key is None:
         _refuse_unauthenticated("Send an API key: Authorization: Bearer <key> (or X-API-Key: <key>).")
-    principal: Principal | None = verify(key)
+    principal: Principal | None = verify(key, current_app.extensions["airec_key_cache"])
     if principal is None:
         _refuse_unauthenticated("The API key is invalid or has been revoked.", "invalid_token")
     g.principal = principal
@@ -174,9 +175,10 @@ def init_auth(app: Flask, api) -> None:
     from airec.auth.views import blp
 
     api.register_blueprint(blp)
+    settings: Settings = app.config["AIREC"]
+    app.extensions["airec_key_cache"] = KeyCache(settings.key_cache_seconds)
     app.before_request(authorize)
     document_security(app, api)
-    settings: Settings = app.config["AIREC"]
     if not settings.auth:
         log.warning("AUTHENTICATION IS OFF (AIREC_AUTH=off): every endpoint is open to anyone who connects")
         return

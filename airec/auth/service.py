@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import peewee
 
-from airec.db import atomic_write
+from airec.auth.cache import KeyCache, forget_everywhere, last_used
+from airec.db import atomic_write, database
 from airec.tables import ApiKey, utcnow
 
 log = logging.getLogger(__name__)
@@ -91,31 +92,47 @@ def create_key(*, name: str, role: str) -> tuple[ApiKey, str]:
 
 
 def list_keys() -> list[ApiKey]:
+    """Every key; this process's pending last-used times are written first (other workers' within
+    a few seconds, by their background writer)."""
+    flush_last_used()
     return list(ApiKey.select().order_by(ApiKey.name))
 
 
 def revoke_key(name: str) -> ApiKey:
-    """Delete the key so the very next request with it is refused (there is no cache)."""
+    """Delete the key: this process refuses it from its next request, every other worker once its
+    cached verification expires (AIREC_KEY_CACHE_SECONDS, see airec.auth.cache)."""
     row = ApiKey.get_or_none(ApiKey.name == name)
     if row is None:
         raise KeyProblem(f"No key named {name!r}.", 404)
     atomic_write(lambda: ApiKey.delete().where(ApiKey.id == row.id).execute())
+    forget_everywhere(row.key_hash)
     with _touched_lock:
         _touched.pop(row.key_hash, None)
     log.info("api key revoked: name=%s prefix=%s", row.name, row.prefix)
     return row
 
 
-def verify(key: str | None) -> Principal | None:
-    """The key's principal, or None for a missing, malformed, unknown or revoked key."""
+def verify(key: str | None, cache: KeyCache | None = None) -> Principal | None:
+    """The key's principal, or None for a missing, malformed, unknown or revoked key. With a cache, a
+    key the database confirmed less than cache.ttl seconds ago is not looked up again."""
     if not key or not _KEY_PATTERN.match(key):
         return None
     digest = hash_key(key)
+    if cache is not None:
+        hit = cache.get(digest)
+        if hit is not None:
+            principal, key_id = hit
+            _touch(key_id, digest)
+            return principal  # type: ignore[return-value]
+        read_at = cache.clock()  # before the read: the entry can only expire earlier, never later
     row = ApiKey.get_or_none(ApiKey.key_hash == digest)
     if row is None or not hmac.compare_digest(row.key_hash.encode(), digest.encode()):
         return None
-    _touch(row)
-    return Principal(name=row.name, role=row.role, key_id=row.id)
+    principal = Principal(name=row.name, role=row.role, key_id=row.id)
+    if cache is not None:
+        cache.put(digest, principal, row.id, read_at)
+    _touch(row.id, digest)
+    return principal
 
 
 def principal_for_hash(digest: str) -> Principal | None:
@@ -125,27 +142,34 @@ def principal_for_hash(digest: str) -> Principal | None:
     return None if row is None else Principal(name=row.name, role=row.role, key_id=row.id)
 
 
-def _touch(row: ApiKey) -> None:
-    """Record last use cheaply: one conditional UPDATE per key per minute; never fails a request."""
+def _touch(key_id: int, digest: str) -> None:
+    """Note the key's use at most once a minute per process; a background thread writes the notes
+    (airec.auth.cache.last_used), so no request waits for the write."""
     now = time.monotonic()
     with _touched_lock:
-        if now - _touched.get(row.key_hash, -1e9) < LAST_USED_EVERY.total_seconds():
+        if now - _touched.get(digest, -1e9) < LAST_USED_EVERY.total_seconds():
             return
-        _touched[row.key_hash] = now
-    stamp = utcnow()
-    try:
-        (
-            ApiKey.update(last_used_at=stamp)
-            .where(
-                (ApiKey.id == row.id)
+        _touched[digest] = now
+    last_used.record(database.obj, key_id, utcnow())
+
+
+def write_last_used(db: peewee.Database, stamps: list[tuple[int, dt.datetime]]) -> int:
+    """Write (key id, time) stamps in one transaction on `db`; a key written under a minute ago (by
+    any process) is left alone by the SQL condition. Returns the rows updated."""
+    updated = 0
+    with db.connection_context(), db.atomic():
+        for key_id, stamp in stamps:
+            query = ApiKey.update(last_used_at=stamp).where(
+                (ApiKey.id == key_id)
                 & (ApiKey.last_used_at.is_null() | (ApiKey.last_used_at < stamp - LAST_USED_EVERY))
             )
-            .execute()
-        )
-    except peewee.OperationalError as exc:  # busy database: skip this time, try again next minute
-        log.warning("could not record key use (%s)", exc)
-        with _touched_lock:
-            _touched.pop(row.key_hash, None)
+            updated += db.execute(query).rowcount
+    return updated
+
+
+def flush_last_used() -> int:
+    """Write pending last-used times now (tests, shutdown); the background thread does it otherwise."""
+    return last_used.flush()
 
 
 def describe(row: ApiKey) -> dict:

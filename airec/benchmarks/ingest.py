@@ -8,12 +8,16 @@ more than once; unexpected = stored but never acknowledged (e.g. half of a faile
 from __future__ import annotations
 
 import argparse
+import json
+import secrets
+import statistics
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import requests
@@ -37,6 +41,7 @@ class BenchResult:
     duplicated: int = 0
     unexpected: int = 0
     training: str = "not started"
+    round_rates: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -85,17 +90,24 @@ def stored_pairs(database_url: str) -> Counter:
 
 
 def _client(url: str, key: str, index: int, batches: int, per_batch: int, items: int,
-            acked: list, result: BenchResult, lock: threading.Lock) -> None:  # fmt: skip
+            acked: list, result: BenchResult, lock: threading.Lock,
+            start: threading.Barrier | None = None, tag: str = "") -> None:  # fmt: skip
+    """Post `batches` batches one after another; bodies are encoded before the clock starts."""
     session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {key}"
+    session.headers.update({"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    prepared = []
     for batch in range(batches):
         records = []
         for r in range(per_batch):
-            user = f"bench-c{index}-b{batch}-r{r}"
+            user = f"bench-{tag}c{index}-b{batch}-r{r}"
             chosen = [f"item-{(index * 7 + batch * 3 + r * 5 + j * 11) % items}" for j in range(3)]
             records.append({"user": user, "items": list(dict.fromkeys(chosen))})
+        prepared.append((records, json.dumps({"records": records}).encode()))
+    if start is not None:
+        start.wait()
+    for records, body in prepared:
         try:
-            answer = session.post(url + "/api/v1/interactions", json={"records": records}, timeout=120)
+            answer = session.post(url + "/api/v1/interactions", data=body, timeout=120)
             ok = answer.status_code == 201
             detail = f"{answer.status_code} {answer.text[:200]}"
         except requests.RequestException as exc:
@@ -121,8 +133,10 @@ def run(
     train: bool = True,
     database_url: str | None = None,
     workdir: str | None = None,
+    rounds: int = 1,
 ) -> BenchResult:
-    """Start gunicorn, seed data, start a training run, post concurrently, stop, verify."""
+    """Start gunicorn, seed data, start a training run, post concurrently (`rounds` times, each with
+    new users), stop, verify."""
     with tempfile.TemporaryDirectory(prefix="airec-bench-", dir=workdir) as where:
         url_db = database_url or f"sqlite:///{where}/bench.db"
         ingest_key, admin_key = _make_keys(url_db)
@@ -139,19 +153,26 @@ def run(
 
             acked: list[tuple[str, str]] = []
             lock = threading.Lock()
-            threads = [
-                threading.Thread(
-                    target=_client,
-                    args=(server.url, ingest_key, i, batches, records, items, acked, result, lock),
-                )
-                for i in range(clients)
-            ]
-            started = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            result.seconds = time.perf_counter() - started
+            for round_ in range(rounds):
+                start = threading.Barrier(clients + 1)
+                threads = [
+                    threading.Thread(
+                        target=_client,
+                        args=(server.url, ingest_key, i, batches, records, items, acked, result, lock, start,
+                              f"r{round_}-"),
+                    )  # fmt: skip
+                    for i in range(clients)
+                ]
+                for thread in threads:
+                    thread.start()
+                start.wait()  # every client has its bodies encoded
+                started = time.perf_counter()
+                before = result.interactions
+                for thread in threads:
+                    thread.join()
+                seconds = time.perf_counter() - started
+                result.seconds += seconds
+                result.round_rates.append((result.interactions - before) / seconds)
             if run_id is not None:
                 result.training = _training_summary(server.url, admin, run_id)
         finally:
@@ -188,19 +209,89 @@ def _training_summary(url: str, admin: dict, run_id: int) -> str:
     return f"run {run_id} {run['status']} at epoch {progress.get('epoch')}/{progress.get('max_epochs')}"
 
 
+#: (row name, clients, PostgreSQL, training in flight)
+SCENARIOS = (
+    ("1 client, SQLite", 1, False, False),
+    ("8 clients, SQLite", 8, False, False),
+    ("1 client, PostgreSQL", 1, True, False),
+    ("8 clients, PostgreSQL", 8, True, False),
+    ("8 clients, SQLite, while training", 8, False, True),
+)
+
+
+@contextmanager
+def postgres_database(server: str) -> Iterator[str]:
+    """A fresh database on `server` (postgresql://user@host:port), dropped afterwards."""
+    import psycopg2
+
+    name = f"airec_bench_{secrets.token_hex(4)}"
+    admin = psycopg2.connect(f"{server}/postgres")
+    admin.autocommit = True
+    try:
+        admin.cursor().execute(f"CREATE DATABASE {name}")
+        yield f"{server}/{name}"
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+def matrix(*, batches: int, records: int, rounds: int, workers: int, postgres: str | None, log) -> list:
+    """Every scenario: `rounds` rounds of 1,000-record batches on one fresh server; median rate."""
+    rows = []
+    for name, clients, on_postgres, train in SCENARIOS:
+        if on_postgres and not postgres:
+            continue
+        per_client = max(1, batches // clients)
+        common = {"clients": clients, "batches": per_client, "records": records, "workers": workers,
+                  "train": train, "rounds": rounds}  # fmt: skip
+        if on_postgres:
+            with postgres_database(postgres) as url:
+                result = run(database_url=url, **common)
+        else:
+            result = run(**common)
+        log(f"{name}: {[round(r) for r in result.round_rates]} interactions/s")
+        rows.append((name, result))
+    return rows
+
+
+def format_matrix(rows: list, *, records: int, rounds: int, workers: int) -> str:
+    lines = [
+        f"ingest benchmark: gunicorn {workers} workers (defaults, API keys on), {records}-record batches "
+        f"(3 items each), bodies encoded before the clock; median of {rounds} rounds per row",
+        f"{'scenario':<36}{'batches':>8}{'interactions/s':>16}{'errors':>8}{'lost':>6}{'dup':>5}{'unexp':>7}"
+        "  training",
+    ]
+    for name, r in rows:
+        training = r.training if "training" in name else "-"
+        rate = statistics.median(r.round_rates)
+        lines.append(f"{name:<36}{r.records // records:>8}{rate:>16.0f}{r.errors:>8}"
+                     f"{r.lost:>6}{r.duplicated:>5}{r.unexpected:>7}  {training}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="airec bench ingest", description=__doc__.splitlines()[0])
+    parser.add_argument("--single", action="store_true", help="one scenario from the options below")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--batches", type=int, default=20, help="batches per client")
-    parser.add_argument("--records", type=int, default=50, help="records per batch (3 items each)")
+    parser.add_argument("--batches", type=int, default=20, help="batches per client (--single), or in all")
+    parser.add_argument("--records", type=int, default=1000, help="records per batch (3 items each)")
     parser.add_argument("--items", type=int, default=300, help="distinct item names")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
-    parser.add_argument("--no-train", action="store_true", help="do not train during the run")
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-train", action="store_true", help="do not train during the run (--single)")
+    parser.add_argument("--database-url", default=None, help="--single: default a fresh SQLite file")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432",
+                        help="PostgreSQL server for its rows ('' to skip them)")  # fmt: skip
     args = parser.parse_args(argv)
+    if not args.single:
+        rows = matrix(batches=args.batches, records=args.records, rounds=args.rounds, workers=args.workers,
+                      postgres=args.postgres or None, log=lambda t: print(t, file=sys.stderr, flush=True))
+        print(format_matrix(rows, records=args.records, rounds=args.rounds, workers=args.workers))
+        bad = any(r.errors or r.lost or r.duplicated or r.unexpected for _, r in rows)
+        return 1 if bad else 0
     result = run(
         clients=args.clients, batches=args.batches, records=args.records, items=args.items,
-        workers=args.workers, train=not args.no_train, database_url=args.database_url,
+        workers=args.workers, train=not args.no_train, database_url=args.database_url, rounds=args.rounds,
     )  # fmt: skip
     print(result.table())
     for sample in result.error_samples:

@@ -1,176 +1,226 @@
-"""`airec bench serving`: how much a training run slows recommendations down.
+"""`airec bench serving`: the service as deployed against the framework's own ceiling.
 
-Starts a real gunicorn on 127.0.0.1 with its own temporary database and model folder, ingests a
-synthetic planted dataset, trains a first model, then measures POST /api/v1/recommendations (and
-/healthz for a throughput ratio) twice: idle, and while a training run is in flight. Request counts
-and time are bounded; everything started is stopped.
+Starts real gunicorn on 127.0.0.1 with `make run`'s defaults (2 workers, API keys on), POSTs
+ml-latest-small (ratings >= 4) over HTTP, trains with the default request (`{}`), then drives it with
+wrk (airec.benchmarks.wrk) in rounds of: a trivial endpoint (the generator's own ceiling), /healthz,
+recommendations (10 items in, k=10, read key), the reads a dashboard polls, and recommendations at
+half the saturated rate. Every figure is the median over the rounds; ratios are taken within each
+round (same server, same minute) before the median. Then one phase while a training run is in
+flight, and (unless --catalogues none) latency across catalogue sizes (airec.benchmarks.catalogue).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
+import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
 
-from airec.benchmarks.server import Gunicorn, planted_records
+from airec.benchmarks.server import Gunicorn
+from airec.benchmarks.wrk import Load, run_wrk, trivial_server, wrk_path
+
+READS = (  # (row name, path, role)
+    ("GET /api/v1/stats", "/api/v1/stats", "read"),
+    ("GET /api/v1/items", "/api/v1/items", "read"),
+    ("GET /api/v1/training/runs", "/api/v1/training/runs", "admin"),
+    ("GET /api/v1/models", "/api/v1/models", "admin"),
+)
+RECOMMEND = "POST /api/v1/recommendations"
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+def make_keys(database_url: str) -> dict[str, str]:
+    """Migrate and create one key per role, directly in the database."""
+    from airec.auth.service import create_key
+    from airec.db import init_db, migrate
+
+    db = init_db(database_url)
+    with db.connection_context():
+        migrate(db)
+        keys = {role: create_key(name=f"bench-{role}", role=role)[1] for role in ("ingest", "read", "admin")}
+    db.close()
+    return keys
 
 
-def load(
-    server: Gunicorn,
-    *,
-    path: str,
-    body_for,
-    requests_total: int,
-    concurrency: int,
-    max_seconds: float,
-    while_running=None,
-) -> dict:
-    """Send up to `requests_total` requests with `concurrency` keep-alive clients; latency in ms."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    deadline = time.monotonic() + max_seconds
-    per_client = max(1, requests_total // concurrency)
-
-    def client(seed: int) -> None:
-        nonlocal errors
-        rng = random.Random(seed)
-        session = requests.Session()
-        for _ in range(per_client):
-            if time.monotonic() > deadline or (while_running is not None and not while_running()):
-                break
-            body = body_for(rng)
-            started = time.perf_counter()
-            try:
-                if body is None:
-                    ok = session.get(server.url + path, timeout=30).status_code == 200
-                else:
-                    ok = session.post(server.url + path, json=body, timeout=30).status_code == 200
-            except requests.RequestException:
-                ok = False
-            elapsed = (time.perf_counter() - started) * 1000
-            with lock:
-                if ok:
-                    latencies.append(elapsed)
-                else:
-                    errors += 1
-        session.close()
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(client, range(concurrency)))
-    wall = time.perf_counter() - started
-    return {
-        "n": len(latencies),
-        "errors": errors,
-        "rps": len(latencies) / wall if wall > 0 else float("nan"),
-        "p50": _percentile(latencies, 50),
-        "p99": _percentile(latencies, 99),
-        "mean": statistics.fmean(latencies) if latencies else float("nan"),
-    }
+def write_bodies(path: Path, sets: list[list[str]], k: int = 10) -> Path:
+    path.write_text("".join(json.dumps({"items": s, "k": k}) + "\n" for s in sets), encoding="utf-8")
+    return path
 
 
-def run(args: argparse.Namespace) -> dict:
-    groups, group_size = 20, 10
+def dataset_records() -> tuple[list[dict], list[list[str]]]:
+    """ml-latest-small as records (a user's items in records of at most 1,000), and 10-item queries."""
+    from airec.recsys.datasets import load_ml_latest_small
 
-    def recommend_body(rng: random.Random) -> dict:
-        group = rng.randrange(groups)
-        return {"items": [f"g{group}-i{i}" for i in rng.sample(range(group_size), 3)], "k": 10}
+    ds = load_ml_latest_small()
+    X, rng = ds.X, random.Random(0)
+    records, queries = [], []
+    for row in range(X.shape[0]):
+        items = [ds.items[j] for j in X.indices[X.indptr[row]:X.indptr[row + 1]]]
+        user = str(ds.units[row])
+        records += [{"user": user, "items": items[s:s + 1000]} for s in range(0, len(items), 1000)]
+        if len(items) >= 10:
+            queries.append(rng.sample(items, 10))
+    return records, queries
 
-    results: dict = {}
-    with tempfile.TemporaryDirectory(prefix="airec-bench-") as tmp:
-        env = {"AIREC_MODEL_POLL_SECONDS": "1", "AIREC_TRAIN_THREADS": str(args.train_threads)}
-        with Gunicorn(Path(tmp), workers=args.workers, env=env) as server:
-            records = planted_records(users=args.users, groups=groups, group_size=group_size, per_user=5)
-            for start in range(0, len(records), 5000):
-                batch = {"records": records[start : start + 5000]}
-                server.post("/api/v1/interactions", json=batch).raise_for_status()
-            first = server.post("/api/v1/training", json={"algorithm": "itemknn"}).json()["run"]
-            if server.wait_run(first["id"])["status"] != "succeeded":
-                raise RuntimeError("the first training run failed")
-            time.sleep(1.5)  # every worker has loaded the model
-            common = {"requests_total": args.requests, "concurrency": args.concurrency}
-            load(server, path="/api/v1/recommendations", body_for=recommend_body, requests_total=100,
-                 concurrency=args.concurrency, max_seconds=10)  # fmt: skip  (warm-up)
-            results["idle"] = load(
-                server, path="/api/v1/recommendations", body_for=recommend_body,
-                max_seconds=args.max_seconds, **common,
-            )  # fmt: skip
-            results["healthz"] = load(
-                server, path="/healthz", body_for=lambda rng: None, max_seconds=args.max_seconds, **common
-            )
-            params = {"epochs": args.train_epochs, "patience": args.train_epochs, "hidden": 256}
-            response = server.post("/api/v1/training", json={"algorithm": "autoencoder", "params": params})
-            run_id = response.json()["run"]["id"]
-            in_flight = threading.Event()
-            in_flight.set()
 
-            def watch() -> None:
-                while in_flight.is_set():
-                    status = server.get(f"/api/v1/training/runs/{run_id}").json()["run"]["status"]
-                    if status in ("succeeded", "failed"):
-                        in_flight.clear()
-                    time.sleep(0.25)
+def _call(server: Gunicorn, key: str, method: str, path: str, **kwargs) -> dict:
+    answer = requests.request(method, server.url + path, headers={"Authorization": f"Bearer {key}"},
+                              timeout=600, **kwargs)  # fmt: skip
+    if answer.status_code >= 400:
+        raise RuntimeError(f"{method} {path}: {answer.status_code} {answer.text[:300]}")
+    return answer.json()
 
-            threading.Thread(target=watch, daemon=True).start()
-            time.sleep(0.5)  # data loaded, epochs under way
-            results["training"] = load(
-                server, path="/api/v1/recommendations", body_for=recommend_body,
-                max_seconds=args.max_seconds, while_running=in_flight.is_set, **common,
-            )  # fmt: skip
-            results["training_still_running_at_end"] = in_flight.is_set()
-            in_flight.clear()
-            server.wait_run(run_id, timeout=600)
+
+def _train(server: Gunicorn, admin: str) -> dict:
+    run = _call(server, admin, "POST", "/api/v1/training", json={})["run"]
+    while run["status"] not in ("succeeded", "failed"):
+        time.sleep(0.5)
+        run = _call(server, admin, "GET", f"/api/v1/training/runs/{run['id']}")["run"]
+    if run["status"] != "succeeded":
+        raise RuntimeError(f"training failed: {run['error']}")
+    return run
+
+
+def one_round(
+    server: Gunicorn, keys: dict, bodies: Path, seconds: float, ceiling_url: str
+) -> dict[str, Load]:
+    pids = server.worker_pids()
+    out = {"trivial endpoint (wrk's ceiling)": run_wrk(ceiling_url, seconds=seconds)}
+    out["GET /healthz"] = run_wrk(server.url + "/healthz", seconds=seconds, pids=pids)
+    rec_url = server.url + "/api/v1/recommendations"
+    post = {"key": keys["read"], "method": "POST", "bodies": bodies, "pids": pids}
+    out[RECOMMEND] = run_wrk(rec_url, seconds=seconds, **post)
+    for name, path, role in READS:
+        out[name] = run_wrk(server.url + path, seconds=seconds, key=keys[role], pids=pids)
+    # Half the saturated rate: 8 connections, each pausing so that together they send rate / 2.
+    half = out[RECOMMEND].rps / 2
+    delay = max(0.0, 8 / half * 1000 - out[RECOMMEND].p50 / 4) if half > 0 else 0.0
+    out["POST recommendations at half rate"] = run_wrk(
+        rec_url, seconds=seconds, connections=8, delay_ms=delay, **post
+    )
+    return out
+
+
+def run(args: argparse.Namespace, log) -> dict:
+    wrk_path()
+    results: dict = {"rounds": []}
+    if not args.catalogues_only:
+        _dataset_phase(args, results, log)
+    if args.catalogues:
+        from airec.benchmarks.catalogue import measure
+
+        log("catalogue sizes:")
+        with tempfile.TemporaryDirectory(prefix="airec-bench-catalogue-") as tmp:
+            results["catalogues"] = [measure(n, seconds=args.seconds, workdir=Path(tmp), log=log)
+                                     for n in args.catalogues]  # fmt: skip
     return results
 
 
+def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
+    records, queries = dataset_records()
+    with tempfile.TemporaryDirectory(prefix="airec-bench-serving-") as tmp:
+        database_url = f"sqlite:///{tmp}/airec.db"
+        keys = make_keys(database_url)
+        bodies = write_bodies(Path(tmp) / "bodies.txt", queries)
+        with Gunicorn(tmp, workers=args.workers, database_url=database_url, env={"AIREC_AUTH": "on"},
+                      startup_timeout=300) as server, trivial_server() as ceiling_url:  # fmt: skip
+            started = time.perf_counter()
+            for s in range(0, len(records), 1000):
+                batch = {"records": records[s:s + 1000]}
+                _call(server, keys["ingest"], "POST", "/api/v1/interactions", json=batch)
+            log(f"posted {len(records)} records in {time.perf_counter() - started:.1f} s")
+            run_ = _train(server, keys["admin"])
+            results["model"] = run_["model_version"]
+            log(f"trained {run_['model_version']} in {run_['duration_seconds']:.0f} s")
+            time.sleep(3)  # every worker follows the pointer (AIREC_MODEL_POLL_SECONDS=2)
+            run_wrk(server.url + "/api/v1/recommendations", seconds=2, key=keys["read"], method="POST",
+                    bodies=bodies)  # fmt: skip  (warm-up)
+            for r in range(args.rounds):
+                results["rounds"].append(one_round(server, keys, bodies, args.seconds, ceiling_url))
+                log(f"round {r + 1}/{args.rounds} done")
+            results["training"] = _while_training(server, keys, bodies, args.seconds)
+
+
+def _while_training(server: Gunicorn, keys: dict, bodies: Path, seconds: float) -> dict:
+    run_ = _call(server, keys["admin"], "POST", "/api/v1/training", json={})["run"]
+    time.sleep(1.0)
+    load = run_wrk(server.url + "/api/v1/recommendations", seconds=seconds, key=keys["read"], method="POST",
+                   bodies=bodies, pids=server.worker_pids())  # fmt: skip
+    status = _call(server, keys["admin"], "GET", f"/api/v1/training/runs/{run_['id']}")["run"]["status"]
+    _train_wait(server, keys["admin"], run_["id"])
+    return {"load": load, "still_running": status == "running"}
+
+
+def _train_wait(server: Gunicorn, admin: str, run_id: int) -> None:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        run = _call(server, admin, "GET", f"/api/v1/training/runs/{run_id}")["run"]
+        if run["status"] in ("succeeded", "failed"):
+            return
+        time.sleep(0.5)
+
+
+def _median(rounds: list[dict[str, Load]], name: str, attr: str) -> float:
+    values = [getattr(r[name], attr) for r in rounds if getattr(r[name], attr) is not None]
+    return statistics.median(values) if values else float("nan")
+
+
 def format_table(results: dict, args: argparse.Namespace) -> str:
-    idle, busy, health = results["idle"], results["training"], results["healthz"]
+    if not results["rounds"]:
+        from airec.benchmarks.catalogue import format_rows
+
+        head = "recommendations across catalogue sizes (wrk -t1 -c2, 10 items in, k=10; RSS after the load):"
+        return head + "\n" + format_rows(results["catalogues"])
+    rounds = results["rounds"]
+    health = [r["GET /healthz"].rps for r in rounds]
     lines = [
-        f"serving benchmark: gunicorn {args.workers} workers x 4 threads on 127.0.0.1, {args.users} users, "
-        f"{args.concurrency} clients, up to {args.requests} requests per phase",
-        f"{'phase':<34}{'requests':>9}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}",
+        f"serving benchmark: gunicorn {args.workers} workers (defaults, API keys on), "
+        f"model {results['model']} "
+        f"(autoencoder, ml-latest-small); wrk -t2 -c16 for {args.seconds:.0f} s per row; "
+        f"medians of {len(rounds)} rounds",
+        f"{'what':<36}{'req/s':>9}{'x healthz':>10}{'p50 ms':>8}{'p99 ms':>8}{'CPU us/req':>11}{'errors':>8}",
     ]
-    for name, row in (
-        ("POST /recommendations, idle", idle),
-        ("POST /recommendations, training", busy),
-        ("GET /healthz, idle", health),
-    ):
+    for name in rounds[0]:
+        ratio = statistics.median(r[name].rps / h for r, h in zip(rounds, health, strict=True))
+        cpu, errors = _median(rounds, name, "cpu_us"), sum(r[name].errors for r in rounds)
         lines.append(
-            f"{name:<34}{row['n']:>9}{row['errors']:>8}{row['rps']:>9.1f}{row['p50']:>9.2f}{row['p99']:>9.2f}"
+            f"{name:<36}{_median(rounds, name, 'rps'):>9.0f}{ratio:>10.2f}"
+            f"{_median(rounds, name, 'p50'):>8.2f}{_median(rounds, name, 'p99'):>8.2f}{cpu:>11.0f}{errors:>8}"
         )
-    rise, extra, slower = busy["p99"] / idle["p99"], busy["p99"] - idle["p99"], busy["rps"] / idle["rps"]
-    lines.append(f"p99 rise while training: x{rise:.2f} (+{extra:.1f} ms); throughput x{slower:.2f}")
-    lines.append(f"/recommendations vs /healthz throughput (idle): {idle['rps'] / health['rps']:.2f}")
-    if not results.get("training_still_running_at_end"):
-        lines.append("note: the training run ended before the load phase did; its tail ran idle")
+    busy = results["training"]["load"]
+    ratio = busy.rps / statistics.median(health)
+    lines.append(f"{'POST recommendations while training':<36}{busy.rps:>9.0f}{ratio:>10.2f}{busy.p50:>8.2f}"
+                 f"{busy.p99:>8.2f}{busy.cpu_us or float('nan'):>11.0f}{busy.errors:>8}")  # fmt: skip
+    if not results["training"]["still_running"]:
+        lines.append("note: the training run ended before that phase did; its tail ran idle")
+    half = [r["POST recommendations at half rate"].rps / r[RECOMMEND].rps for r in rounds]
+    lines.append(f"half-rate row: {statistics.median(half):.2f} of the saturated rate "
+                 "(wrk -c8, each connection pausing between requests)")
+    if "catalogues" in results:
+        from airec.benchmarks.catalogue import format_rows
+
+        lines += ["", "recommendations across catalogue sizes (wrk -t1 -c2, 10 items in, k=10; "
+                  "RSS after the load):",
+                  format_rows(results["catalogues"])]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="airec bench serving", description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=4, help="parallel keep-alive clients")
-    parser.add_argument("--requests", type=int, default=1500, help="requests per phase (upper bound)")
-    parser.add_argument("--max-seconds", type=float, default=30.0, help="time bound per phase")
-    parser.add_argument("--users", type=int, default=3000, help="synthetic users to ingest")
-    parser.add_argument("--train-epochs", type=int, default=200, help="epochs of the background run")
-    parser.add_argument("--train-threads", type=int, default=1, help="AIREC_TRAIN_THREADS for the server")
+    parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration per row")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every row (medians are reported)")
+    parser.add_argument("--catalogues", default="1000,10000,50000,100000",
+                        help="catalogue sizes for the latency table, or 'none'")  # fmt: skip
+    parser.add_argument("--catalogues-only", action="store_true", help="only the catalogue-size table")
     args = parser.parse_args(argv)
-    print(format_table(run(args), args))
+    args.catalogues = [] if args.catalogues == "none" else [int(n) for n in args.catalogues.split(",")]
+    results = run(args, log=lambda text: print(text, file=sys.stderr, flush=True))
+    print(format_table(results, args))
     return 0

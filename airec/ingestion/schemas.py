@@ -83,6 +83,46 @@ class RecordSchema(ma.Schema):
     timestamp = _timestamp()
 
 
+_PLAIN_KEYS = frozenset({"user", "items"})
+
+
+class RecordList(ma.fields.List):
+    """A batch of RecordSchema records. A batch of plain records (a user or null, and item names, no
+    timestamp) is checked here in one loop, with exactly RecordSchema's rules; anything else, and any
+    record one of them refuses, goes through marshmallow, which gives the same result or the same
+    error. Validating 1,000 records field by field in marshmallow took longer than storing them."""
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> list[dict]:
+        fast = _plain_records(value)
+        return fast if fast is not None else super()._deserialize(value, attr, data, **kwargs)
+
+
+def _plain_records(value: Any) -> list[dict] | None:
+    """The records as RecordSchema would load them, or None unless each is plain and valid."""
+    if type(value) is not list:
+        return None
+    settings = limits()
+    cap, longest = settings.max_items_per_record, settings.max_name_length
+    out = []
+    for record in value:
+        if type(record) is not dict or not record.keys() <= _PLAIN_KEYS:
+            return None
+        items = record.get("items")
+        if type(items) is not list or not 0 < len(items) <= cap:
+            return None
+        for item in items:
+            if type(item) is not str or len(item) > longest or name_problem(item) is not None:
+                return None
+        if "user" in record:
+            user = record["user"]
+            if user is not None and (type(user) is not str or len(user) > longest or name_problem(user)):
+                return None
+            out.append({"user": user, "items": list(items)})
+        else:
+            out.append({"items": list(items)})
+    return out
+
+
 class IngestSchema(ma.Schema):
     """Either one record (user, items, timestamp) or a batch: {"records": [record, ...]}."""
 
@@ -91,7 +131,7 @@ class IngestSchema(ma.Schema):
         Name(), validate=_check_items, metadata={"example": ["beer", "diapers", "chips"]}
     )
     timestamp = _timestamp()
-    records = ma.fields.List(
+    records = RecordList(
         ma.fields.Nested(RecordSchema),
         metadata={"description": "A batch, stored all-or-nothing.", "example": [{"items": ["milk"]}]},
     )

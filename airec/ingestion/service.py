@@ -222,15 +222,23 @@ def _insert_returning_ids(model: type[Record], rows: list[dict]) -> list[int]:
 
     Ids come from RETURNING (PostgreSQL, SQLite >= 3.35). One statement assigns increasing ids in
     VALUES order, so sorting the returned ids maps them back to the rows. Old SQLite falls back
-    to one INSERT per row.
+    to one INSERT per row. The SQL is written by hand like _insert_values (peewee's builder took
+    most of a 1,000-record batch's insert time); values go through each field's db_value.
     """
-    per_row = 3
     if is_sqlite() and database.obj.server_version < (3, 35, 0):
         return [model.insert(**row).execute() for row in rows]
+    db = database.obj
+    columns = [model._meta.fields[name] for name in rows[0]] if rows else []
+    head = (f"INSERT INTO {_q(model._meta.table_name)} ({', '.join(_q(f.column_name) for f in columns)}) "
+            "VALUES ")  # fmt: skip
+    one = "(" + ", ".join([db.param] * len(columns)) + ")"
+    tail = f" RETURNING {_q(model._meta.primary_key.column_name)}"
+    values = [[field.db_value(row[field.name]) for field in columns] for row in rows]
     ids: list[int] = []
-    for chunk in chunked(rows, _VARIABLES_PER_STATEMENT // per_row):
-        cursor = model.insert_many(chunk).returning(model.id).tuples().execute()
-        ids.extend(sorted(row[0] for row in cursor))
+    for chunk in chunked(values, _VARIABLES_PER_STATEMENT // max(1, len(columns))):
+        params = [v for row in chunk for v in row]
+        cursor = db.execute_sql(head + ", ".join([one] * len(chunk)) + tail, params)
+        ids.extend(sorted(row[0] for row in cursor.fetchall()))
     return ids
 
 

@@ -40,6 +40,13 @@ def build_matrix(
     return binarize(X)
 
 
+def as_csr32(X) -> sp.csr_matrix:
+    """X as float32 CSR; X itself when it already is one (scipy would build a new object each call)."""
+    if isinstance(X, sp.csr_matrix) and X.dtype == np.float32:
+        return X
+    return sp.csr_matrix(X, dtype=np.float32)
+
+
 def binarize(X: sp.spmatrix) -> sp.csr_matrix:
     """Canonical binary float32 CSR (sorted indices, no explicit zeros, every stored value 1)."""
     X = sp.csr_matrix(X, dtype=np.float32, copy=True)

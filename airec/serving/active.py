@@ -71,11 +71,13 @@ class ActiveModel:
         return [self.index[n] for n in names if n in self.index]
 
     def _rows(self, sets: list[list[int]]) -> sp.csr_matrix:
-        """One binary row per item set, built in one go."""
-        cols = np.fromiter((j for s in sets for j in s), dtype=np.int64)
-        rows = np.repeat(np.arange(len(sets), dtype=np.int64), [len(s) for s in sets])
-        data = np.ones(len(cols), dtype=np.float32)
-        return sp.csr_matrix((data, (rows, cols)), shape=(len(sets), self.n_items))
+        """One binary row per item set (distinct indices), built as CSR directly: going through COO
+        cost more than scoring the row."""
+        indices = np.fromiter((j for s in sets for j in sorted(s)), dtype=np.int32)
+        indptr = np.zeros(len(sets) + 1, dtype=np.int32)
+        np.cumsum([len(s) for s in sets], out=indptr[1:])
+        data = np.ones(len(indices), dtype=np.float32)
+        return sp.csr_matrix((data, indices, indptr), shape=(len(sets), self.n_items))
 
     def score_set(self, indices: list[int]) -> np.ndarray:
         return np.asarray(self.model.score(self._rows([indices]))[0], dtype=np.float64)

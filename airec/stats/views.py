@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from airec.extensions import Blueprint
+from airec.readcache import cached_read
 from airec.stats import service
 from airec.stats.schemas import CountsSchema, DailyQuerySchema, DailySchema, ItemCountSchema
 
@@ -12,6 +13,7 @@ blp = Blueprint("stats", __name__, url_prefix="/api/v1", description="What is st
 
 @blp.route("/stats")
 class Stats(MethodView):
+    @cached_read
     @blp.response(200, CountsSchema)
     def get(self):
         """How many users, items, records and interactions are stored."""
@@ -29,6 +31,7 @@ class Daily(MethodView):
 
 @blp.route("/items")
 class Items(MethodView):
+    @cached_read
     @blp.response(200, ItemCountSchema(many=True))
     @blp.paginate(page_size=100, max_page_size=1000)
     def get(self, pagination_parameters):

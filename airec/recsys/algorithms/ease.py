@@ -30,7 +30,7 @@ from airec.recsys.base import (
     read_manifest,
     write_manifest,
 )
-from airec.recsys.data import binarize
+from airec.recsys.data import as_csr32, binarize
 from airec.recsys.evaluation import validation_score
 
 DEFAULT_GRID = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0)
@@ -60,7 +60,9 @@ def spd_inverse(A: np.ndarray) -> np.ndarray:
     if info != 0:
         raise np.linalg.LinAlgError(f"inverse failed (info={info})")
     _mirror_upper(P)  # potri fills the upper triangle only
-    return P
+    # LAPACK hands back Fortran order; P is symmetric, so its transpose is the same matrix in C order
+    # at no cost. A Fortran-ordered B made every sparse row x B product copy all of B (3 s at 10k items).
+    return P.T if not P.flags.c_contiguous else P
 
 
 def _mirror_upper(P: np.ndarray, block: int = 1024) -> None:
@@ -225,18 +227,27 @@ class EASE(Recommender):
         return float(best["lam"])
 
     def score(self, X: sp.csr_matrix) -> np.ndarray:
-        X = sp.csr_matrix(X, dtype=np.float32)
+        X = as_csr32(X)
         if self.K_inv is None:
             return np.asarray(X @ self.B, dtype=np.float32)
-        # x - (x - (x X^T) K^-1 X) / (1 - e)
-        overlap = np.asarray((X @ self.X_train.T).toarray(), dtype=np.float32)
-        projected = np.asarray((self.X_train.T @ (overlap @ self.K_inv).T).T, dtype=np.float32)
+        # x - (x - (x X^T) K^-1 X) / (1 - e). Both products take the dense rows from the right of the
+        # stored training matrix (CSR, and its transpose as a CSC view): no sparse x sparse product,
+        # so no matrix is converted or allocated per call.
         dense_x = X.toarray()
+        overlap = np.asarray(self.X_train @ dense_x.T, dtype=np.float32).T  # (rows, units)
+        projected = np.asarray(self._train_t() @ (overlap @ self.K_inv).T, dtype=np.float32).T
         return (dense_x - (dense_x - projected) / (1.0 - self.e)).astype(np.float32, copy=False)
+
+    def _train_t(self) -> sp.csc_matrix:
+        """X_train transposed (a CSC view sharing its arrays), made once per X_train."""
+        cached = getattr(self, "_transposed", None)
+        if cached is None or cached[0] is not self.X_train:
+            cached = self._transposed = (self.X_train, self.X_train.T)
+        return cached[1]
 
     def save(self, path: Path) -> None:
         if self.K_inv is None:
-            np.save(Path(path) / "B.npy", self.B)
+            np.save(Path(path) / "B.npy", np.ascontiguousarray(self.B))
         else:
             np.save(Path(path) / "K_inv.npy", self.K_inv)
             np.save(Path(path) / "e.npy", self.e)
@@ -251,13 +262,17 @@ class EASE(Recommender):
         model = cls(lam=params.get("lam"), grid=params.get("grid", DEFAULT_GRID),
                     max_items=params.get("max_items", 20000))
         model.chosen_lam = params.get("chosen_lam")
+        # Memory-mapped, read-only: the workers of a host share one copy of the weights in the page
+        # cache (a folder is never written again once complete; a deleted one stays mapped).
         if manifest.get("form") == "dual":
-            model.K_inv = np.load(path / "K_inv.npy")
-            model.e = np.load(path / "e.npy")
+            model.K_inv = np.load(path / "K_inv.npy", mmap_mode="r")
+            model.e = np.load(path / "e.npy", mmap_mode="r")
             model.X_train = sp.csr_matrix(sp.load_npz(path / "X_train.npz"), dtype=np.float32)
             model.n_items = model.e.shape[0]
         else:
-            model.B = np.ascontiguousarray(np.load(path / "B.npy"))  # older versions saved it F-ordered
+            model.B = np.load(path / "B.npy", mmap_mode="r")
+            if not model.B.flags.c_contiguous:  # saved in Fortran order by an older version
+                model.B = np.ascontiguousarray(model.B)
             model.n_items = model.B.shape[0]
         return model
 

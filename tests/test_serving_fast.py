@@ -1,0 +1,73 @@
+"""Recommendations are written as JSON without a marshmallow dump: every answer must be exactly what
+the documented schema's dump would give (same keys, same types), for each shape an answer can take."""
+from __future__ import annotations
+
+import pytest
+
+from airec.serving import service
+from airec.serving.schemas import RecommendationSchema, SimilarItemsSchema, UserRecommendationSchema
+from tests.synthetic import ingest, planted, train
+
+
+@pytest.fixture
+def settings_overrides(settings_overrides: dict) -> dict:
+    return {**settings_overrides, "model_poll_seconds": 0}
+
+
+@pytest.fixture(autouse=True)
+def fresh_popularity_cache():
+    service.clear_cache()
+    yield
+    service.clear_cache()
+
+
+def same_as_schema_dump(body: dict, schema, keys: set[str]) -> None:
+    assert set(body) == keys
+    assert schema.dump(body) == body
+    for entry in body["items"]:
+        assert isinstance(entry["item"], str) and type(entry["score"]) is float
+        for because in entry.get("because", []):
+            assert isinstance(because["item"], str) and type(because["contribution"]) is float
+
+
+KEYS = {"items", "model_version", "unknown_items", "fallback"}
+
+
+def test_every_answer_shape_matches_the_schema(client):
+    records, _ = planted(units=120)
+    ingest(client, records)
+    schema = RecommendationSchema()
+    # No model yet: the database's popularity.
+    before = client.post("/api/v1/recommendations", json={"items": ["g1-i0"], "k": 3})
+    assert before.status_code == 200 and before.content_type == "application/json"
+    same_as_schema_dump(before.json, schema, KEYS)
+    assert before.json["fallback"] == "popularity" and before.json["model_version"] is None
+
+    train(client, {"algorithm": "itemknn"})
+    for body in (
+        {"items": ["g1-i0", "g1-i1"], "k": 5},
+        {"items": ["g1-i0", "g1-i1", "ghost"], "k": 4, "exclude": ["g1-i2"], "explain": True},
+        {"items": ["g1-i0"], "explain": True},
+        {"items": ["ghost"], "k": 2},  # no known item: the model's popularity
+        {"items": []},
+    ):
+        answer = client.post("/api/v1/recommendations", json=body)
+        assert answer.status_code == 200, answer.json
+        same_as_schema_dump(answer.json, schema, KEYS)
+        assert answer.get_data(as_text=True).endswith("\n")
+
+    user = client.get("/api/v1/users/u1/recommendations?k=3&explain=true")
+    assert user.status_code == 200
+    user_keys = (KEYS - {"unknown_items"}) | {"user", "history_size"}
+    same_as_schema_dump(user.json, UserRecommendationSchema(), user_keys)
+    similar = client.get("/api/v1/items/g1-i0/similar?k=3")
+    assert similar.status_code == 200
+    same_as_schema_dump(similar.json, SimilarItemsSchema(), {"item", "items", "model_version"})
+
+
+def test_names_are_written_verbatim_in_utf8(client):
+    ingest(client, [{"user": f"ü{u}", "items": ["café", "naïve ☕"]} for u in range(2)])
+    answer = client.post("/api/v1/recommendations", json={"items": ["café"], "k": 2})
+    assert answer.status_code == 200
+    assert "naïve ☕" in answer.get_data(as_text=True)  # raw UTF-8, not \\u escapes
+    assert answer.json["items"][0]["item"] == "naïve ☕"
