@@ -58,7 +58,7 @@ def test_every_answer_shape_matches_the_schema(client):
 
     user = client.get("/api/v1/users/u1/recommendations?k=3&explain=true")
     assert user.status_code == 200
-    user_keys = (KEYS - {"unknown_items"}) | {"user", "history_size"}
+    user_keys = (KEYS - {"unknown_items"}) | {"user", "history_size", "history_used"}
     same_as_schema_dump(user.json, UserRecommendationSchema(), user_keys)
     similar = client.get("/api/v1/items/g1-i0/similar?k=3")
     assert similar.status_code == 200

@@ -80,7 +80,7 @@ def ease_weights(G: np.ndarray, lam: float) -> np.ndarray:
     Fortran-ordered B would copy all of B (items^2) in every request."""
     A = G.astype(np.float32)
     A[np.diag_indices_from(A)] += lam
-    P = spd_inverse(A).T  # symmetric, so its transpose is itself: a C-ordered view, no copy
+    P = spd_inverse(A)  # C-ordered (see spd_inverse)
     P /= -np.diag(P)
     P[np.diag_indices_from(P)] = 0.0
     return P
