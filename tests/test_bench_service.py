@@ -83,3 +83,35 @@ def test_a_user_with_more_items_than_a_record_takes_is_sent_as_several_records()
     sent = records(ds, SimpleNamespace(X=X, received=np.array([1])), "user")
     assert [len(r["items"]) for r in sent] == [cap, cap, 5] and {r["user"] for r in sent} == {"u2"}
     assert [i for r in sent for i in r["items"]] == ds.items
+
+
+def test_peak_memory_counts_a_child_of_a_thread_that_still_runs():
+    """A fit's process is started by the run's training thread, which lives until the fit ends."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from airec.benchmarks.quality import _tree_rss_mb
+
+    code = ("b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); print(1, flush=True); "
+            "input()")
+    started, done = [], threading.Event()
+
+    def training_thread() -> None:
+        started.append(subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE))  # fmt: skip
+        done.wait(60)
+
+    thread = threading.Thread(target=training_thread)
+    thread.start()
+    try:
+        while not started:
+            done.wait(0.05)
+        started[0].stdout.readline()  # its 300 MB are touched
+        assert _tree_rss_mb(os.getpid()) >= _tree_rss_mb(started[0].pid) + 10 >= 260
+    finally:
+        done.set()
+        thread.join()
+        started[0].kill()
+        started[0].wait()

@@ -85,14 +85,17 @@ def _cli(env: dict, *args: str) -> str:
 
 
 def _tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants (Linux /proc), in MB."""
+    """Resident memory of a process and all its descendants (Linux /proc), in MB. A child is listed
+    under the thread that started it while that thread lives (a fit's process under its training
+    thread), so every thread's list is read."""
     total, stack = 0, [pid]
     while stack:
         current = stack.pop()
         try:
             status = Path(f"/proc/{current}/status").read_text()
             total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            children = [c for task in Path(f"/proc/{current}/task").iterdir()
+                        for c in (task / "children").read_text().split()]  # fmt: skip
         except (OSError, StopIteration):
             continue
         stack.extend(int(c) for c in children)
