@@ -115,3 +115,16 @@ def test_peak_memory_counts_a_child_of_a_thread_that_still_runs():
         thread.join()
         started[0].kill()
         started[0].wait()
+
+
+def test_held_out_units_send_no_more_items_than_a_request_takes():
+    """A held-out user with more items than the service takes in one request (a 422 otherwise) shows
+    its last ones, to the service and to the baselines alike."""
+    import scipy.sparse as sp
+
+    from airec.recsys.holdout import last_items
+
+    X = sp.csr_matrix(np.array([[1, 1, 1, 1, 1], [0, 1, 0, 1, 0]], dtype=np.float32))
+    capped = last_items(X, 3)
+    assert capped[0].indices.tolist() == [2, 3, 4] and capped[1].indices.tolist() == [1, 3]
+    assert quality.request_items_cap() == 500

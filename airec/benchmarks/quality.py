@@ -211,6 +211,13 @@ def run_direct(ds: Dataset, holdout: Holdout, shape: str, *, env: dict[str, str]
 
 
 # -- the benchmark ----------------------------------------------------------------------------------
+def request_items_cap() -> int:
+    """The most items the service takes in one recommendation request with default settings."""
+    from airec.serving.schemas import ITEMS_CAP
+
+    return min(ITEMS_CAP, Settings.max_history)
+
+
 def bench_case(ds: Dataset, seeds: Sequence[int], shapes: Sequence[str], *, engine: str, env: dict,
                workers: int, log: Callable[[str], None]) -> dict:
     """Per shape: the service and the baselines per seed, and their means and ratios."""
@@ -220,7 +227,7 @@ def bench_case(ds: Dataset, seeds: Sequence[int], shapes: Sequence[str], *, engi
     for shape in shapes:
         runs = []
         for seed in seeds:
-            holdout = make_holdout(ds.X, ds.kind, seed)
+            holdout = make_holdout(ds.X, ds.kind, seed, max_input=request_items_cap())
             log(f"  {ds.name} [{shape}] seed {seed}: {len(holdout.received)} units received, "
                 f"{holdout.test_input.shape[0]} held out ({holdout.protocol})")
             if seed not in per_seed_baselines:  # the same received units in every shape

@@ -51,9 +51,23 @@ class Holdout:
         return np.flatnonzero(np.asarray(self.X_received.sum(axis=0)).ravel() > 0)
 
 
-def make_holdout(X: sp.csr_matrix, kind: str | None, seed: int) -> Holdout:
+def last_items(X: sp.csr_matrix, n: int) -> sp.csr_matrix:
+    """Each row keeps only its last `n` stored items (column order)."""
+    X = sp.csr_matrix(X, copy=True)
+    X.sort_indices()
+    for row in range(X.shape[0]):
+        start, end = X.indptr[row], X.indptr[row + 1]
+        if end - start > n:
+            X.data[start:end - n] = 0
+    X.eliminate_zeros()
+    return X
+
+
+def make_holdout(X: sp.csr_matrix, kind: str | None, seed: int, max_input: int | None = None) -> Holdout:
     """The benchmark's test units for `seed` are held out (their items hidden as the benchmark hides
-    them); every other unit, validation units included, is what a user would have POSTed."""
+    them); every other unit, validation units included, is what a user would have POSTed. With
+    `max_input`, a held-out unit shows at most that many of its items (its last ones), as a client of a
+    service with a per-request limit must send; every system sees the same capped input."""
     protocol = choose_protocol(X, kind)
     train, validation, test = split_units(
         X.shape[0], holdout_fraction=HOLDOUT_FRACTION, max_holdout=MAX_HOLDOUT, seed=seed
@@ -61,6 +75,8 @@ def make_holdout(X: sp.csr_matrix, kind: str | None, seed: int) -> Holdout:
     hide = leave_one_out if protocol == "loo" else fold_in_split
     kwargs = {} if protocol == "loo" else {"hidden_fraction": 0.2}
     test_input, test_hidden = hide(X[test], seed=seed + 2000, **kwargs)
+    if max_input is not None:
+        test_input = last_items(test_input, max_input)
     return Holdout(X, np.sort(np.concatenate([train, validation])), test_input, test_hidden, protocol)
 
 
