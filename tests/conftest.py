@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,23 +94,7 @@ def keys(auth_app) -> dict[str, str]:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A throw-away database on the local PostgreSQL, dropped afterwards; skips when there is none."""
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"airec_t_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg2.connect(**PG_ADMIN, connect_timeout=3)
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1: {exc}")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        from airec.db import database
+    from tests.pg_helpers import fresh_database
 
-        if database.obj is not None:  # hand back, then end, the pooled connections to it
-            database.close()
-            getattr(database.obj, "close_all", lambda: None)()
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with fresh_database() as url:
+        yield url

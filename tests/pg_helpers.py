@@ -26,8 +26,9 @@ def fresh_database(prefix: str = "airec_t") -> Iterator[str]:
     finally:
         from airec.db import database
 
-        if database.obj is not None and not database.is_closed():
+        if database.obj is not None:  # hand back, then end, the pooled connections to it
             database.close()
+            getattr(database.obj, "close_all", lambda: None)()
         with admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
