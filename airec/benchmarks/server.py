@@ -119,16 +119,7 @@ class Gunicorn:
         return [int(p) for p in children.read_text().split()] if children.exists() else []
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._log = stop_process(self.process, self._log, grace=20)
 
     def __enter__(self) -> Gunicorn:
         return self.start()
@@ -203,22 +194,27 @@ class TrainingWorker:
         self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._log = stop_process(self.process, self._log, grace=30)
 
     def __enter__(self) -> TrainingWorker:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def stop_process(process: subprocess.Popen | None, log: IO[bytes] | None, *, grace: float) -> None:
+    """SIGTERM, then after `grace` seconds SIGKILL to its whole process group; close its log. Returns
+    None, the log's new value."""
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    if log is not None:
+        log.close()
 
 
 def planted_records(
