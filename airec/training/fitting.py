@@ -7,6 +7,7 @@ process (airec.training.isolation): a native crash there fails the run, not the 
 
 from __future__ import annotations
 
+import gc
 import inspect
 import resource
 import time
@@ -150,7 +151,11 @@ def fit_model(job: FitJob, progress: ProgressCallback | None = None) -> tuple[An
     refit = None
     if settings.train_refit:
         t0 = time.perf_counter()
+        # The candidates' weights are not published: let them go before the refit allocates its own
+        # (at 20k items the linear path's matrix alone is 1.6 GB).
+        fitted.clear()
         model = model.refit_copy()
+        gc.collect()
         if best in warmed:
             _warm_start(model, warm, job.items)
         model.fit(job.X, progress=(lambda e: progress({**e, "stage": "refit"})) if progress else None)
