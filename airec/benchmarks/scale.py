@@ -248,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [SIZES[name] for name in args.sizes.split(",") if name]
     algorithms = [a for a in args.algorithms.split(",") if a]
     results = []
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="airec-scale-", dir=args.workdir) as tmp:
         for size in sizes:
             results.append(bench_size(size, algorithms, Path(tmp), args))
