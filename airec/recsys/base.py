@@ -6,7 +6,7 @@ Models never know item names: the caller keeps the vocabulary.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -69,6 +69,16 @@ class Recommender:
         """Scores (n_rows x n_items, float32) for each row's item set; higher is better.
         Input items are NOT masked here; the evaluation and serving layers mask them."""
         raise NotImplementedError
+
+    def score_items(self, items: Sequence[int]) -> np.ndarray:
+        """Scores (n_items, float32) of one item set given as distinct column indices: what a
+        recommendation request asks. This default builds the one-row matrix and calls score(); models
+        override it to skip that (a scipy matrix costs more to build than some models take to score)."""
+        indices = np.sort(np.asarray(items, dtype=np.int32))
+        indptr = np.array([0, indices.size], dtype=np.int32)
+        data = np.ones(indices.size, dtype=np.float32)
+        row = sp.csr_matrix((data, indices, indptr), shape=(1, self.n_items))
+        return self.score(row)[0]
 
     def save(self, path: Path) -> None:
         """Write everything needed to score into the folder `path` (which exists)."""

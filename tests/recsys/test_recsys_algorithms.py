@@ -69,6 +69,20 @@ class RecommenderTestMixin:
         np.testing.assert_array_equal(loaded.score(split.test[0]), model.score(split.test[0]))
         assert loaded.get_params() == model.get_params()
 
+    def test_one_set_scores_as_its_row_does(self, fitted, tmp_path: Path) -> None:
+        """score_items (what a request calls) equals score() of the same set's row, saved and loaded
+        too (served weights are memory-mapped)."""
+        model, split, _ = fitted
+        model.save(tmp_path)
+        X = split.test[0][:25]
+        for m in (model, load_model(tmp_path)):
+            rows = m.score(X)
+            for r in range(X.shape[0]):
+                items = X.indices[X.indptr[r]:X.indptr[r + 1]].tolist()
+                one = m.score_items(items[::-1])  # any order: it is a set
+                assert one.shape == (X.shape[1],) and one.dtype == np.float32
+                np.testing.assert_allclose(one, rows[r], rtol=1e-4, atol=1e-5)
+
     def test_deterministic(self, fitted) -> None:
         model, split, _ = fitted
         again = self.make_model()

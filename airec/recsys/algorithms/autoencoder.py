@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -399,7 +400,7 @@ class AutoEncoder(Recommender):
         """_Net.forward in evaluation mode, in numpy: the encoder gathers the weight columns of each
         row's items (rows L2-normalised as in _sparse_input), the decoder is one BLAS product."""
         w = self._weights()
-        n, net = X.shape[0], self.net
+        n = X.shape[0]
         sizes = np.diff(X.indptr)
         rows = np.repeat(np.arange(n), sizes)
         norms = np.sqrt(np.bincount(rows, weights=X.data.astype(np.float64) ** 2, minlength=n))
@@ -409,6 +410,24 @@ class AutoEncoder(Recommender):
         for r in range(n):
             lo, hi = X.indptr[r], X.indptr[r + 1]
             z[r] = W_in[:, X.indices[lo:hi]] @ values[lo:hi]
+        return self._numpy_head(z)
+
+    def score_items(self, items: Sequence[int]) -> np.ndarray:
+        """score() of one item set, without building its sparse row (a binary row, L2-normalised:
+        each item weighs 1/sqrt(size))."""
+        if self.net is None:
+            raise ValueError("model is not fitted")
+        idx = np.sort(np.asarray(items, dtype=np.intp))
+        W_in = self._weights()["enc_in.weight"]
+        values = np.full(idx.size, 1.0 / np.sqrt(max(idx.size, 1)), dtype=np.float32)
+        out = self._numpy_head((W_in[:, idx] @ values)[None, :])[0]
+        if self.linear is not None and self.alpha:
+            out += self.alpha * self.linear.score_items(idx)
+        return out
+
+    def _numpy_head(self, z: np.ndarray) -> np.ndarray:
+        """From the first layer's products (rows x width, before its bias) to the logits."""
+        w, net = self._weights(), self.net
         z += w["enc_in.bias"]
         if net.enc_out is not None:
             z = np.tanh(z) @ w["enc_out.weight"].T + w["enc_out.bias"]

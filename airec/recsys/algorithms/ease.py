@@ -39,6 +39,8 @@ DEFAULT_GRID = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0)
 #: the proxy's lambda and its neighbours: 3-4 full factorisations instead of ~6. At 16k items one full
 #: factorisation takes about a minute on one core.
 PROXY_ITEMS = 2048
+#: Rows of B a one-set score copies at a time.
+_ROWS_AT_ONCE = 32
 #: Item columns per block when the dual form computes e = diag(X^T K^-1 X): bounds its memory.
 _DUAL_BLOCK = 4096
 
@@ -237,6 +239,33 @@ class EASE(Recommender):
         overlap = np.asarray(self.X_train @ dense_x.T, dtype=np.float32).T  # (rows, units)
         projected = np.asarray(self._train_t() @ (overlap @ self.K_inv).T, dtype=np.float32).T
         return (dense_x - (dense_x - projected) / (1.0 - self.e)).astype(np.float32, copy=False)
+
+    def score_items(self, items: Sequence[int]) -> np.ndarray:
+        """score() of one item set, without building its sparse row: the primal form sums the set's
+        rows of B; the dual form reads the training units that hold the set's items from a column
+        copy of the training matrix, then applies score()'s formula to the dense row."""
+        idx = np.sort(np.asarray(items, dtype=np.intp))
+        if self.K_inv is None:  # rows of B a few at a time: a long set never copies all its rows at once
+            out = np.zeros(self.B.shape[1], dtype=np.float32)
+            for s in range(0, idx.size, _ROWS_AT_ONCE):
+                out += np.add.reduce(self.B[idx[s:s + _ROWS_AT_ONCE]], axis=0, dtype=np.float32)
+            return out
+        columns = self._train_columns()
+        starts, ends = columns.indptr[idx], columns.indptr[idx + 1]
+        units = np.concatenate([columns.indices[a:b] for a, b in zip(starts, ends, strict=True)])
+        weights = np.concatenate([columns.data[a:b] for a, b in zip(starts, ends, strict=True)])
+        overlap = np.bincount(units, weights=weights, minlength=columns.shape[0]).astype(np.float32)
+        projected = np.asarray(self._train_t() @ (overlap @ self.K_inv), dtype=np.float32)
+        dense_x = np.zeros(self.n_items, dtype=np.float32)
+        dense_x[idx] = 1.0
+        return (dense_x - (dense_x - projected) / (1.0 - self.e)).astype(np.float32, copy=False)
+
+    def _train_columns(self) -> sp.csc_matrix:
+        """The training matrix by item column (which units hold an item), made once per X_train."""
+        cached = getattr(self, "_columns", None)
+        if cached is None or cached[0] is not self.X_train:
+            cached = self._columns = (self.X_train, self.X_train.tocsc())
+        return cached[1]
 
     def _train_t(self) -> sp.csc_matrix:
         """X_train transposed (a CSC view sharing its arrays), made once per X_train."""
