@@ -71,3 +71,58 @@ def test_names_are_written_verbatim_in_utf8(client):
     assert answer.status_code == 200
     assert "naïve ☕" in answer.get_data(as_text=True)  # raw UTF-8, not \\u escapes
     assert answer.json["items"][0]["item"] == "naïve ☕"
+
+
+QUERIES = [
+    {"items": ["a", "b"]},
+    {"items": []},
+    {"items": ["a"], "k": 3, "exclude": ["c"], "explain": True},
+    {"items": ["a"], "k": 1000},
+    {"items": ["a"], "k": 1001},
+    {"items": ["a"], "k": 0},
+    {"items": ["a"], "k": True},
+    {"items": ["a"], "k": 3.0},
+    {"items": ["a"], "k": "3"},
+    {"items": ["a"], "explain": "true"},
+    {"items": ["a"], "explain": 1},
+    {"items": [""]},
+    {"items": ["x" * 256]},
+    {"items": ["x" * 257]},
+    {"items": [1]},
+    {"items": [None]},
+    {"items": "a"},
+    {"items": ["a"] * 6},
+    {"items": ["a"] * 7},
+    {"items": ["a"], "exclude": [""]},
+    {"items": ["a"], "exclude": "b"},
+    {"items": ["a"], "exclude": None},
+    {"items": ["a"], "other": 1},
+    {"k": 3},
+    [],
+    None,
+]
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=[repr(q)[:40] for q in QUERIES])
+def test_the_one_pass_query_check_loads_as_marshmallow_does(app, query):
+    """The recommendation body's fast check gives marshmallow's result, or leaves the refusal to it,
+    under the deployment's own limits (here AIREC_MAX_HISTORY=6)."""
+    import marshmallow as ma
+
+    from airec.serving.schemas import RecommendationQuerySchema
+
+    app.config["AIREC"] = app.config["AIREC"].__class__(**{**vars(app.config["AIREC"]), "max_history": 6})
+
+    def outcome(load):
+        try:
+            return "ok", load(query)
+        except ma.ValidationError as exc:
+            return "error", exc.messages
+
+    schema = RecommendationQuerySchema()
+    with app.app_context():
+        fast = outcome(schema.load)
+        slow = outcome(lambda data: ma.Schema.load(schema, data))
+    assert fast == slow
+    if query == {"items": ["a"] * 7}:
+        assert fast[0] == "error"  # the deployment's limit applies to both paths

@@ -80,7 +80,7 @@ class ActiveModel:
         return sp.csr_matrix((data, indices, indptr), shape=(len(sets), self.n_items))
 
     def score_set(self, indices: list[int]) -> np.ndarray:
-        return np.asarray(self.model.score(self._rows([indices]))[0], dtype=np.float64)
+        return np.asarray(self.model.score_items(sorted(set(indices))), dtype=np.float64)
 
     def rank(
         self, indices: list[int], k: int, *, exclude: Iterable[int] = (), explain: bool = False
