@@ -57,7 +57,8 @@ class Record(BaseModel):
 class Interaction(BaseModel):
     """One (record, item) pair; user_id is copied from the record so histories need no join."""
 
-    record = pw.ForeignKeyField(Record, backref="interactions", on_delete="CASCADE")
+    #: No index of its own: the unique (record, item) index leads with it (migration 005).
+    record = pw.ForeignKeyField(Record, backref="interactions", on_delete="CASCADE", index=False)
     user = pw.ForeignKeyField(User, null=True, on_delete="CASCADE")
     item = pw.ForeignKeyField(Item, on_delete="CASCADE")
 
