@@ -7,7 +7,7 @@ import marshmallow as ma
 from flask import current_app, has_app_context
 
 from airec.config import Settings
-from airec.ingestion.service import name_problem
+from airec.ingestion.service import NAME_COLUMN_LENGTH, forbidden_character, name_problem
 
 _DEFAULTS = Settings()
 
@@ -102,7 +102,7 @@ def _plain_records(value: Any) -> list[dict] | None:
     if type(value) is not list:
         return None
     settings = limits()
-    cap, longest = settings.max_items_per_record, settings.max_name_length
+    cap, longest = settings.max_items_per_record, min(settings.max_name_length, NAME_COLUMN_LENGTH)
     out = []
     for record in value:
         if type(record) is not dict or not record.keys() <= _PLAIN_KEYS:
@@ -111,11 +111,13 @@ def _plain_records(value: Any) -> list[dict] | None:
         if type(items) is not list or not 0 < len(items) <= cap:
             return None
         for item in items:
-            if type(item) is not str or len(item) > longest or name_problem(item) is not None:
+            if type(item) is not str or not 0 < len(item) <= longest or forbidden_character(item):
                 return None
         if "user" in record:
             user = record["user"]
-            if user is not None and (type(user) is not str or len(user) > longest or name_problem(user)):
+            if user is not None and (
+                type(user) is not str or not 0 < len(user) <= longest or forbidden_character(user)
+            ):
                 return None
             out.append({"user": user, "items": list(items)})
         else:
