@@ -46,3 +46,12 @@ def test_the_check_detects_loss_and_duplicates(monkeypatch, tmp_path):
     monkeypatch.setattr(bench, "stored_pairs", tampered)
     result = run(clients=2, batches=2, records=5, workers=1, train=False, workdir=str(tmp_path))
     assert result.lost == 1 and result.duplicated == 1
+
+
+def test_the_in_process_rows_store_the_same_batches_and_replay_their_sql():
+    """airec bench ingest's rows under one client: the service called directly, and its captured SQL
+    replayed on a fresh database, which must end with the very rows the service stored."""
+    from airec.benchmarks.ingest_floor import measure
+
+    rates = measure(batches=3, records=40, items=30, rounds=2)
+    assert set(rates) == {"service", "sql"} and min(rates.values()) > 0

@@ -42,6 +42,8 @@ class BenchResult:
     unexpected: int = 0
     training: str = "not started"
     round_rates: list[float] = field(default_factory=list)
+    #: False for the in-process rows, which store through no server and check nothing afterwards
+    checked: bool = True
 
     @property
     def rate(self) -> float:
@@ -89,20 +91,27 @@ def stored_pairs(database_url: str) -> Counter:
     return Counter(rows)
 
 
-def _client(url: str, key: str, index: int, batches: int, per_batch: int, items: int,
-            acked: list, result: BenchResult, lock: threading.Lock,
-            start: threading.Barrier | None = None, tag: str = "") -> None:  # fmt: skip
-    """Post `batches` batches one after another; bodies are encoded before the clock starts."""
-    session = requests.Session()
-    session.headers.update({"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    prepared = []
+def make_batches(index: int, batches: int, per_batch: int, items: int, tag: str = "") -> list[list[dict]]:
+    """A client's batches: every record a new user with 3 items of `items` names."""
+    out = []
     for batch in range(batches):
         records = []
         for r in range(per_batch):
             user = f"bench-{tag}c{index}-b{batch}-r{r}"
             chosen = [f"item-{(index * 7 + batch * 3 + r * 5 + j * 11) % items}" for j in range(3)]
             records.append({"user": user, "items": list(dict.fromkeys(chosen))})
-        prepared.append((records, json.dumps({"records": records}).encode()))
+        out.append(records)
+    return out
+
+
+def _client(url: str, key: str, index: int, batches: int, per_batch: int, items: int,
+            acked: list, result: BenchResult, lock: threading.Lock,
+            start: threading.Barrier | None = None, tag: str = "") -> None:  # fmt: skip
+    """Post `batches` batches one after another; bodies are encoded before the clock starts."""
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    prepared = [(records, json.dumps({"records": records}).encode())
+                for records in make_batches(index, batches, per_batch, items, tag)]  # fmt: skip
     if start is not None:
         start.wait()
     for records, body in prepared:
@@ -251,7 +260,20 @@ def matrix(*, batches: int, records: int, rounds: int, workers: int, postgres: s
             result = run(**common)
         log(f"{name}: {[round(r) for r in result.round_rates]} interactions/s")
         rows.append((name, result))
+        if name == "1 client, SQLite":
+            rows += _floor_rows(batches=per_client, records=records, rounds=rounds, log=log)
     return rows
+
+
+def _floor_rows(*, batches: int, records: int, rounds: int, log) -> list:
+    """The same one-client work without the web stack, and its SQL alone (airec.benchmarks.ingest_floor)."""
+    from airec.benchmarks.ingest_floor import measure
+
+    rates = measure(batches=batches, records=records, rounds=rounds)
+    log(f"in-process: {rates}")
+    names = {"service": "  same, ingest_records in-process", "sql": "  same, its SQL alone (replayed)"}
+    return [(names[key], BenchResult(clients=1, records=batches * records, round_rates=[rate], checked=False))
+            for key, rate in rates.items()]  # fmt: skip
 
 
 def format_matrix(rows: list, *, records: int, rounds: int, workers: int) -> str:
@@ -264,6 +286,10 @@ def format_matrix(rows: list, *, records: int, rounds: int, workers: int) -> str
     for name, r in rows:
         training = r.training if "training" in name else "-"
         rate = statistics.median(r.round_rates)
+        if not r.checked:
+            dashes = f"{'-':>8}{'-':>6}{'-':>5}{'-':>7}  -"
+            lines.append(f"{name:<36}{r.records // records:>8}{rate:>16.0f}{dashes}")
+            continue
         lines.append(f"{name:<36}{r.records // records:>8}{rate:>16.0f}{r.errors:>8}"
                      f"{r.lost:>6}{r.duplicated:>5}{r.unexpected:>7}  {training}")  # fmt: skip
     return "\n".join(lines)
