@@ -49,13 +49,16 @@ def reap_stale_runs(settings: Settings) -> int:
     """Runs left 'queued' or 'running' by a process that stopped show as failed: once their heartbeat
     is older than the lease TTL on the database clock, or at once when their owner was this very
     process and is gone. A live run that lost its lease stops and fails itself, saying so. One
-    statement, so a run created meanwhile (with a fresh heartbeat) is never failed by a stale read."""
+    statement, so a run created meanwhile (with a fresh heartbeat) is never failed by a stale read.
+    With nothing in flight (the usual case: dashboards poll this) it writes nothing at all."""
     in_flight = TrainingRun.status.in_(("queued", "running"))
     if settings.trainer == "worker":  # a queued run no worker took yet waits for one, however long
         in_flight = (TrainingRun.status == "running") | (
             (TrainingRun.status == "queued") & TrainingRun.owner.is_null(False)
         )
     owners = {owner for (owner,) in TrainingRun.select(TrainingRun.owner).where(in_flight).tuples()}
+    if not owners:  # a run queued after this read has a fresh heartbeat: nothing to fail yet
+        return 0
     dead = [owner for owner in owners if leases.owner_is_dead(owner)]
     beat = fn.COALESCE(TrainingRun.heartbeat_at, TrainingRun.created_at)
     stale = beat < db_ago(settings.train_lease_seconds)
