@@ -161,6 +161,13 @@ def get_value(key: str) -> str | None:
     return row.value if row else None
 
 
+def get_values(*keys: str) -> dict[str, str | None]:
+    """Several state rows in one query (e.g. the active and pinned pointers a listing shows
+    together); a key with no row maps to None."""
+    found = dict(State.select(State.key, State.value).where(State.key.in_(keys)).tuples())
+    return {key: found.get(key) for key in keys}
+
+
 def set_value(key: str, value: str | None) -> None:
     """Write a state row (call inside a transaction to combine it with other writes)."""
     _ensure_row(key)
