@@ -9,7 +9,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TypeVar
 
@@ -148,6 +148,31 @@ def db_ago(seconds: float) -> peewee.Node:
     if is_sqlite():
         return peewee.fn.strftime("%Y-%m-%d %H:%M:%f", "now", f"-{float(seconds):.3f} seconds")
     return peewee.SQL(f"((now() AT TIME ZONE 'UTC') - interval '{float(seconds):.3f} seconds')")
+
+
+#: SQL text of hot reads, per database: its placeholders ('?' or '%s') are the database's own.
+_compiled: weakref.WeakKeyDictionary[peewee.Database, dict[Hashable, tuple[str, tuple]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def compiled(key: Hashable, build: Callable[[], peewee.Query]) -> tuple[str, tuple]:
+    """The SQL and parameters of `build()` on the current database, compiled once per database.
+
+    Peewee builds a query's text anew on every execution, which costs more than running it for the
+    small reads dashboards poll. `key` names the query and every value it depends on (a few distinct
+    ones: the cache is cleared past 256 entries). Run the result with execute_sql or Model.raw."""
+    db = database.obj
+    cache = _compiled.get(db)
+    if cache is None:
+        cache = _compiled.setdefault(db, {})
+    hit = cache.get(key)
+    if hit is None:
+        sql, params = build().sql()
+        if len(cache) >= 256:
+            cache.clear()
+        hit = cache[key] = (sql, tuple(params))
+    return hit
 
 
 def atomic_write(fn: Callable[[], T], *, retries: int = 5) -> T:

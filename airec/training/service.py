@@ -17,7 +17,7 @@ from peewee import fn
 
 from airec import leases, scope
 from airec.config import Settings
-from airec.db import atomic_write, database, db_ago, db_now
+from airec.db import atomic_write, compiled, database, db_ago, db_now
 from airec.metrics import observe_training
 from airec.tables import TrainingRun, utcnow
 from airec.training import publish
@@ -51,12 +51,16 @@ def reap_stale_runs(settings: Settings) -> int:
     process and is gone. A live run that lost its lease stops and fails itself, saying so. One
     statement, so a run created meanwhile (with a fresh heartbeat) is never failed by a stale read.
     With nothing in flight (the usual case: dashboards poll this) it writes nothing at all."""
+    worker = settings.trainer == "worker"
     in_flight = TrainingRun.status.in_(("queued", "running"))
-    if settings.trainer == "worker":  # a queued run no worker took yet waits for one, however long
+    if worker:  # a queued run no worker took yet waits for one, however long
         in_flight = (TrainingRun.status == "running") | (
             (TrainingRun.status == "queued") & TrainingRun.owner.is_null(False)
         )
-    owners = {owner for (owner,) in TrainingRun.select(TrainingRun.owner).where(in_flight).tuples()}
+    sql, params = compiled(
+        ("in-flight owners", worker), lambda: TrainingRun.select(TrainingRun.owner).where(in_flight)
+    )
+    owners = {owner for (owner,) in database.execute_sql(sql, params)}
     if not owners:  # a run queued after this read has a fresh heartbeat: nothing to fail yet
         return 0
     dead = [owner for owner in owners if leases.owner_is_dead(owner)]
@@ -71,6 +75,16 @@ def reap_stale_runs(settings: Settings) -> int:
         .where(in_flight & (stale | TrainingRun.owner.in_(dead or [""])))
         .execute()
     )
+
+
+def list_runs(*, settings: Settings, limit: int) -> list[TrainingRun]:
+    """Runs newest first, the stale ones shown failed. Dashboards poll this: its SQL is compiled once."""
+    reap_stale_runs(settings)
+    sql, params = compiled(
+        ("runs newest first", limit),
+        lambda: TrainingRun.select().order_by(TrainingRun.id.desc()).limit(limit),
+    )
+    return list(TrainingRun.raw(sql, *params))
 
 
 def current_run() -> TrainingRun | None:
