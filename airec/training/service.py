@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 TRAINING_LEASE = "training"
 #: Lock row that makes "nothing in flight? then queue" one step across hosts (AIREC_TRAINER=worker).
 QUEUE_LOCK = "training_queue"
+#: A run as listings show it: every column but the per-epoch history.
+_LISTED = [field for field in TrainingRun._meta.sorted_fields if field is not TrainingRun.history]
 
 
 def heartbeat_seconds(settings: Settings) -> float:
@@ -78,11 +80,13 @@ def reap_stale_runs(settings: Settings) -> int:
 
 
 def list_runs(*, settings: Settings, limit: int) -> list[TrainingRun]:
-    """Runs newest first, the stale ones shown failed. Dashboards poll this: its SQL is compiled once."""
+    """Runs newest first, the stale ones shown failed, without their per-epoch history (up to 500
+    entries of JSON each, which a listing does not show). Dashboards poll this: its SQL is compiled
+    once."""
     reap_stale_runs(settings)
     sql, params = compiled(
         ("runs newest first", limit),
-        lambda: TrainingRun.select().order_by(TrainingRun.id.desc()).limit(limit),
+        lambda: TrainingRun.select(*_LISTED).order_by(TrainingRun.id.desc()).limit(limit),
     )
     return list(TrainingRun.raw(sql, *params))
 
