@@ -169,3 +169,16 @@ def test_sqlite_and_postgresql_apps_in_one_process_each_list_with_their_own_sql(
     finally:
         stop_background(pg_app)
         stop_background(lite_app)
+
+
+def test_listed_runs_and_versions_read_as_their_own_pages_do(client):
+    """The listings convert rows themselves (airec.db.fetch): each entry matches the one-item answer,
+    which peewee reads the ordinary way (the run's page adds its history)."""
+    ingest(client, planted(units=160, seed=4)[0])
+    run = train(client, {"algorithm": "itemknn", "params": {"n_neighbors": 20}})
+    listed = client.get(RUNS).get_json()["runs"]
+    page = client.get(f"{RUNS}/{run['id']}").get_json()["run"]
+    assert page.pop("history") is not None and listed == [page]
+    assert listed[0]["params"]["params"] == {"n_neighbors": 20} and listed[0]["finished_at"]
+    versions = client.get(MODELS).get_json()["versions"]
+    assert versions == [client.get(f"{MODELS}/{run['model_version']}").get_json()]

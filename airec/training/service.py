@@ -17,7 +17,7 @@ from peewee import fn
 
 from airec import leases, scope
 from airec.config import Settings
-from airec.db import atomic_write, compiled, database, db_ago, db_now
+from airec.db import atomic_write, compiled, database, db_ago, db_now, fetch
 from airec.metrics import observe_training
 from airec.tables import TrainingRun, utcnow
 from airec.training import publish
@@ -84,11 +84,10 @@ def list_runs(*, settings: Settings, limit: int) -> list[TrainingRun]:
     entries of JSON each, which a listing does not show). Dashboards poll this: its SQL is compiled
     once."""
     reap_stale_runs(settings)
-    sql, params = compiled(
+    return fetch(
         ("runs newest first", limit),
         lambda: TrainingRun.select(*_LISTED).order_by(TrainingRun.id.desc()).limit(limit),
     )
-    return list(TrainingRun.raw(sql, *params))
 
 
 def current_run() -> TrainingRun | None:

@@ -13,7 +13,7 @@ import weakref
 from typing import Any
 
 from airec import leases
-from airec.db import atomic_write, compiled, database
+from airec.db import atomic_write, database, fetch
 from airec.serving import dbstore, store
 from airec.serving.served import register_version, served_model
 from airec.tables import ModelVersion
@@ -97,10 +97,7 @@ def list_versions(*, status: str | None = None, limit: int = 100) -> dict[str, A
     """Versions newest first (names sort by creation time), with the active one named."""
     _sync_disk()
     active, pinned = _pointers()
-    sql, params = compiled(
-        "versions newest first", lambda: ModelVersion.select().order_by(ModelVersion.version.desc())
-    )
-    rows = ModelVersion.raw(sql, *params)
+    rows = fetch("versions newest first", lambda: ModelVersion.select().order_by(ModelVersion.version.desc()))
     out = [describe(row, active, pinned) for row in rows]
     if status:
         out = [v for v in out if v["status"] == status]
