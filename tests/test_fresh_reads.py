@@ -137,10 +137,11 @@ def test_a_model_folder_copied_in_by_hand_appears_on_the_next_listing(client, se
     assert [v["version"] for v in client.get(MODELS).get_json()["versions"]] == [trained]
     models_dir = Path(settings_overrides["models_dir"])
     copied = store.new_version("popularity")
-    shutil.copytree(models_dir / trained, models_dir / f".{copied}")  # as an operator would, then rename
-    manifest = json.loads((models_dir / f".{copied}" / store.MANIFEST).read_text())
-    (models_dir / f".{copied}" / store.MANIFEST).write_text(json.dumps({**manifest, "version": copied}))
-    (models_dir / f".{copied}").rename(models_dir / copied)
+    shutil.copytree(models_dir / trained, models_dir / copied, ignore=shutil.ignore_patterns(store.MANIFEST))
+    listed = [v["version"] for v in client.get(MODELS).get_json()["versions"]]
+    assert listed == [trained]  # still being copied: no manifest yet
+    manifest = json.loads((models_dir / trained / store.MANIFEST).read_text())
+    (models_dir / copied / store.MANIFEST).write_text(json.dumps({**manifest, "version": copied}))
     listed = {v["version"]: v for v in client.get(MODELS).get_json()["versions"]}
     assert set(listed) == {trained, copied}
     assert listed[copied]["status"] == "ready" and listed[copied]["on_disk"] is True

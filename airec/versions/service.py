@@ -8,6 +8,7 @@ pointer; the other workers follow within one poll interval (served_model.start_p
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from typing import Any
@@ -43,9 +44,16 @@ class VersionCorrupt(Exception):
 
 def _sync_disk() -> None:
     """Register complete folders the table does not know yet (e.g. copied in by hand). Every listing
-    calls this, so it asks the database only when the disk shows a name not yet seen registered."""
+    calls this, so it lists the folder's names and looks closer (manifests, then the database) only
+    when one of them is not yet seen registered."""
     with _registered_lock:
         seen = _registered.setdefault(database.obj, set())
+    try:
+        names = os.listdir(served_model.models_dir)
+    except OSError:  # no models folder yet
+        return
+    if seen.issuperset(name for name in names if not name.startswith(".")):  # temporaries are hidden
+        return
     on_disk = store.complete_versions(served_model.models_dir)
     if seen.issuperset(on_disk):
         return
