@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from airec.db import atomic_write, db_ago, db_now, is_sqlite
+from airec.db import atomic_write, compiled, database, db_ago, db_now, is_sqlite
 from airec.tables import State
 
 ACTIVE_MODEL_KEY = "active_model"
@@ -159,6 +159,16 @@ def claim_slot(key: str, slot: int) -> bool:
 def get_value(key: str) -> str | None:
     row = State.get_or_none(State.key == key)
     return row.value if row else None
+
+
+def get_values(*keys: str) -> dict[str, str | None]:
+    """Several state rows in one query (e.g. the active and pinned pointers a listing shows
+    together); a key with no row maps to None."""
+    sql, params = compiled(
+        ("state values", keys), lambda: State.select(State.key, State.value).where(State.key.in_(keys))
+    )
+    found = dict(database.execute_sql(sql, params).fetchall())
+    return {key: found.get(key) for key in keys}
 
 
 def set_value(key: str, value: str | None) -> None:

@@ -174,3 +174,11 @@ def test_state_rows_are_written_on_the_database_clock(app):
         leases.set_value("probe", "x")
         written = State.get_by_id("probe").updated_at
     assert abs((written - leases_now()).total_seconds()) < 5
+
+
+def test_several_state_rows_are_read_in_one_call(app):
+    with database.connection_context():
+        leases.set_value("first", "1")
+        leases.set_value("second", None)
+        values = leases.get_values("second", "first", "absent")
+        assert values == {"second": None, "first": "1", "absent": None}

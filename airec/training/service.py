@@ -17,7 +17,7 @@ from peewee import fn
 
 from airec import leases, scope
 from airec.config import Settings
-from airec.db import atomic_write, database, db_ago, db_now
+from airec.db import atomic_write, compiled, database, db_ago, db_now, fetch
 from airec.metrics import observe_training
 from airec.tables import TrainingRun, utcnow
 from airec.training import publish
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 TRAINING_LEASE = "training"
 #: Lock row that makes "nothing in flight? then queue" one step across hosts (AIREC_TRAINER=worker).
 QUEUE_LOCK = "training_queue"
+#: A run as listings show it: every column but the per-epoch history.
+_LISTED = [field for field in TrainingRun._meta.sorted_fields if field is not TrainingRun.history]
 
 
 def heartbeat_seconds(settings: Settings) -> float:
@@ -49,13 +51,20 @@ def reap_stale_runs(settings: Settings) -> int:
     """Runs left 'queued' or 'running' by a process that stopped show as failed: once their heartbeat
     is older than the lease TTL on the database clock, or at once when their owner was this very
     process and is gone. A live run that lost its lease stops and fails itself, saying so. One
-    statement, so a run created meanwhile (with a fresh heartbeat) is never failed by a stale read."""
+    statement, so a run created meanwhile (with a fresh heartbeat) is never failed by a stale read.
+    With nothing in flight (the usual case: dashboards poll this) it writes nothing at all."""
+    worker = settings.trainer == "worker"
     in_flight = TrainingRun.status.in_(("queued", "running"))
-    if settings.trainer == "worker":  # a queued run no worker took yet waits for one, however long
+    if worker:  # a queued run no worker took yet waits for one, however long
         in_flight = (TrainingRun.status == "running") | (
             (TrainingRun.status == "queued") & TrainingRun.owner.is_null(False)
         )
-    owners = {owner for (owner,) in TrainingRun.select(TrainingRun.owner).where(in_flight).tuples()}
+    sql, params = compiled(
+        ("in-flight owners", worker), lambda: TrainingRun.select(TrainingRun.owner).where(in_flight)
+    )
+    owners = {owner for (owner,) in database.execute_sql(sql, params)}
+    if not owners:  # a run queued after this read has a fresh heartbeat: nothing to fail yet
+        return 0
     dead = [owner for owner in owners if leases.owner_is_dead(owner)]
     beat = fn.COALESCE(TrainingRun.heartbeat_at, TrainingRun.created_at)
     stale = beat < db_ago(settings.train_lease_seconds)
@@ -67,6 +76,17 @@ def reap_stale_runs(settings: Settings) -> int:
         )
         .where(in_flight & (stale | TrainingRun.owner.in_(dead or [""])))
         .execute()
+    )
+
+
+def list_runs(*, settings: Settings, limit: int) -> list[TrainingRun]:
+    """Runs newest first, the stale ones shown failed, without their per-epoch history (up to 500
+    entries of JSON each, which a listing does not show). Dashboards poll this: its SQL is compiled
+    once."""
+    reap_stale_runs(settings)
+    return fetch(
+        ("runs newest first", limit),
+        lambda: TrainingRun.select(*_LISTED).order_by(TrainingRun.id.desc()).limit(limit),
     )
 
 

@@ -79,8 +79,7 @@ class Runs(MethodView):
     @blp.response(200, RunListSchema)
     def get(self, query):
         """Training runs, newest first."""
-        service.reap_stale_runs(current_app.config["AIREC"])
-        runs = TrainingRun.select().order_by(TrainingRun.id.desc()).limit(query["limit"])
+        runs = service.list_runs(settings=current_app.config["AIREC"], limit=query["limit"])
         return {"runs": [run_dict(r) for r in runs]}
 
 

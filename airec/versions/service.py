@@ -8,10 +8,13 @@ pointer; the other workers follow within one poll interval (served_model.start_p
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import weakref
 from typing import Any
 
 from airec import leases
-from airec.db import atomic_write
+from airec.db import atomic_write, database, fetch
 from airec.serving import dbstore, store
 from airec.serving.served import register_version, served_model
 from airec.tables import ModelVersion
@@ -19,6 +22,12 @@ from airec.tables import ModelVersion
 log = logging.getLogger(__name__)
 
 STATUSES = ("active", "ready", "failed", "archived")
+
+
+#: Version names this process has seen registered, per database. The table never forgets a version
+#: (archiving only marks it), so a folder whose name is here needs no query to know it is registered.
+_registered: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_registered_lock = threading.Lock()
 
 
 class VersionNotFound(LookupError):
@@ -34,16 +43,37 @@ class VersionCorrupt(Exception):
 
 
 def _sync_disk() -> None:
-    """Register complete folders the table does not know yet (e.g. copied in by hand)."""
+    """Register complete folders the table does not know yet (e.g. copied in by hand). Every listing
+    calls this, so it lists the folder's names and looks closer (manifests, then the database) only
+    when one of them is not yet seen registered."""
+    with _registered_lock:
+        seen = _registered.setdefault(database.obj, set())
+    try:
+        names = os.listdir(served_model.models_dir)
+    except OSError:  # no models folder yet
+        return
+    if seen.issuperset(name for name in names if not name.startswith(".")):  # temporaries are hidden
+        return
+    on_disk = store.complete_versions(served_model.models_dir)
+    if seen.issuperset(on_disk):
+        return
     known = {v for (v,) in ModelVersion.select(ModelVersion.version).tuples()}
-    for version in store.complete_versions(served_model.models_dir):
+    for version in on_disk:
         if version in known:
             continue
         try:
             manifest = store.read_manifest(served_model.models_dir / version)
         except store.CorruptModel:
-            continue
+            continue  # not remembered: looked at again on the next call
         register_version(version, manifest)
+        known.add(version)
+    seen.update(known)
+
+
+def _pointers() -> tuple[str | None, str | None]:
+    """The active and pinned versions, read together (one query)."""
+    values = leases.get_values(leases.ACTIVE_MODEL_KEY, leases.PINNED_MODEL_KEY)
+    return values[leases.ACTIVE_MODEL_KEY], values[leases.PINNED_MODEL_KEY]
 
 
 def describe(row: ModelVersion, active: str | None, pinned: str | None = None) -> dict[str, Any]:
@@ -74,8 +104,8 @@ def describe(row: ModelVersion, active: str | None, pinned: str | None = None) -
 def list_versions(*, status: str | None = None, limit: int = 100) -> dict[str, Any]:
     """Versions newest first (names sort by creation time), with the active one named."""
     _sync_disk()
-    active, pinned = leases.get_active_version(), leases.get_pinned_version()
-    rows = ModelVersion.select().order_by(ModelVersion.version.desc())
+    active, pinned = _pointers()
+    rows = fetch("versions newest first", lambda: ModelVersion.select().order_by(ModelVersion.version.desc()))
     out = [describe(row, active, pinned) for row in rows]
     if status:
         out = [v for v in out if v["status"] == status]
@@ -93,7 +123,7 @@ def _row(version: str) -> ModelVersion:
 
 
 def get_version(version: str) -> dict[str, Any]:
-    return describe(_row(version), leases.get_active_version(), leases.get_pinned_version())
+    return describe(_row(version), *_pointers())
 
 
 def _set_status(version: str, status: str) -> None:
