@@ -126,3 +126,22 @@ def test_the_one_pass_query_check_loads_as_marshmallow_does(app, query):
     assert fast == slow
     if query == {"items": ["a"] * 7}:
         assert fast[0] == "error"  # the deployment's limit applies to both paths
+
+
+def test_a_plain_recommendation_body_takes_the_one_pass_check(client, monkeypatch):
+    """The route really loads its body through the fast check (and a refused body through
+    marshmallow, which words the 422)."""
+    import airec.serving.schemas as schemas
+
+    seen = []
+    real = schemas._plain_query
+
+    def counting(data):
+        seen.append(real(data))
+        return seen[-1]
+
+    monkeypatch.setattr(schemas, "_plain_query", counting)
+    answer = client.post("/api/v1/recommendations", json={"items": ["a"], "k": 2})
+    assert answer.status_code == 200 and seen == [{"items": ["a"], "k": 2, "exclude": [], "explain": False}]
+    refused = client.post("/api/v1/recommendations", json={"items": ["a"], "k": 0})
+    assert refused.status_code == 422 and "k" in str(refused.get_json()) and seen[-1] is None
