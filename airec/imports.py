@@ -118,11 +118,24 @@ def import_file(
                     _flush(pending, totals, path, max_items_per_record)
                     pending = _Pending()
             _flush(pending, totals, path, max_items_per_record)
+        if totals["interactions"]:
+            refresh_statistics()
     finally:
         if opened:
             database.close()
     log.info("imported %s (%s): %s", path, fmt, totals)
     return totals
+
+
+def refresh_statistics() -> None:
+    """Tell the query planner what a bulk load added. Right after a large import PostgreSQL's
+    autovacuum may not have analysed the tables yet, and without statistics the training read's keyset
+    query (id > after ORDER BY id LIMIT n) was planned as a scan of the whole table per batch: reading
+    10M imported interactions took over 8 minutes instead of about one and a half."""
+    if is_sqlite():
+        database.execute_sql("PRAGMA optimize")
+    else:
+        database.execute_sql('ANALYZE "users", "items", "records", "interactions"')
 
 
 def _flush(pending: _Pending, totals: dict, path: str, max_items: int) -> None:
