@@ -272,7 +272,8 @@ def _floor_rows(*, batches: int, records: int, rounds: int, log) -> list:
     rates = measure(batches=batches, records=records, rounds=rounds)
     log(f"in-process: {rates}")
     names = {"service": "  same, ingest_records in-process", "sql": "  same, its SQL alone (replayed)"}
-    return [(names[key], BenchResult(clients=1, records=batches * records, round_rates=[rate], checked=False))
+    done = batches * records * rounds
+    return [(names[key], BenchResult(clients=1, records=done, round_rates=[rate], checked=False))
             for key, rate in rates.items()]  # fmt: skip
 
 
