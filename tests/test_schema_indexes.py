@@ -11,18 +11,13 @@ from airec.db import init_db, migrate
 def migrated(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/indexes.db"
-        db = init_db(url)
-        with db.connection_context():
-            migrate(db)
-            yield db
-        db.close()
     else:
         url = request.getfixturevalue("postgres_url")
-        db = init_db(url)
-        with db.connection_context():
-            migrate(db)
-            yield db
-        db.close()
+    db = init_db(url)
+    with db.connection_context():
+        migrate(db)
+        yield db
+    db.close()
 
 
 def test_interactions_keep_one_index_per_lookup(migrated):

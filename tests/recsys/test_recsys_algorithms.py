@@ -82,6 +82,8 @@ class RecommenderTestMixin:
                 one = m.score_items(items[::-1])  # any order: it is a set
                 assert one.shape == (X.shape[1],) and one.dtype == np.float32
                 np.testing.assert_allclose(one, rows[r], rtol=1e-4, atol=1e-5)
+            empty = sp.csr_matrix((1, X.shape[1]), dtype=np.float32)  # a set of unknown items only
+            np.testing.assert_allclose(m.score_items([]), m.score(empty)[0], rtol=1e-4, atol=1e-5)
 
     def test_deterministic(self, fitted) -> None:
         model, split, _ = fitted

@@ -238,6 +238,10 @@ class EASE(Recommender):
         dense_x = X.toarray()
         overlap = np.asarray(self.X_train @ dense_x.T, dtype=np.float32).T  # (rows, units)
         projected = np.asarray(self._train_t() @ (overlap @ self.K_inv).T, dtype=np.float32).T
+        return self._dual_scores(dense_x, projected)
+
+    def _dual_scores(self, dense_x: np.ndarray, projected: np.ndarray) -> np.ndarray:
+        """x - (x - (x X^T) K^-1 X) / (1 - e), given x and its projection (x X^T) K^-1 X."""
         return (dense_x - (dense_x - projected) / (1.0 - self.e)).astype(np.float32, copy=False)
 
     def score_items(self, items: Sequence[int]) -> np.ndarray:
@@ -252,13 +256,14 @@ class EASE(Recommender):
             return out
         columns = self._train_columns()
         starts, ends = columns.indptr[idx], columns.indptr[idx + 1]
-        units = np.concatenate([columns.indices[a:b] for a, b in zip(starts, ends, strict=True)])
-        weights = np.concatenate([columns.data[a:b] for a, b in zip(starts, ends, strict=True)])
+        spans = list(zip(starts, ends, strict=True))
+        units = np.concatenate([columns.indices[a:b] for a, b in spans] or [np.empty(0, np.int32)])
+        weights = np.concatenate([columns.data[a:b] for a, b in spans] or [np.empty(0, np.float32)])
         overlap = np.bincount(units, weights=weights, minlength=columns.shape[0]).astype(np.float32)
         projected = np.asarray(self._train_t() @ (overlap @ self.K_inv), dtype=np.float32)
         dense_x = np.zeros(self.n_items, dtype=np.float32)
         dense_x[idx] = 1.0
-        return (dense_x - (dense_x - projected) / (1.0 - self.e)).astype(np.float32, copy=False)
+        return self._dual_scores(dense_x, projected)
 
     def _train_columns(self) -> sp.csc_matrix:
         """The training matrix by item column (which units hold an item), made once per X_train."""
