@@ -98,3 +98,13 @@ def postgres_url() -> Iterator[str]:
 
     with fresh_database() as url:
         yield url
+
+
+@pytest.fixture
+def fresh_popularity_cache() -> Iterator[None]:
+    """The no-model popularity answer is cached per database for a few seconds: start and end empty."""
+    from airec.serving import service
+
+    service.clear_cache()
+    yield
+    service.clear_cache()

@@ -21,11 +21,7 @@ def settings_overrides(settings_overrides: dict) -> dict:
     return {**settings_overrides, "model_poll_seconds": 0}
 
 
-@pytest.fixture(autouse=True)
-def fresh_popularity_cache():
-    service.clear_cache()
-    yield
-    service.clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_popularity_cache")
 
 
 @pytest.fixture

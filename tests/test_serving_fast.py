@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from airec.serving import service
 from airec.serving.schemas import RecommendationSchema, SimilarItemsSchema, UserRecommendationSchema
 from tests.synthetic import ingest, planted, train
 
@@ -14,11 +13,7 @@ def settings_overrides(settings_overrides: dict) -> dict:
     return {**settings_overrides, "model_poll_seconds": 0}
 
 
-@pytest.fixture(autouse=True)
-def fresh_popularity_cache():
-    service.clear_cache()
-    yield
-    service.clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_popularity_cache")
 
 
 def same_as_schema_dump(body: dict, schema, keys: set[str]) -> None:

@@ -8,23 +8,9 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
+from airec import scope
 from airec.benchmarks.ingest import make_batches
-
-
-@contextmanager
-def _using(db) -> Iterator[None]:
-    """The ingestion service's database proxy bound to `db` for a while."""
-    from airec.db import database
-
-    before = database.obj
-    database.initialize(db)
-    try:
-        yield
-    finally:
-        database.initialize(before)
 
 
 def _fresh(path: str):
@@ -50,13 +36,13 @@ def measure(*, batches: int, records: int, items: int = 300, rounds: int = 3) ->
             for round_ in range(rounds):
                 work = make_batches(0, batches, records, items, tag=f"floor{round_}-")
                 stored = sum(len(r["items"]) for batch in work for r in batch)
-                with _using(timed):
+                with scope.entered(scope.AppScope(database=timed)):
                     started = time.perf_counter()
                     for batch in work:
                         ingest_records(batch)
                     service.append(stored / (time.perf_counter() - started))
                 statements: list[str] = []
-                with _using(traced):
+                with scope.entered(scope.AppScope(database=traced)):
                     traced.connection().set_trace_callback(statements.append)
                     for batch in work:
                         ingest_records(batch)

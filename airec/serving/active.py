@@ -80,7 +80,8 @@ class ActiveModel:
         return sp.csr_matrix((data, indices, indptr), shape=(len(sets), self.n_items))
 
     def score_set(self, indices: list[int]) -> np.ndarray:
-        return np.asarray(self.model.score_items(sorted(set(indices))), dtype=np.float64)
+        distinct = list(set(indices))  # score_items puts them in order itself
+        return np.asarray(self.model.score_items(distinct), dtype=np.float64)
 
     def rank(
         self, indices: list[int], k: int, *, exclude: Iterable[int] = (), explain: bool = False

@@ -17,7 +17,7 @@ class KWithinLimit:
 
     @ma.validates("k")
     def _k_within_limit(self, value: int, **kwargs) -> None:
-        top = min(K_CAP, current_app.config["AIREC"].max_k) if has_app_context() else K_CAP
+        top = max_k()
         if value > top:
             raise ma.ValidationError(f"Must be between 1 and {top}.")
 
@@ -27,6 +27,11 @@ class StrictBoolean(ma.fields.Boolean):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(truthy={True}, falsy={False}, **kwargs)
+
+
+def max_k() -> int:
+    """The largest k a query may ask for here: AIREC_MAX_K, within K_CAP."""
+    return min(K_CAP, current_app.config["AIREC"].max_k) if has_app_context() else K_CAP
 
 
 def max_input_items() -> int:
@@ -110,8 +115,7 @@ def _plain_query(data: Any) -> dict | None:
         return None
     items, k = data["items"], data.get("k", 10)
     exclude, explain = data.get("exclude", []), data.get("explain", False)
-    top_k = min(K_CAP, current_app.config["AIREC"].max_k) if has_app_context() else K_CAP
-    if type(k) is not int or not 1 <= k <= top_k or type(explain) is not bool:
+    if type(k) is not int or not 1 <= k <= max_k() or type(explain) is not bool:
         return None
     if not _plain_names(items, max_input_items()) or not _plain_names(exclude, 10000):
         return None
