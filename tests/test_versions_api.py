@@ -21,6 +21,15 @@ def two_versions(client) -> tuple[str, str]:
     return first, second
 
 
+@pytest.mark.parametrize("query, field", [("status=bogus", "status"), ("limit=0", "limit"),
+                                          ("limit=1001", "limit"), ("limit=abc", "limit")])
+def test_a_bad_listing_query_is_a_422_naming_the_field(client, two_versions, query, field):
+    before = client.get(MODELS).get_json()
+    answer = client.get(f"{MODELS}?{query}")
+    assert answer.status_code == 422 and field in str(answer.get_json())
+    assert client.get(MODELS).get_json() == before
+
+
 def test_list_shows_versions_with_status_metrics_and_counts(client, two_versions):
     first, second = two_versions
     body = client.get(MODELS).get_json()
