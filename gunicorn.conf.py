@@ -1,4 +1,5 @@
 """gunicorn settings; every value can be overridden on the command line or by GUNICORN_CMD_ARGS."""
+
 import os
 import shutil
 import tempfile
@@ -70,4 +71,3 @@ def child_exit(server, worker):
 def on_exit(server):
     if _OWN_METRICS_DIR:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
-

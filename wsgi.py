@@ -3,6 +3,7 @@
 The app's threads (model poller, scheduler) start in each worker after the fork (gunicorn.conf.py's
 post_worker_init, or a worker's first request under another server), so `--preload` is safe.
 """
+
 from airec.app import create_app
 
 app = create_app(start_threads=False)

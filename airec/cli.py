@@ -1,4 +1,5 @@
 """The `airec` command: serve, train, import, evaluate, bench."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,9 +29,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run gunicorn with the project's config (wsgi:app)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     argv = [
-        sys.executable, "-m", "gunicorn", "-c", os.path.join(root, "gunicorn.conf.py"),
-        "--bind", f"{args.host}:{args.port}", "--workers", str(args.workers), "--chdir", root, "wsgi:app",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        os.path.join(root, "gunicorn.conf.py"),
+        "--bind",
+        f"{args.host}:{args.port}",
+        "--workers",
+        str(args.workers),
+        "--chdir",
+        root,
+        "wsgi:app",
+    ]
     os.execv(sys.executable, argv)
     return 0
 
@@ -58,7 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         params = json.loads(args.params) if args.params else {}
         if not isinstance(params, dict):
-            raise ValueError('--params must be a JSON object, e.g. \'{"epochs": 30}\'')
+            raise ValueError("--params must be a JSON object, e.g. '{\"epochs\": 30}'")
         run = service.start_run(
             settings=settings,
             algorithm=args.algorithm,
@@ -148,8 +159,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     if settings.trainer != "worker":
-        print("note: AIREC_TRAINER is not 'worker': web processes train in their own threads and queue "
-              "nothing; set AIREC_TRAINER=worker on every process", file=sys.stderr)  # fmt: skip
+        print(
+            "note: AIREC_TRAINER is not 'worker': web processes train in their own threads and queue "
+            "nothing; set AIREC_TRAINER=worker on every process",
+            file=sys.stderr,
+        )
     worker.run_forever()
     return 0
 
@@ -165,8 +179,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except NothingToEvaluate as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"model {result['model_version']} ({result['algorithm']}), protocol {result['protocol']}, "
-          f"{result['units']} held-out units")  # fmt: skip
+    print(
+        f"model {result['model_version']} ({result['algorithm']}), protocol {result['protocol']}, "
+        f"{result['units']} held-out units"
+    )
     if result["refit"]:
         print(f"refitted on all {result['refit']['units']} units; the held-out numbers estimate it")
     print(f"{'metric':<14}{'model':>10}{'popularity':>12}")
@@ -210,8 +226,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
         if args.action == "create":
             row, key = service.create_key(name=args.name, role=args.role)
             print(key)
-            print(f"created key {row.name!r} (role {row.role}, prefix {row.prefix}); it is shown only once",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"created key {row.name!r} (role {row.role}, prefix {row.prefix}); it is shown only once",
+                file=sys.stderr,
+            )
         elif args.action == "list":
             print(f"{'name':<24}{'role':<8}{'prefix':<14}{'created':<21}last used")
             for row in service.list_keys():
@@ -239,9 +257,11 @@ def cmd_models(args: argparse.Namespace) -> int:
         except (service.VersionNotFound, service.VersionConflict, service.VersionCorrupt) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print(f"model {args.version} is active and pinned (was {result['previous']}); workers follow "
-              f"within {settings.model_poll_seconds:g}s; `airec models unpin` lets training activate "
-              "new versions again")  # fmt: skip
+        print(
+            f"model {args.version} is active and pinned (was {result['previous']}); workers follow "
+            f"within {settings.model_poll_seconds:g}s; `airec models unpin` lets training activate "
+            "new versions again"
+        )
         return 0
     if args.action == "unpin":
         result = service.unpin()
@@ -254,8 +274,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         metric = next((f"{k}={model[k]:.4f}" for k in ("ndcg@10", "recall@20") if k in model), "")
         data = v["data"] or {}
         status = v["status"] + (" (pinned)" if v["pinned"] else "")
-        print(f"{v['version']:<44}{v['algorithm']:<13}{status:<10}"
-              f"{data.get('users', ''):>7}{data.get('items', ''):>7}  {metric}")  # fmt: skip
+        print(
+            f"{v['version']:<44}{v['algorithm']:<13}{status:<10}"
+            f"{data.get('users', ''):>7}{data.get('items', ''):>7}  {metric}"
+        )
     return 0
 
 
@@ -272,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model now, in the foreground, and activate it")
     train.add_argument("--algorithm", default=None, help="autoencoder|ease|itemknn|popularity|auto")
-    train.add_argument("--params", default=None, help='JSON hyper-parameters, e.g. \'{"epochs": 30}\'')
+    train.add_argument("--params", default=None, help="JSON hyper-parameters, e.g. '{\"epochs\": 30}'")
     train.add_argument("--warm-start", action="store_true", default=None, help="start from the active model")
     train.set_defaults(func=cmd_train)
 

@@ -22,7 +22,6 @@ from airec import scope
 log = logging.getLogger(__name__)
 
 
-
 class AppDatabase(peewee.DatabaseProxy):
     """The proxy every table uses: the database of the app whose request or thread is running
     (airec.scope), else the one `init_db` bound last. Two apps never share a binding."""

@@ -16,7 +16,6 @@ class AirecApi(Api):
         return json_http_error(error)
 
 
-
 class ParsedBodyParser(FlaskParser):
     """Reads the body the input guard already parsed (strictly) instead of parsing it a second time."""
 

@@ -17,6 +17,7 @@ timestamp is the earliest of its rows. Each batch of about `batch_size` interact
 transaction: a bad line stops the import with its line number, and earlier batches stay stored.
 Importing a file twice stores its records twice.
 """
+
 from __future__ import annotations
 
 import csv
@@ -102,10 +103,17 @@ def import_file(
     if opened:
         database.connect()
     try:
-        with open(path, "rb") as handle, tqdm(
-            total=os.path.getsize(path), unit="B", unit_scale=True, desc=os.path.basename(path),
-            disable=not progress, leave=False,
-        ) as bar:
+        with (
+            open(path, "rb") as handle,
+            tqdm(
+                total=os.path.getsize(path),
+                unit="B",
+                unit_scale=True,
+                desc=os.path.basename(path),
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             lines = _decoded_lines(handle, path, bar)
             rows = _PARSERS[fmt](lines, path)
             rows = _filter(rows, min_rating, totals, path)

@@ -88,10 +88,12 @@ def try_acquire(key: str, owner: str, ttl_seconds: float) -> bool:
 def renew(key: str, owner: str, ttl_seconds: float) -> bool:
     """Extend our lease; False when it is no longer ours or had already expired (fencing)."""
     return atomic_write(
-        lambda: State.update(updated_at=db_now())
-        .where((State.key == key) & (State.value == owner) & (State.updated_at >= db_ago(ttl_seconds)))
-        .execute()
-        == 1
+        lambda: (
+            State.update(updated_at=db_now())
+            .where((State.key == key) & (State.value == owner) & (State.updated_at >= db_ago(ttl_seconds)))
+            .execute()
+            == 1
+        )
     )
 
 
@@ -99,9 +101,11 @@ def release(key: str, owner: str) -> None:
     with _live_lock:
         _live_owners.discard(owner)
     atomic_write(
-        lambda: State.update(value=None, updated_at=db_now())
-        .where((State.key == key) & (State.value == owner))
-        .execute()
+        lambda: (
+            State.update(value=None, updated_at=db_now())
+            .where((State.key == key) & (State.value == owner))
+            .execute()
+        )
     )
 
 
@@ -188,5 +192,3 @@ def set_active_version(version: str | None) -> None:
 def get_pinned_version() -> str | None:
     """The version an operator activated by hand: runs register new models but do not activate them."""
     return get_value(PINNED_MODEL_KEY)
-
-

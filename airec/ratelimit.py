@@ -8,6 +8,7 @@ key (401) are answered before they are counted. Over the limit: 429 with the usu
 and Retry-After. While the shared storage is unreachable each process counts in memory: a Redis
 outage neither takes the API down nor lifts the limit.
 """
+
 from __future__ import annotations
 
 import logging

@@ -159,5 +159,14 @@ class ApiKey(BaseModel):
 
 
 ALL_TABLES = [
-    User, Item, Record, Interaction, TrainingRun, ModelVersion, ModelFile, ModelFilePart, State, ApiKey,
+    User,
+    Item,
+    Record,
+    Interaction,
+    TrainingRun,
+    ModelVersion,
+    ModelFile,
+    ModelFilePart,
+    State,
+    ApiKey,
 ]

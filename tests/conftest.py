@@ -1,4 +1,5 @@
 """Shared fixtures: the real app (Flask test client) over a fresh SQLite file per test."""
+
 from __future__ import annotations
 
 import sys

@@ -1,5 +1,6 @@
 """The application factory is re-entrant (issue: the house): each app keeps its own database, served
 model and threads; the ML core loads without Flask or peewee; threads start after gunicorn's fork."""
+
 from __future__ import annotations
 
 import subprocess
@@ -34,8 +35,12 @@ def test_a_second_app_leaves_the_first_ones_database_model_and_poller_alone(sett
         assert first_client.get("/api/v1/users/only-in-second/recommendations").status_code == 404
         answer = first_client.post("/api/v1/recommendations", json={"items": ["g0-i0"], "k": 3}).get_json()
         assert answer["model_version"] == version
-        assert second_client.post("/api/v1/recommendations", json={"items": ["g0-i0"]}).get_json()[
-            "model_version"] is None  # fmt: skip
+        assert (
+            second_client.post("/api/v1/recommendations", json={"items": ["g0-i0"]}).get_json()[
+                "model_version"
+            ]
+            is None
+        )
         # Both pollers run; each follows its own pointer.
         polls = [t for t in threading.enumerate() if t.name == "airec-model-poll" and t.is_alive()]
         assert first.extensions["airec_scope"].served._thread in polls

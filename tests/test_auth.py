@@ -1,5 +1,6 @@
 """API keys and roles: the URL map is fully covered by the role table, keys work, are revocable at once,
 and never appear in clear in the database or the logs."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -120,8 +121,9 @@ def test_x_api_key_header_and_bearer_both_work(auth_client, keys):
 
 
 def test_ingest_key_writes_and_cannot_read(auth_client, keys):
-    answer = auth_client.post("/api/v1/interactions", json={"user": "u", "items": ["a", "b"]},
-                              headers=bearer(keys["ingest"]))  # fmt: skip
+    answer = auth_client.post(
+        "/api/v1/interactions", json={"user": "u", "items": ["a", "b"]}, headers=bearer(keys["ingest"])
+    )
     assert answer.status_code == 201 and answer.json == {"records": 1, "interactions": 2}
     assert auth_client.get("/api/v1/stats", headers=bearer(keys["ingest"])).status_code == 403
     compat = auth_client.post("/recordInteraction", json={"items": ["c"]}, headers=bearer(keys["read"]))
@@ -229,7 +231,7 @@ def test_keys_are_never_stored_or_logged_in_clear(auth_client, keys, tmp_path: P
     stored = b"".join(path.read_bytes() for path in tmp_path.glob("t.db*"))
     for key in [created["key"], *keys.values()]:
         assert key.encode() not in stored
-        assert key[len("airec_"):].encode() not in stored
+        assert key[len("airec_") :].encode() not in stored
         assert not any(key in line for line in log_lines)
     # What is stored is the hash, so lookups work.
     from airec.auth.service import hash_key

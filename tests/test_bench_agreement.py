@@ -91,8 +91,10 @@ def assert_agree(bench: dict, service: dict, baseline: str = "popularity") -> in
         assert manifest["split"]["protocol"] == bench["protocol"]
         assert manifest["data"]["items"] == bench["shape"][1]
         assert manifest["data"]["units"] == bench["shape"][0]
-        for name, test in ((algorithm, manifest["evaluation"]["model"]),
-                           (baseline, manifest["evaluation"]["popularity"])):
+        for name, test in (
+            (algorithm, manifest["evaluation"]["model"]),
+            (baseline, manifest["evaluation"]["popularity"]),
+        ):
             expected = bench["runs"][name][0]["test"]
             shared = sorted(set(test) & set(expected))
             assert len(shared) >= 12
@@ -113,21 +115,38 @@ def test_bench_and_service_agree_on_a_movielens_file(env, monkeypatch):
     path = write_ratings(env)
     ds = load_file(path, "movielens")
     assert ds.units[:3] == ["1", "10", "100"] and ds.items[:3] == ["1", "10", "11"]  # names, sorted
-    bench = bench_data(ds, 1, ["ease", "popularity", "autoencoder"], seed_offset=SEED,
-                       min_support=MIN_SUPPORT, max_items=MAX_ITEMS, params={"autoencoder": AE_PARAMS})
+    bench = bench_data(
+        ds,
+        1,
+        ["ease", "popularity", "autoencoder"],
+        seed_offset=SEED,
+        min_support=MIN_SUPPORT,
+        max_items=MAX_ITEMS,
+        params={"autoencoder": AE_PARAMS},
+    )
     assert bench["protocol"] == "strong" and bench["shape"][1] == MAX_ITEMS
     assert bench["runs"]["ease"][0]["seed"] == SEED
-    service = service_numbers(path, {"ease": {}, "autoencoder": AE_PARAMS}, monkeypatch,
-                              seed=SEED, min_support=MIN_SUPPORT, max_items=MAX_ITEMS)
+    service = service_numbers(
+        path,
+        {"ease": {}, "autoencoder": AE_PARAMS},
+        monkeypatch,
+        seed=SEED,
+        min_support=MIN_SUPPORT,
+        max_items=MAX_ITEMS,
+    )
     manifest = service["ease"]["manifest"]
-    assert manifest["preprocessing"] == {"min_item_support": MIN_SUPPORT, "max_items": MAX_ITEMS,
-                                         "items_dropped": 64 - MAX_ITEMS}
+    assert manifest["preprocessing"] == {
+        "min_item_support": MIN_SUPPORT,
+        "max_items": MAX_ITEMS,
+        "items_dropped": 64 - MAX_ITEMS,
+    }
     assert manifest["split"]["holdout_fraction"] == 0.15 and manifest["split"]["seed"] == SEED
     assert assert_agree(bench, service) > 50
     # Not a vacuous match: the structure is learnt, and another seed holds out other units.
     assert bench["runs"]["ease"][0]["test"]["ndcg@10"] > bench["runs"]["popularity"][0]["test"]["ndcg@10"]
-    other = bench_data(ds, 1, ["popularity"], seed_offset=SEED + 1, min_support=MIN_SUPPORT,
-                       max_items=MAX_ITEMS)
+    other = bench_data(
+        ds, 1, ["popularity"], seed_offset=SEED + 1, min_support=MIN_SUPPORT, max_items=MAX_ITEMS
+    )
     assert other["runs"]["popularity"][0]["test"] != bench["runs"]["popularity"][0]["test"]
 
 
@@ -135,12 +154,17 @@ def test_bench_and_service_agree_on_a_baskets_file(env, monkeypatch):
     """Baskets are keyed by position in the file (the record id after a fresh import): leave-one-out."""
     rng = np.random.default_rng(1)
     path = env / "baskets.csv"
-    path.write_text("".join(
-        ",".join(f"p{b % 4}-{i}" for i in rng.choice(8, int(rng.integers(2, 6)), replace=False))
-        + ("," + f"x{int(rng.integers(40))}" if b % 3 == 0 else "") + "\n"
-        for b in range(400)))
-    bench = bench_data(load_file(path, "baskets"), 1, ["ease", "popularity"], seed_offset=SEED,
-                       min_support=2, max_items=None)
+    path.write_text(
+        "".join(
+            ",".join(f"p{b % 4}-{i}" for i in rng.choice(8, int(rng.integers(2, 6)), replace=False))
+            + ("," + f"x{int(rng.integers(40))}" if b % 3 == 0 else "")
+            + "\n"
+            for b in range(400)
+        )
+    )
+    bench = bench_data(
+        load_file(path, "baskets"), 1, ["ease", "popularity"], seed_offset=SEED, min_support=2, max_items=None
+    )
     assert bench["protocol"] == "loo"
     from airec.app import create_app
     from airec.serving.served import served_model

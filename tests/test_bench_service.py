@@ -34,8 +34,12 @@ def ratings_file(tmp_path_factory) -> Path:
 
 def run(path: Path, tmp_path: Path, *extra: str) -> dict:
     out = tmp_path / "result.json"
-    assert quality.main(["--file", str(path), "--format", "movielens", "--seeds", "1", "--json", str(out),
-                         *extra]) == 0  # fmt: skip
+    assert (
+        quality.main(
+            ["--file", str(path), "--format", "movielens", "--seeds", "1", "--json", str(out), *extra]
+        )
+        == 0
+    )
     return json.loads(out.read_text())["planted.data"]["shapes"]["user"]
 
 
@@ -94,13 +98,13 @@ def test_peak_memory_counts_a_child_of_a_thread_that_still_runs():
 
     from airec.benchmarks.quality import _tree_rss_mb
 
-    code = ("b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); print(1, flush=True); "
-            "input()")
+    code = "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); print(1, flush=True); input()"
     started, done = [], threading.Event()
 
     def training_thread() -> None:
-        started.append(subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE))  # fmt: skip
+        started.append(
+            subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        )
         done.wait(60)
 
     thread = threading.Thread(target=training_thread)

@@ -1,4 +1,5 @@
 """The original system's routes: same validation and JSON errors as /api/v1."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Concurrent clients against real gunicorn workers (SQLite, WAL) while a model trains: every
 acknowledged interaction is stored exactly once, nothing unacknowledged is stored, no request fails."""
+
 from __future__ import annotations
 
 import pytest

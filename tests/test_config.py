@@ -83,8 +83,18 @@ def test_overrides_win_and_unknown_ones_are_refused(monkeypatch):
 
 @pytest.mark.parametrize(
     "text, seconds",
-    [("30m", 1800), ("6h", 21600), ("90s", 90), ("1d", 86400), (" 2H ", 7200), ("off", None), ("", None),
-     ("0", None), ("0m", None), ("never", None)],
+    [
+        ("30m", 1800),
+        ("6h", 21600),
+        ("90s", 90),
+        ("1d", 86400),
+        (" 2H ", 7200),
+        ("off", None),
+        ("", None),
+        ("0", None),
+        ("0m", None),
+        ("never", None),
+    ],
 )
 def test_train_every_durations(text, seconds):
     assert parse_duration(text) == seconds

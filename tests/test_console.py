@@ -96,19 +96,28 @@ def test_login_with_a_good_key_opens_a_session_that_holds_only_its_hash(auth_cli
 
 def test_the_cookie_is_secure_over_https(auth_client, keys):
     token = csrf_token(auth_client)
-    direct = auth_client.post("/login", base_url="https://localhost", headers={"Referer": "https://localhost/"},
-                              data={"api_key": keys["read"], "csrf_token": token})  # fmt: skip
+    direct = auth_client.post(
+        "/login",
+        base_url="https://localhost",
+        headers={"Referer": "https://localhost/"},
+        data={"api_key": keys["read"], "csrf_token": token},
+    )
     assert direct.status_code == 303 and "Secure" in direct.headers["Set-Cookie"]
-    proxied = auth_client.post("/logout", headers={"X-Forwarded-Proto": "https"},
-                               data={"csrf_token": csrf_token(auth_client, "/")})  # fmt: skip
+    proxied = auth_client.post(
+        "/logout", headers={"X-Forwarded-Proto": "https"}, data={"csrf_token": csrf_token(auth_client, "/")}
+    )
     assert "Secure" in proxied.headers["Set-Cookie"]
 
 
 @pytest.mark.parametrize(
     "key, status, says",
-    [("airec_" + "A" * 43, 401, "not valid"), ("nonsense", 401, "not valid"), ("", 401, "not valid"),
-     ("ingest", 403, "can only send interactions")],
-)  # fmt: skip
+    [
+        ("airec_" + "A" * 43, 401, "not valid"),
+        ("nonsense", 401, "not valid"),
+        ("", 401, "not valid"),
+        ("ingest", 403, "can only send interactions"),
+    ],
+)
 def test_login_failures_say_why_and_open_no_session(auth_client, keys, key, status, says):
     answer = sign_in(auth_client, keys.get(key, key))
     assert answer.status_code == status and says in answer.get_data(as_text=True)
@@ -157,9 +166,13 @@ def test_forms_without_a_csrf_token_are_refused(auth_client, keys, seeded):
     sign_in(auth_client, keys["admin"])
     before = active_version(auth_client, keys["admin"])
     older = seeded["versions"][0]
-    for path, data in ((f"/models/{older}/activate", {}), ("/training", {"algorithm": "itemknn"}),
-                       ("/keys", {"name": "sneaky", "role": "admin"}), ("/logout", {}),
-                       (f"/models/{older}/activate", {"csrf_token": "forged"})):  # fmt: skip
+    for path, data in (
+        (f"/models/{older}/activate", {}),
+        ("/training", {"algorithm": "itemknn"}),
+        ("/keys", {"name": "sneaky", "role": "admin"}),
+        ("/logout", {}),
+        (f"/models/{older}/activate", {"csrf_token": "forged"}),
+    ):
         answer = auth_client.post(path, data=data)
         assert answer.status_code == 400, path
         assert "security token" in answer.get_data(as_text=True)
@@ -224,13 +237,17 @@ def test_overview_counts_match_the_database_and_show_the_active_model(auth_clien
     sign_in(auth_client, keys["admin"])
     html = auth_client.get("/").get_data(as_text=True)
     with database.connection_context():
-        expected = {"users": User.select().count(), "items": Item.select().count(),
-                    "records": Record.select().count(), "interactions": Interaction.select().count()}
+        expected = {
+            "users": User.select().count(),
+            "items": Item.select().count(),
+            "records": Record.select().count(),
+            "interactions": Interaction.select().count(),
+        }
     shown = {name: int(n.replace(",", "")) for name, n in re.findall(r'data-count="(\w+)">([\d,]+)<', html)}
     assert shown == expected and expected["interactions"] > 0
     assert seeded["versions"][1] in html and "ndcg@10" in html and '<svg class="chart"' in html
     assert "Next scheduled training</dt>\n    <dd>none: AIREC_SCHEDULER is false" in html
-    assert html.count("<rect class=\"bar\"") == 30
+    assert html.count('<rect class="bar"') == 30
 
 
 def test_models_page_lists_versions_and_rolls_back_after_confirmation(auth_client, keys, seeded):
@@ -324,16 +341,21 @@ def test_try_it_proposes_the_planted_group_with_explanations(auth_client, keys, 
     assert "because of g2-i" in html and 'class="scorebar"' in html
     user = seeded["records"][5]["user"]
     page = auth_client.get(f"/try?user={user}&k=2").get_data(as_text=True)
-    assert f"History of {user}" in page and page.count('<li>g') >= 3
+    assert f"History of {user}" in page and page.count("<li>g") >= 3
     similar = auth_client.get("/try?item=g4-i0&k=2").get_data(as_text=True)
     assert set(PROPOSED.findall(similar)) <= partners("g4-i0", seeded["group_of"])
 
 
 @pytest.mark.parametrize(
     "query, says",
-    [("user=nobody", "No user"), ("item=unknown-item", "does not know"), ("items=g1-i0&k=x", "whole number"),
-     ("items=g1-i0&k=0", "k:"), ("item=g1-i0&k=5000", "k:")],
-)  # fmt: skip
+    [
+        ("user=nobody", "No user"),
+        ("item=unknown-item", "does not know"),
+        ("items=g1-i0&k=x", "whole number"),
+        ("items=g1-i0&k=0", "k:"),
+        ("item=g1-i0&k=5000", "k:"),
+    ],
+)
 def test_try_it_bad_input_says_what_is_wrong(auth_client, keys, seeded, query, says):
     sign_in(auth_client, keys["read"])
     answer = auth_client.get(f"/try?{query}")
@@ -357,8 +379,11 @@ def test_keys_page_creates_a_key_shown_once_and_revokes(auth_client, keys):
     assert auth_client.post("/api/v1/interactions", **ingest).status_code == 201
     listing = auth_client.get("/keys").get_data(as_text=True)
     assert "scanner" in listing and key not in listing
-    refused = (({"name": "scanner", "role": "read"}, 409), ({"name": "bad name", "role": "read"}, 422),
-               ({"name": "x", "role": "root"}, 422))  # fmt: skip
+    refused = (
+        ({"name": "scanner", "role": "read"}, 409),
+        ({"name": "bad name", "role": "read"}, 422),
+        ({"name": "x", "role": "root"}, 422),
+    )
     for data, status in refused:
         answer = post_form(auth_client, "/keys", data)
         assert answer.status_code == status and 'class="error"' in answer.get_data(as_text=True)
@@ -388,12 +413,15 @@ def test_pages_carry_a_strict_content_security_policy(auth_client, keys):
 def test_progress_of_a_run_in_flight_shows_its_share_and_curves_so_far(client, app):
     from airec.training.service import reap_stale_runs
 
-    history = [{"epoch": e, "max_epochs": 10, "train_loss": 9.0 - e, "val_loss": 9.5 - e, "val_ndcg": 0.1 * e}
-               for e in (1, 2, 3)]  # fmt: skip
+    history = [
+        {"epoch": e, "max_epochs": 10, "train_loss": 9.0 - e, "val_loss": 9.5 - e, "val_ndcg": 0.1 * e}
+        for e in (1, 2, 3)
+    ]
     with database.connection_context():
         reap_stale_runs(app.config["AIREC"])
-        run = TrainingRun.create(algorithm="autoencoder", status="running", epoch=3, max_epochs=10,
-                                 history=history, owner=None)  # fmt: skip
+        run = TrainingRun.create(
+            algorithm="autoencoder", status="running", epoch=3, max_epochs=10, history=history, owner=None
+        )
     progress = client.get(f"/training/runs/{run.id}/progress").json
     assert progress["status"] == "running" and progress["finished"] is False
     assert 'value="30"' in progress["html"] and "epoch 3 of at most 10" in progress["html"]

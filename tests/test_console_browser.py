@@ -45,8 +45,12 @@ measurements: dict[str, dict] = {}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator:
     """Real gunicorn (2 workers, keys on), planted data POSTed over HTTP, two item-kNN models."""
-    env = {"AIREC_AUTH": "on", "AIREC_ACTIVATE": "always",  # it watches runs and rolls back, not the policy
-           "AIREC_TRAIN_EPOCHS": "40", "AIREC_TRAIN_PATIENCE": "40"}
+    env = {
+        "AIREC_AUTH": "on",
+        "AIREC_ACTIVATE": "always",  # it watches runs and rolls back, not the policy
+        "AIREC_TRAIN_EPOCHS": "40",
+        "AIREC_TRAIN_PATIENCE": "40",
+    }
     with serve(tmp_path_factory.mktemp("console"), workers=2, env=env) as live:
         live.keys = {"admin": make_key(live, "admin")}  # the first key comes from the command line
         created = call(live, "POST", "/api/v1/keys", json={"name": "browser-read", "role": "read"})
@@ -159,8 +163,10 @@ def test_log_in_and_see_the_counts_match_the_database(browser, server):
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(f"{server.url}/models")  # back where the login began
         page.get_by_role("link", name="Overview").click()
-        shown = {name: int(page.locator(f'[data-count="{name}"]').inner_text().replace(",", ""))
-                 for name in ("users", "items", "records", "interactions")}  # fmt: skip
+        shown = {
+            name: int(page.locator(f'[data-count="{name}"]').inner_text().replace(",", ""))
+            for name in ("users", "items", "records", "interactions")
+        }
     with sqlite3.connect(server.workdir / "airec.db") as database:
         stored = {name: database.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0] for name in shown}
     assert shown == stored
@@ -374,8 +380,11 @@ def test_each_page_html_is_served_in_under_100ms(server):
             answer = client.get(server.url + path, allow_redirects=False)
             samples.append(time.perf_counter() - started)
             assert answer.status_code == 200 and "text/html" in answer.headers["Content-Type"], (name, answer)
-        timings[name] = {"median_ms": round(statistics.median(samples) * 1000, 1),
-                         "max_ms": round(max(samples) * 1000, 1), "bytes": len(answer.content)}  # fmt: skip
+        timings[name] = {
+            "median_ms": round(statistics.median(samples) * 1000, 1),
+            "max_ms": round(max(samples) * 1000, 1),
+            "bytes": len(answer.content),
+        }
     measurements["html"] = timings
     slow = {name: t for name, t in timings.items() if t["median_ms"] >= HTML_BUDGET_SECONDS * 1000}
     assert slow == {}, slow

@@ -39,8 +39,11 @@ def test_suggestions_before_any_model_come_from_stored_popularity(db):
 
 
 def test_metric_pairs_follow_the_protocol():
-    strong = {"protocol": "strong", "model": {"ndcg@10": 0.3, "recall@20": 0.4},
-              "popularity": {"ndcg@10": 0.1, "recall@20": 0.2}}  # fmt: skip
+    strong = {
+        "protocol": "strong",
+        "model": {"ndcg@10": 0.3, "recall@20": 0.4},
+        "popularity": {"ndcg@10": 0.1, "recall@20": 0.2},
+    }
     assert [m["name"] for m in service.metric_pairs(strong)] == ["ndcg@10", "recall@20"]
     loo = {"protocol": "loo", "model": {"ndcg@10": 0.3, "hit_rate@10": 0.5}, "popularity": {}}
     assert service.metric_pairs(loo)[1] == {"name": "hit_rate@10", "model": 0.5, "popularity": None}
@@ -52,8 +55,12 @@ def test_charts_escape_labels_and_draw_what_they_are_given():
     assert "<b>" not in bars and "&lt;b&gt;" in bars and "T &amp; &lt;t&gt;" in bars
     assert bars.count('<rect class="bar"') == 2 and 'role="img"' in bars
     assert "No data." in bar_chart([], chart_id="e", title="t", unit="u")
-    lines = line_chart([Series("loss", [(1, 5.0), (2, 4.0), (3, 3.5)], "s1"), Series("none", [], "s2")],
-                       chart_id="l", title="t", x_name="epoch")  # fmt: skip
+    lines = line_chart(
+        [Series("loss", [(1, 5.0), (2, 4.0), (3, 3.5)], "s1"), Series("none", [], "s2")],
+        chart_id="l",
+        title="t",
+        x_name="epoch",
+    )
     assert lines.count("<polyline") == 1 and "loss: 3 points, last 3.5" in lines and "epoch 3" in lines
     single = line_chart([Series("m", [(1, 0.25)], "s1")], chart_id="s", title="t", x_name="version")
     assert single.count("<circle") == 1

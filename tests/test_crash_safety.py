@@ -61,10 +61,21 @@ def test_sigkill_during_training_keeps_previous_model_and_fails_the_run(client, 
     earlier on a guess, and the lease is free again for the next run."""
     env = {**_env(settings_overrides), "AIREC_TRAIN_LEASE_SECONDS": "3"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "airec.cli", "train", "--algorithm", "autoencoder",
-         "--params", '{"epochs": 10000, "patience": 10000, "hidden": 64, "latent": 16}'],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "airec.cli",
+            "train",
+            "--algorithm",
+            "autoencoder",
+            "--params",
+            '{"epochs": 10000, "patience": 10000, "hidden": 64, "latent": 16}',
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
 
         def mid_run() -> bool:
@@ -126,9 +137,13 @@ def test_sigkill_during_model_write_leaves_no_half_model(client, trained, settin
     script.write_text(KILL_MID_WRITE)
     env = {**_env(settings_overrides), "AIREC_TRAIN_LEASE_SECONDS": "3"}
     process = subprocess.Popen(
-        [sys.executable, str(script)], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+        [sys.executable, str(script)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         lines = []
         while not lines or not lines[-1].startswith("WRITING"):  # log lines come first

@@ -20,17 +20,26 @@ if not shutil.which("chromium"):
     pytest.skip("no chromium on this machine", allow_module_level=True)
 
 BROWSER_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def make_key(server, role: str) -> str:
     env = {**server.env}
     out = subprocess.run(
         [sys.executable, "-m", "airec.cli", "keys", "create", "--role", role, "--name", f"browser-{role}"],
-        env=env, capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return next(line for line in out.stdout.splitlines() if line.startswith("airec_"))
 
 

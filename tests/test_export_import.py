@@ -51,9 +51,12 @@ def test_export_then_import_moves_sqlite_data_to_postgresql(tmp_path, monkeypatc
         assert export_text() == exported  # same records, users, items, timestamps and order
         assert Interaction.select().count() == 10 and Record.select().count() == 5
         # The planner knows the new rows at once (a first training read must not wait for autovacuum).
-        analysed = dict(pg.execute_sql(
-            "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables "
-            "WHERE relname IN ('users', 'items', 'records', 'interactions')").fetchall())
+        analysed = dict(
+            pg.execute_sql(
+                "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE relname IN ('users', 'items', 'records', 'interactions')"
+            ).fetchall()
+        )
         assert analysed == {"users": True, "items": True, "records": True, "interactions": True}
         pg.close()
 

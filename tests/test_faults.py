@@ -1,6 +1,7 @@
 """Faults: the database missing at start-up, going away and coming back, a full disk, a failure in the
 middle of a batch. Answers are 503 JSON with Retry-After, the process keeps running, and nothing is
 half-stored."""
+
 from __future__ import annotations
 
 import contextlib

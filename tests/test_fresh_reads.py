@@ -1,6 +1,7 @@
 """The runs and models listings dashboards poll are answered fast yet always fresh: a write by another
 worker, host or the CLI shows on the very next call, and a listing with nothing to fix writes nothing.
 Two apps over one database stand for two workers."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -122,8 +123,9 @@ def test_listing_runs_with_nothing_in_flight_writes_nothing(client, statements):
     assert statements and all(sql.lstrip().upper().startswith("SELECT") for sql in statements), statements
 
     long_ago = an_hour_ago()
-    add_run(status="running", owner="otherhost:1:0123456789ab:f00d", heartbeat_at=long_ago,
-            created_at=long_ago)  # fmt: skip
+    add_run(
+        status="running", owner="otherhost:1:0123456789ab:f00d", heartbeat_at=long_ago, created_at=long_ago
+    )
     statements.clear()
     assert client.get(RUNS).get_json()["runs"][0]["status"] == "failed"
     assert [sql for sql in statements if sql.upper().startswith("UPDATE")], statements  # the hook sees writes

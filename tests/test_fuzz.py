@@ -1,6 +1,7 @@
 """Generated input: Hypothesis on the ingestion and recommendation bodies, and schemathesis over the
 app's own /openapi.json. Any input gets 2xx or a 4xx JSON error (never 5xx), responses match their
 documented schema, and ingestion stores exactly what it acknowledged. Bounded to run in seconds."""
+
 from __future__ import annotations
 
 import json

@@ -86,4 +86,3 @@ def test_four_workers_on_postgresql_train_once_and_agree(tmp_path, postgres_url)
         run = assert_one_run_at_a_time(server, answers)
         assert run["status"] == "succeeded", run
         wait_until(lambda: set(versions_seen(server, 20)) == {run["model_version"]}, timeout=5)
-

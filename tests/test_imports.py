@@ -1,4 +1,5 @@
 """import_file(): each format from small files written here, grouping, filtering, batches, errors."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -48,14 +49,20 @@ def test_movielens_min_rating(db, tmp_path):
     ("name", "fmt", "text", "min_rating", "kept"),
     [
         pytest.param(
-            "ratings.csv", "movielens",
+            "ratings.csv",
+            "movielens",
             "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,0.5,964981247\n",
-            3.5, ("1", ["1"]), id="movielens-ratings-csv-with-header",
+            3.5,
+            ("1", ["1"]),
+            id="movielens-ratings-csv-with-header",
         ),
         pytest.param(
-            "r.csv", "csv",
+            "r.csv",
+            "csv",
             'user_id,item_id,rating\n"Doe, Jane","Tea, green",5\n"Doe, Jane",Coffee,1\n',
-            3, ("Doe, Jane", ["Tea, green"]), id="csv-quoted-names",
+            3,
+            ("Doe, Jane", ["Tea, green"]),
+            id="csv-quoted-names",
         ),
     ],
 )
@@ -93,7 +100,10 @@ def test_baskets_comma_and_fimi(db, tmp_path):
     text = "citrus fruit,semi-finished bread\n\nwhole milk\nyogurt, coffee,yogurt\n"
     comma = write(tmp_path, "groceries.csv", text)
     assert import_file(comma, "baskets", progress=False) == {
-        "rows": 3, "skipped": 0, "records": 3, "interactions": 5,
+        "rows": 3,
+        "skipped": 0,
+        "records": 3,
+        "interactions": 5,
     }
     fimi = write(tmp_path, "retail.dat", "0 1 2 \n3 4\n")
     assert import_file(fimi, "baskets", progress=False)["records"] == 2

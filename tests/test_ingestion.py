@@ -1,4 +1,5 @@
 """POST /api/v1/interactions and ingest_records(): what is stored, what is refused, and atomicity."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -234,9 +235,7 @@ def test_name_rules():
     assert name_problem("y" * 300, max_length=1000) == "Longer than 256 characters."  # column width wins
 
 
-printable = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40
-)
+printable = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

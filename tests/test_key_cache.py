@@ -2,6 +2,7 @@
 revoked it at once and by every other worker within that time, and a cached key never outlives its
 revocation by more. Two apps over one database stand for two gunicorn workers; each cache's clock is
 driven by the test instead of the wall clock."""
+
 from __future__ import annotations
 
 import pytest

@@ -82,8 +82,9 @@ def test_the_reaper_fails_stale_runs_and_runs_of_a_certainly_dead_owner_only(app
         live = TrainingRun.create(algorithm="ease", owner=owner, heartbeat_at=leases_now())
         other = "other-host:7:abc:1"
         elsewhere = TrainingRun.create(algorithm="ease", owner=other, heartbeat_at=leases_now())
-        stale = TrainingRun.create(algorithm="ease", owner=owner,
-                                   heartbeat_at=dt.datetime(2000, 1, 1), status="running")
+        stale = TrainingRun.create(
+            algorithm="ease", owner=owner, heartbeat_at=dt.datetime(2000, 1, 1), status="running"
+        )
         gone = leases.new_owner()  # this process's, and no thread here holds it any more
         dead = TrainingRun.create(algorithm="ease", owner=gone, heartbeat_at=leases_now())
         assert service.reap_stale_runs(settings) == 2

@@ -14,8 +14,17 @@ from airec.serving.served import served_model
 from tests.synthetic import ingest, planted, train
 
 
-@pytest.mark.parametrize(("text", "size"), [("512M", 512 * 2**20), ("12G", 12 * 2**30), ("2GiB", 2 * 2**30),
-                                            ("1.5g", int(1.5 * 2**30)), ("1000", 1000), ("64kb", 65536)])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("512M", 512 * 2**20),
+        ("12G", 12 * 2**30),
+        ("2GiB", 2 * 2**30),
+        ("1.5g", int(1.5 * 2**30)),
+        ("1000", 1000),
+        ("64kb", 65536),
+    ],
+)
 def test_sizes_parse(text, size):
     assert parse_size(text) == size
 

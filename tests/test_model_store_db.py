@@ -67,9 +67,11 @@ def test_a_damaged_local_copy_is_replaced_from_the_database(trained, settings_ov
 
 def test_a_damaged_database_copy_is_refused_and_leaves_no_folder(trained, tmp_path):
     with database.connection_context():
-        part = ModelFilePart.select().where(
-            (ModelFilePart.version == trained) & (ModelFilePart.name == store.ITEMS)
-        ).get()
+        part = (
+            ModelFilePart.select()
+            .where((ModelFilePart.version == trained) & (ModelFilePart.name == store.ITEMS))
+            .get()
+        )
         ModelFilePart.update(data=b'["tampered"]').where(
             (ModelFilePart.version == part.version) & (ModelFilePart.name == part.name)
         ).execute()
@@ -121,9 +123,12 @@ def test_registration_without_the_lease_stores_no_files(client, settings_overrid
     settings = Settings.from_env(settings_overrides)
     with database.connection_context(), pytest.raises(leases.LeaseLost):
         publish.train_and_publish(
-            algorithm="itemknn", params={}, warm_start=False, settings=settings,
+            algorithm="itemknn",
+            params={},
+            warm_start=False,
+            settings=settings,
             lease=("training", "nobody:1:000000000000:0000", 60),
-        )  # fmt: skip
+        )
     with database.connection_context():
         assert ModelFile.select().count() == 0 and ModelVersion.select().count() == 0
     assert store.complete_versions(settings_overrides["models_dir"]) == []

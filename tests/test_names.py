@@ -1,5 +1,6 @@
 """One word, one meaning: tables, algorithms, versions and the served model each live under their own
 name, and the served model does not import the serving service that imports it."""
+
 from __future__ import annotations
 
 import ast

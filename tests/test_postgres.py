@@ -156,8 +156,9 @@ def test_a_request_that_finds_every_connection_busy_waits_then_answers_503(
     assert client.get("/api/v1/stats").status_code == 200  # the connection came back to the pool
 
 
-def test_a_pooled_connection_older_than_the_stale_timeout_is_replaced(settings_overrides, postgres_url,
-                                                                      monkeypatch):  # fmt: skip
+def test_a_pooled_connection_older_than_the_stale_timeout_is_replaced(
+    settings_overrides, postgres_url, monkeypatch
+):
     from airec.app import create_app
 
     monkeypatch.setenv("AIREC_DB_POOL_SIZE", "2")

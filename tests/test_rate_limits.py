@@ -1,5 +1,6 @@
 """Rate limits per API key: off by default; memory storage per process; Redis storage (the real one at
 127.0.0.1:6379) shared by every app instance. Over the limit: 429, the JSON error body, Retry-After."""
+
 from __future__ import annotations
 
 import uuid
@@ -103,8 +104,13 @@ def test_redis_storage_is_one_count_for_every_app_instance(settings_overrides, p
     """Two apps (as two workers or hosts would be) over one database and the real Redis."""
     from airec.app import create_app
 
-    config = {**settings_overrides, "auth": True, "rate_limit": "4/minute",
-              "rate_limit_storage": REDIS_URL, "rate_limit_prefix": prefix}  # fmt: skip
+    config = {
+        **settings_overrides,
+        "auth": True,
+        "rate_limit": "4/minute",
+        "rate_limit_storage": REDIS_URL,
+        "rate_limit_prefix": prefix,
+    }
     one, two = create_app(config), create_app(config)
     key, other = new_keys(one, "shared", "other")
     assert [ask(one.test_client(), key).status_code for _ in range(3)] == [200, 200, 200]
@@ -153,8 +159,12 @@ def test_two_gunicorn_servers_share_one_count_in_redis(tmp_path, prefix):
     a client address through Redis; with `memory` each would have its own."""
     from tests.gunicorn_helpers import serve
 
-    env = {"AIREC_RATE_LIMIT": "10/minute", "AIREC_RATE_LIMIT_STORAGE": REDIS_URL,
-           "AIREC_RATE_LIMIT_PREFIX": prefix, "AIREC_LOG_LEVEL": "INFO"}  # fmt: skip
+    env = {
+        "AIREC_RATE_LIMIT": "10/minute",
+        "AIREC_RATE_LIMIT_STORAGE": REDIS_URL,
+        "AIREC_RATE_LIMIT_PREFIX": prefix,
+        "AIREC_LOG_LEVEL": "INFO",
+    }
     with serve(tmp_path / "a", workers=1, env=env) as one, serve(tmp_path / "b", workers=1, env=env) as two:
         body = {"items": []}
         first = [one.post(RECOMMEND, json=body).status_code for _ in range(6)]

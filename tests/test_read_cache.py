@@ -2,6 +2,7 @@
 AIREC_READ_CACHE_SECONDS: another worker's write shows within that time, this worker's at once, and
 access control still runs on every request. Two apps over one database stand for two workers; each
 cache's clock is driven by the test."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """Bounded requests: a user's history is scored from its most recent AIREC_MAX_HISTORY items, explain
 covers the 50 most recent inputs, baskets over the limit are a 422, and one request's scoring memory
 does not grow with the square of anything."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -143,10 +144,14 @@ def _random_units(units: int, items: int, per_unit: int, seed: int) -> sp.csr_ma
 def _served(model, n_items: int) -> ActiveModel:
     names = tuple(f"m{i}" for i in range(n_items))
     return ActiveModel(
-        version="v", algorithm=model.name, manifest={}, items=names,
-        popularity=np.ones(n_items, dtype=np.float32), model=model,
+        version="v",
+        algorithm=model.name,
+        manifest={},
+        items=names,
+        popularity=np.ones(n_items, dtype=np.float32),
+        model=model,
         index={name: i for i, name in enumerate(names)},
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("algorithm", ["itemknn", "ease"])

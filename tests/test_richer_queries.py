@@ -83,9 +83,16 @@ def test_user_recommendations_bad_query_is_422(client, planted_model):
 
 
 def test_user_recommendations_without_model_fall_back_to_popularity(client):
-    client.post("/api/v1/interactions", json={"records": [
-        {"user": "a", "items": ["x", "y"]}, {"user": "b", "items": ["y", "z"]}, {"user": "c", "items": ["y"]},
-    ]})  # fmt: skip
+    client.post(
+        "/api/v1/interactions",
+        json={
+            "records": [
+                {"user": "a", "items": ["x", "y"]},
+                {"user": "b", "items": ["y", "z"]},
+                {"user": "c", "items": ["y"]},
+            ]
+        },
+    )
     body = client.get(f"{USERS}/a/recommendations").get_json()
     assert body["fallback"] == "popularity" and body["model_version"] is None
     assert [entry["item"] for entry in body["items"]] == ["z"]  # x and y are a's already

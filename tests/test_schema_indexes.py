@@ -1,5 +1,6 @@
 """Every index on interactions earns its write cost: lookups by record go through the unique
 (record_id, item_id) index, and no second index on record_id is kept up to date per insert."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,6 +32,10 @@ def test_a_lookup_by_record_uses_the_unique_index(tmp_path):
     db = init_db(f"sqlite:///{tmp_path}/plan.db")
     with db.connection_context():
         migrate(db)
-        plan = " ".join(str(row[-1]) for row in db.execute_sql(
-            "EXPLAIN QUERY PLAN SELECT item_id FROM interactions WHERE record_id = ?", (1,)))
+        plan = " ".join(
+            str(row[-1])
+            for row in db.execute_sql(
+                "EXPLAIN QUERY PLAN SELECT item_id FROM interactions WHERE record_id = ?", (1,)
+            )
+        )
     assert "interaction_record_id_item_id" in plan and "SCAN" not in plan, plan

@@ -1,5 +1,6 @@
 """Recommendations are written as JSON without a marshmallow dump: every answer must be exactly what
 the documented schema's dump would give (same keys, same types), for each shape an answer can take."""
+
 from __future__ import annotations
 
 import pytest

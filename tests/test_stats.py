@@ -1,4 +1,5 @@
 """GET /api/v1/stats, /api/v1/items (paginated popularity), /api/v1/interactions (keyset export)."""
+
 from __future__ import annotations
 
 import json

@@ -32,8 +32,12 @@ def thread_limits(job, progress=None):
     import torch
     from threadpoolctl import threadpool_info
 
-    return {"blas": sorted({pool["num_threads"] for pool in threadpool_info()}),
-            "torch": torch.get_num_threads(), "pid": os.getpid(), "nice": os.getpriority(os.PRIO_PROCESS, 0)}
+    return {
+        "blas": sorted({pool["num_threads"] for pool in threadpool_info()}),
+        "torch": torch.get_num_threads(),
+        "pid": os.getpid(),
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+    }
 
 
 def fail_plainly(job, progress=None):

@@ -21,8 +21,10 @@ def two_versions(client) -> tuple[str, str]:
     return first, second
 
 
-@pytest.mark.parametrize("query, field", [("status=bogus", "status"), ("limit=0", "limit"),
-                                          ("limit=1001", "limit"), ("limit=abc", "limit")])
+@pytest.mark.parametrize(
+    "query, field",
+    [("status=bogus", "status"), ("limit=0", "limit"), ("limit=1001", "limit"), ("limit=abc", "limit")],
+)
 def test_a_bad_listing_query_is_a_422_naming_the_field(client, two_versions, query, field):
     before = client.get(MODELS).get_json()
     answer = client.get(f"{MODELS}?{query}")

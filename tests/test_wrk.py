@@ -1,4 +1,5 @@
 """The load generator's plumbing: wrk's Lua summary is read back, keys and bodies are sent."""
+
 from __future__ import annotations
 
 import shutil
@@ -26,9 +27,23 @@ def test_wrk_sends_the_key_and_the_bodies(tmp_path):
     keys = make_keys(url)
     bodies = write_bodies(tmp_path / "b.txt", [["a", "b"], ["c"]], k=3)
     with Gunicorn(tmp_path, workers=1, database_url=url, env={"AIREC_AUTH": "on"}) as server:
-        ok = run_wrk(server.url + "/api/v1/recommendations", seconds=1, connections=1, threads=1,
-                     key=keys["read"], method="POST", bodies=bodies, pids=server.worker_pids())  # fmt: skip
-        refused = run_wrk(server.url + "/api/v1/recommendations", seconds=1, connections=1, threads=1,
-                          method="POST", bodies=bodies)  # fmt: skip
+        ok = run_wrk(
+            server.url + "/api/v1/recommendations",
+            seconds=1,
+            connections=1,
+            threads=1,
+            key=keys["read"],
+            method="POST",
+            bodies=bodies,
+            pids=server.worker_pids(),
+        )
+        refused = run_wrk(
+            server.url + "/api/v1/recommendations",
+            seconds=1,
+            connections=1,
+            threads=1,
+            method="POST",
+            bodies=bodies,
+        )
     assert ok.requests > 0 and ok.errors == 0 and ok.cpu_us is not None and ok.cpu_us > 0
     assert refused.requests > 0 and refused.errors == refused.requests  # 401 without the key

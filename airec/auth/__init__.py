@@ -5,6 +5,7 @@ missing is refused when auth is on (fail closed), and tests/test_auth.py walks a
 route without a decision fails the suite. Roles: `ingest` writes interactions, `read` asks for
 recommendations and statistics, `admin` trains, manages models and keys, and may do everything.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,10 +73,25 @@ ENDPOINT_ROLES: dict[str, str | Configurable | dict[str, str | Configurable]] = 
     **{
         f"console.{name}": PUBLIC
         for name in (
-            "overview", "login", "logout", "static", "models", "model", "activate", "archive", "unpin",
-            "training", "train", "run_progress", "try_it", "suggest", "keys", "create_key", "revoke_key",
+            "overview",
+            "login",
+            "logout",
+            "static",
+            "models",
+            "model",
+            "activate",
+            "archive",
+            "unpin",
+            "training",
+            "train",
+            "run_progress",
+            "try_it",
+            "suggest",
+            "keys",
+            "create_key",
+            "revoke_key",
         )
-    },  # fmt: skip
+    },
 }
 
 
@@ -183,5 +199,6 @@ def init_auth(app: Flask, api) -> None:
         log.warning("AUTHENTICATION IS OFF (AIREC_AUTH=off): every endpoint is open to anyone who connects")
         return
     for endpoint, method in unmapped_endpoints(app):
-        log.error("endpoint %s %s has no access rule in airec.auth.ENDPOINT_ROLES; it is refused", method,
-                  endpoint)  # fmt: skip
+        log.error(
+            "endpoint %s %s has no access rule in airec.auth.ENDPOINT_ROLES; it is refused", method, endpoint
+        )

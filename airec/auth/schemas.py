@@ -1,4 +1,5 @@
 """Shapes of /api/v1/keys."""
+
 from __future__ import annotations
 
 import marshmallow as ma

@@ -4,6 +4,7 @@ A key is `airec_` + 43 url-safe characters (32 random bytes). Only SHA-256(key) 
 has 256 bits of entropy, so a slow password hash would add nothing but latency to every request.
 The first characters (`prefix`) are kept in clear so people can tell keys apart in listings.
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Manage API keys over HTTP (admin only): list, create (the key is shown once), revoke."""
+
 from __future__ import annotations
 
 from flask.views import MethodView

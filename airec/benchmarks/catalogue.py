@@ -68,8 +68,14 @@ def fit_folder(models_dir: Path, items: int) -> tuple[int, str, float]:
     linear = f"EASE {model.linear.form}" if model.linear is not None else "off (over the limit)"
     version = new_version("autoencoder")
     popularity = np.asarray(X.sum(axis=0)).ravel()
-    write_model(models_dir, version=version, model=model, items=[f"i{j}" for j in range(items)],
-                popularity=popularity, manifest={"algorithm": "autoencoder"})  # fmt: skip
+    write_model(
+        models_dir,
+        version=version,
+        model=model,
+        items=[f"i{j}" for j in range(items)],
+        popularity=popularity,
+        manifest={"algorithm": "autoencoder"},
+    )
     return units, linear, seconds
 
 
@@ -96,10 +102,14 @@ def measure(items: int, *, seconds: float, workdir: Path, log) -> CatalogueRow:
 
 
 def format_rows(rows: list[CatalogueRow]) -> str:
-    head = (f"{'items':>8}{'units':>8}  {'linear path':<22}{'p50 ms':>8}{'p99 ms':>8}{'req/s':>8}"
-            f"{'RSS/worker MB':>15}{'errors':>8}")  # fmt: skip
+    head = (
+        f"{'items':>8}{'units':>8}  {'linear path':<22}{'p50 ms':>8}{'p99 ms':>8}{'req/s':>8}"
+        f"{'RSS/worker MB':>15}{'errors':>8}"
+    )
     lines = [head]
     for r in rows:
-        lines.append(f"{r.items:>8}{r.units:>8}  {r.linear:<22}{r.p50:>8.2f}{r.p99:>8.2f}{r.rps:>8.0f}"
-                     f"{r.rss_mb:>15.0f}{r.errors:>8}")  # fmt: skip
+        lines.append(
+            f"{r.items:>8}{r.units:>8}  {r.linear:<22}{r.p50:>8.2f}{r.p99:>8.2f}{r.rps:>8.0f}"
+            f"{r.rss_mb:>15.0f}{r.errors:>8}"
+        )
     return "\n".join(lines)

@@ -5,6 +5,7 @@ Each record carries a user name no other record has, so the (user, item) pairs i
 compared with the acknowledged ones as sets: lost = acknowledged but missing; duplicated = stored
 more than once; unexpected = stored but never acknowledged (e.g. half of a failed batch).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,14 +105,26 @@ def make_batches(index: int, batches: int, per_batch: int, items: int, tag: str 
     return out
 
 
-def _client(url: str, key: str, index: int, batches: int, per_batch: int, items: int,
-            acked: list, result: BenchResult, lock: threading.Lock,
-            start: threading.Barrier | None = None, tag: str = "") -> None:  # fmt: skip
+def _client(
+    url: str,
+    key: str,
+    index: int,
+    batches: int,
+    per_batch: int,
+    items: int,
+    acked: list,
+    result: BenchResult,
+    lock: threading.Lock,
+    start: threading.Barrier | None = None,
+    tag: str = "",
+) -> None:
     """Post `batches` batches one after another; bodies are encoded before the clock starts."""
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    prepared = [(records, json.dumps({"records": records}).encode())
-                for records in make_batches(index, batches, per_batch, items, tag)]  # fmt: skip
+    prepared = [
+        (records, json.dumps({"records": records}).encode())
+        for records in make_batches(index, batches, per_batch, items, tag)
+    ]
     if start is not None:
         start.wait()
     for records, body in prepared:
@@ -154,10 +167,16 @@ def run(
         try:
             server.start()
             admin = {"Authorization": f"Bearer {admin_key}"}
-            seed = [{"user": f"seed-{u}", "items": [f"item-{(u * k) % items}" for k in (1, 2, 3, 5)]}
-                    for u in range(1, SEED_USERS + 1)]  # fmt: skip
-            requests.post(server.url + "/api/v1/interactions", json={"records": seed}, timeout=60,
-                          headers={"Authorization": f"Bearer {ingest_key}"}).raise_for_status()  # fmt: skip
+            seed = [
+                {"user": f"seed-{u}", "items": [f"item-{(u * k) % items}" for k in (1, 2, 3, 5)]}
+                for u in range(1, SEED_USERS + 1)
+            ]
+            requests.post(
+                server.url + "/api/v1/interactions",
+                json={"records": seed},
+                timeout=60,
+                headers={"Authorization": f"Bearer {ingest_key}"},
+            ).raise_for_status()
             run_id = _start_training(server.url, admin) if train else None
 
             acked: list[tuple[str, str]] = []
@@ -167,9 +186,20 @@ def run(
                 threads = [
                     threading.Thread(
                         target=_client,
-                        args=(server.url, ingest_key, i, batches, records, items, acked, result, lock, start,
-                              f"r{round_}-"),
-                    )  # fmt: skip
+                        args=(
+                            server.url,
+                            ingest_key,
+                            i,
+                            batches,
+                            records,
+                            items,
+                            acked,
+                            result,
+                            lock,
+                            start,
+                            f"r{round_}-",
+                        ),
+                    )
                     for i in range(clients)
                 ]
                 for thread in threads:
@@ -251,8 +281,14 @@ def matrix(*, batches: int, records: int, rounds: int, workers: int, postgres: s
         if on_postgres and not postgres:
             continue
         per_client = max(1, batches // clients)
-        common = {"clients": clients, "batches": per_client, "records": records, "workers": workers,
-                  "train": train, "rounds": rounds}  # fmt: skip
+        common = {
+            "clients": clients,
+            "batches": per_client,
+            "records": records,
+            "workers": workers,
+            "train": train,
+            "rounds": rounds,
+        }
         if on_postgres:
             with postgres_database(postgres) as url:
                 result = run(database_url=url, **common)
@@ -273,8 +309,10 @@ def _floor_rows(*, batches: int, records: int, rounds: int, log) -> list:
     log(f"in-process: {rates}")
     names = {"service": "  same, ingest_records in-process", "sql": "  same, its SQL alone (replayed)"}
     done = batches * records * rounds
-    return [(names[key], BenchResult(clients=1, records=done, round_rates=[rate], checked=False))
-            for key, rate in rates.items()]  # fmt: skip
+    return [
+        (names[key], BenchResult(clients=1, records=done, round_rates=[rate], checked=False))
+        for key, rate in rates.items()
+    ]
 
 
 def format_matrix(rows: list, *, records: int, rounds: int, workers: int) -> str:
@@ -291,8 +329,10 @@ def format_matrix(rows: list, *, records: int, rounds: int, workers: int) -> str
             dashes = f"{'-':>8}{'-':>6}{'-':>5}{'-':>7}  -"
             lines.append(f"{name:<36}{r.records // records:>8}{rate:>16.0f}{dashes}")
             continue
-        lines.append(f"{name:<36}{r.records // records:>8}{rate:>16.0f}{r.errors:>8}"
-                     f"{r.lost:>6}{r.duplicated:>5}{r.unexpected:>7}  {training}")  # fmt: skip
+        lines.append(
+            f"{name:<36}{r.records // records:>8}{rate:>16.0f}{r.errors:>8}"
+            f"{r.lost:>6}{r.duplicated:>5}{r.unexpected:>7}  {training}"
+        )
     return "\n".join(lines)
 
 
@@ -307,19 +347,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-train", action="store_true", help="do not train during the run (--single)")
     parser.add_argument("--database-url", default=None, help="--single: default a fresh SQLite file")
-    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432",
-                        help="PostgreSQL server for its rows ('' to skip them)")  # fmt: skip
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="PostgreSQL server for its rows ('' to skip them)",
+    )
     args = parser.parse_args(argv)
     if not args.single:
-        rows = matrix(batches=args.batches, records=args.records, rounds=args.rounds, workers=args.workers,
-                      postgres=args.postgres or None, log=lambda t: print(t, file=sys.stderr, flush=True))
+        rows = matrix(
+            batches=args.batches,
+            records=args.records,
+            rounds=args.rounds,
+            workers=args.workers,
+            postgres=args.postgres or None,
+            log=lambda t: print(t, file=sys.stderr, flush=True),
+        )
         print(format_matrix(rows, records=args.records, rounds=args.rounds, workers=args.workers))
         bad = any(r.errors or r.lost or r.duplicated or r.unexpected for _, r in rows)
         return 1 if bad else 0
     result = run(
-        clients=args.clients, batches=args.batches, records=args.records, items=args.items,
-        workers=args.workers, train=not args.no_train, database_url=args.database_url, rounds=args.rounds,
-    )  # fmt: skip
+        clients=args.clients,
+        batches=args.batches,
+        records=args.records,
+        items=args.items,
+        workers=args.workers,
+        train=not args.no_train,
+        database_url=args.database_url,
+        rounds=args.rounds,
+    )
     print(result.table())
     for sample in result.error_samples:
         print(f"error: {sample}", file=sys.stderr)

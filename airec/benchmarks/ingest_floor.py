@@ -52,8 +52,9 @@ def measure(*, batches: int, records: int, items: int = 300, rounds: int = 3) ->
                 for statement in statements:
                     conn.execute(statement).fetchall()
                 sql.append(stored / (time.perf_counter() - started))
-            counts = [db.execute_sql("SELECT COUNT(*) FROM interactions").fetchone()[0]
-                      for db in (timed, replay)]  # fmt: skip
+            counts = [
+                db.execute_sql("SELECT COUNT(*) FROM interactions").fetchone()[0] for db in (timed, replay)
+            ]
             if counts[0] != counts[1]:
                 raise RuntimeError(f"the replay stored {counts[1]} interactions, the service {counts[0]}")
         finally:

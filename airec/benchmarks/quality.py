@@ -11,6 +11,7 @@ baskets with no user, and one user id per basket (an order id).
 `--engine direct` skips HTTP and the database: it fits exactly what the service would fit on the
 same matrix, in this process (quick to iterate on; the default engine is the one that counts).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,19 +69,20 @@ def records(ds: Dataset, holdout: Holdout, shape: str) -> list[dict]:
     cap = Settings.max_items_per_record
     out = []
     for row in holdout.received:
-        items = [ds.items[j] for j in X.indices[X.indptr[row]:X.indptr[row + 1]]]
+        items = [ds.items[j] for j in X.indices[X.indptr[row] : X.indptr[row + 1]]]
         if ds.kind == "baskets" and shape != "order":
             out.append({"items": items})
             continue
         user = str(ds.units[row]) if ds.kind != "baskets" else f"order-{ds.units[row]}"
-        out.extend({"user": user, "items": items[i:i + cap]} for i in range(0, len(items), cap))
+        out.extend({"user": user, "items": items[i : i + cap]} for i in range(0, len(items), cap))
     return out
 
 
 # -- the real service -------------------------------------------------------------------------------
 def _cli(env: dict, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "airec.cli", *args], env=env, capture_output=True,
-                          text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "airec.cli", *args], env=env, capture_output=True, text=True, check=True
+    )
     return done.stdout.strip()
 
 
@@ -94,25 +96,47 @@ def _tree_rss_mb(pid: int) -> float:
         try:
             status = Path(f"/proc/{current}/status").read_text()
             total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
-            children = [c for task in Path(f"/proc/{current}/task").iterdir()
-                        for c in (task / "children").read_text().split()]  # fmt: skip
+            children = [
+                c
+                for task in Path(f"/proc/{current}/task").iterdir()
+                for c in (task / "children").read_text().split()
+            ]
         except (OSError, StopIteration):
             continue
         stack.extend(int(c) for c in children)
     return total / 1024
 
 
-def run_http(ds: Dataset, holdout: Holdout, shape: str, *, env: dict[str, str], workers: int,
-             log: Callable[[str], None]) -> ServiceRun:
+def run_http(
+    ds: Dataset,
+    holdout: Holdout,
+    shape: str,
+    *,
+    env: dict[str, str],
+    workers: int,
+    log: Callable[[str], None],
+) -> ServiceRun:
     """POST, train with `{}`, query: the real gunicorn service with API keys on."""
     with tempfile.TemporaryDirectory(prefix="airec-bench-service-") as tmp:
-        service_env = {**os.environ, "AIREC_DATABASE_URL": f"sqlite:///{tmp}/airec.db",
-                       "AIREC_MODELS_DIR": f"{tmp}/models", "AIREC_LOG_LEVEL": "WARNING", **env}
-        keys = {role: _cli(service_env, "keys", "create", "--role", role, "--name", role)
-                for role in ("ingest", "admin", "read")}
+        service_env = {
+            **os.environ,
+            "AIREC_DATABASE_URL": f"sqlite:///{tmp}/airec.db",
+            "AIREC_MODELS_DIR": f"{tmp}/models",
+            "AIREC_LOG_LEVEL": "WARNING",
+            **env,
+        }
+        keys = {
+            role: _cli(service_env, "keys", "create", "--role", role, "--name", role)
+            for role in ("ingest", "admin", "read")
+        }
         server_env = {"AIREC_AUTH": "true", **env}
-        with Gunicorn(tmp, workers=workers, env=server_env, database_url=service_env["AIREC_DATABASE_URL"],
-                      startup_timeout=120) as server:
+        with Gunicorn(
+            tmp,
+            workers=workers,
+            env=server_env,
+            database_url=service_env["AIREC_DATABASE_URL"],
+            startup_timeout=120,
+        ) as server:
             session = requests.Session()
 
             def call(method: str, path: str, role: str, **kwargs) -> requests.Response:
@@ -125,7 +149,7 @@ def run_http(ds: Dataset, holdout: Holdout, shape: str, *, env: dict[str, str], 
             body = records(ds, holdout, shape)
             started = time.perf_counter()
             for start in range(0, len(body), POST_BATCH):
-                chunk = body[start:start + POST_BATCH]
+                chunk = body[start : start + POST_BATCH]
                 call("POST", "/api/v1/interactions", "ingest", json={"records": chunk})
             log(f"    posted {len(body)} records in {time.perf_counter() - started:.0f} s")
             started = time.perf_counter()
@@ -141,8 +165,9 @@ def run_http(ds: Dataset, holdout: Holdout, shape: str, *, env: dict[str, str], 
             version = call("GET", f"/api/v1/models/{run['model_version']}", "admin").json()
             log(f"    trained {version['algorithm']} in {seconds:.0f} s (peak RSS {peak:.0f} MB)")
             ranked = _query(server.url, keys["read"], ds, holdout, version=run["model_version"])
-    metrics = metrics_of_scores(ranked_scores(ranked, holdout.X.shape[1]), holdout.test_input,
-                                holdout.test_hidden)  # fmt: skip
+    metrics = metrics_of_scores(
+        ranked_scores(ranked, holdout.X.shape[1]), holdout.test_input, holdout.test_hidden
+    )
     return ServiceRun(metrics, version["algorithm"], seconds, peak, version)
 
 
@@ -158,11 +183,15 @@ def _query(url: str, key: str, ds: Dataset, holdout: Holdout, *, version: str) -
     def ask(row: int) -> None:
         if not hasattr(local, "session"):
             local.session = requests.Session()
-        items = [ds.items[j] for j in X_in.indices[X_in.indptr[row]:X_in.indptr[row + 1]]]
+        items = [ds.items[j] for j in X_in.indices[X_in.indptr[row] : X_in.indptr[row + 1]]]
         deadline = time.monotonic() + 60
         while True:
-            response = local.session.post(url + "/api/v1/recommendations", json={"items": items, "k": 100},
-                                          headers={"Authorization": f"Bearer {key}"}, timeout=60)
+            response = local.session.post(
+                url + "/api/v1/recommendations",
+                json={"items": items, "k": 100},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=60,
+            )
             response.raise_for_status()
             answer = response.json()
             if answer["model_version"] == version or time.monotonic() > deadline:
@@ -178,8 +207,9 @@ def _query(url: str, key: str, ds: Dataset, holdout: Holdout, *, version: str) -
 
 
 # -- the same fit, in process ------------------------------------------------------------------------
-def run_direct(ds: Dataset, holdout: Holdout, shape: str, *, env: dict[str, str],
-               log: Callable[[str], None]) -> ServiceRun:
+def run_direct(
+    ds: Dataset, holdout: Holdout, shape: str, *, env: dict[str, str], log: Callable[[str], None]
+) -> ServiceRun:
     """What the service would train on these records, fitted here (no HTTP, no database)."""
     from threadpoolctl import threadpool_limits
 
@@ -198,9 +228,15 @@ def run_direct(ds: Dataset, holdout: Holdout, shape: str, *, env: dict[str, str]
     finally:
         for k, v in previous.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-    job = FitJob(algorithm=settings.algorithm, params={}, settings=settings, X=X,
-                 items=[ds.items[j] for j in cols], baskets=ds.kind == "baskets" and shape == "lone",
-                 manifest={"data": {}})  # fmt: skip
+    job = FitJob(
+        algorithm=settings.algorithm,
+        params={},
+        settings=settings,
+        X=X,
+        items=[ds.items[j] for j in cols],
+        baskets=ds.kind == "baskets" and shape == "lone",
+        manifest={"data": {}},
+    )
     started = time.perf_counter()
     with threadpool_limits(settings.train_threads):
         model, manifest = fit_model(job)
@@ -218,8 +254,16 @@ def request_items_cap() -> int:
     return min(ITEMS_CAP, Settings.max_history)
 
 
-def bench_case(ds: Dataset, seeds: Sequence[int], shapes: Sequence[str], *, engine: str, env: dict,
-               workers: int, log: Callable[[str], None]) -> dict:
+def bench_case(
+    ds: Dataset,
+    seeds: Sequence[int],
+    shapes: Sequence[str],
+    *,
+    engine: str,
+    env: dict,
+    workers: int,
+    log: Callable[[str], None],
+) -> dict:
     """Per shape: the service and the baselines per seed, and their means and ratios."""
     shapes = shapes if ds.kind == "baskets" else ("user",)
     out: dict = {"kind": ds.kind, "shape": list(ds.X.shape), "shapes": {}}
@@ -228,16 +272,24 @@ def bench_case(ds: Dataset, seeds: Sequence[int], shapes: Sequence[str], *, engi
         runs = []
         for seed in seeds:
             holdout = make_holdout(ds.X, ds.kind, seed, max_input=request_items_cap())
-            log(f"  {ds.name} [{shape}] seed {seed}: {len(holdout.received)} units received, "
-                f"{holdout.test_input.shape[0]} held out ({holdout.protocol})")
+            log(
+                f"  {ds.name} [{shape}] seed {seed}: {len(holdout.received)} units received, "
+                f"{holdout.test_input.shape[0]} held out ({holdout.protocol})"
+            )
             if seed not in per_seed_baselines:  # the same received units in every shape
                 per_seed_baselines[seed] = baselines(holdout, log=log)
             if engine == "http":
                 service = run_http(ds, holdout, shape, env=env, workers=workers, log=log)
             else:
                 service = run_direct(ds, holdout, shape, env=env, log=log)
-            runs.append({"seed": seed, "protocol": holdout.protocol, "service": service,
-                         "baselines": per_seed_baselines[seed]})
+            runs.append(
+                {
+                    "seed": seed,
+                    "protocol": holdout.protocol,
+                    "service": service,
+                    "baselines": per_seed_baselines[seed],
+                }
+            )
         out["shapes"][shape] = summarise(runs)
     return out
 
@@ -261,14 +313,29 @@ def summarise(runs: list[dict]) -> dict:
         rows[name] = {c: mean(r["baselines"][name]["metrics"][c] for r in runs) for c in columns}
         params[name] = [r["baselines"][name]["param"] for r in runs]
     ratios = {n: rows["service"][headline] / max(rows[n][headline], 1e-12) for n in ("ease", "itemknn")}
-    per_seed = {name: [r["service"].metrics[headline] / max(r["baselines"][name]["metrics"][headline], 1e-12)
-                       for r in runs] for name in ("ease", "itemknn")}  # fmt: skip
-    return {"protocol": protocol, "headline": headline, "columns": list(columns), "rows": rows,
-            "params": params, "ratios": ratios, "per_seed": per_seed, "seeds": [r["seed"] for r in runs],
-            "algorithms": [r["service"].algorithm for r in runs],
-            "refit": [r["service"].manifest.get("refit") for r in runs],
-            "chosen": [{k: v for k, v in (r["service"].manifest.get("params") or {}).items()
-                        if k in CHOICE_KEYS} for r in runs]}  # fmt: skip
+    per_seed = {
+        name: [
+            r["service"].metrics[headline] / max(r["baselines"][name]["metrics"][headline], 1e-12)
+            for r in runs
+        ]
+        for name in ("ease", "itemknn")
+    }
+    return {
+        "protocol": protocol,
+        "headline": headline,
+        "columns": list(columns),
+        "rows": rows,
+        "params": params,
+        "ratios": ratios,
+        "per_seed": per_seed,
+        "seeds": [r["seed"] for r in runs],
+        "algorithms": [r["service"].algorithm for r in runs],
+        "refit": [r["service"].manifest.get("refit") for r in runs],
+        "chosen": [
+            {k: v for k, v in (r["service"].manifest.get("params") or {}).items() if k in CHOICE_KEYS}
+            for r in runs
+        ],
+    }
 
 
 def format_table(name: str, result: dict) -> str:
@@ -277,10 +344,17 @@ def format_table(name: str, result: dict) -> str:
     for shape, res in result["shapes"].items():
         columns = res["columns"]
         seeds = res["seeds"]
-        lines.append(f"{name} [{shape}]  ({result['kind']}, {units} units x {items} items, protocol="
-                     f"{res['protocol']}, seeds {seeds[0]}-{seeds[-1]})")  # fmt: skip
-        lines.append(f"{'system':<26}" + "".join(c.rjust(12) for c in columns) + "train_s".rjust(10)
-                     + "train_cpu_s".rjust(13) + "peak_rss_mb".rjust(13))  # fmt: skip
+        lines.append(
+            f"{name} [{shape}]  ({result['kind']}, {units} units x {items} items, protocol="
+            f"{res['protocol']}, seeds {seeds[0]}-{seeds[-1]})"
+        )
+        lines.append(
+            f"{'system':<26}"
+            + "".join(c.rjust(12) for c in columns)
+            + "train_s".rjust(10)
+            + "train_cpu_s".rjust(13)
+            + "peak_rss_mb".rjust(13)
+        )
         for system, row in res["rows"].items():
             label = {
                 "service": f"service ({'/'.join(sorted(set(res['algorithms'])))})",
@@ -292,13 +366,17 @@ def format_table(name: str, result: dict) -> str:
                 rss = row["peak_rss_mb"]
                 cpu = row.get("train_cpu_s")
                 cpu_cell = f"{cpu:.1f}" if cpu is not None else "-"
-                cells += (f"{row['train_s']:.1f}".rjust(10) + cpu_cell.rjust(13)
-                          + (f"{rss:.0f}" if rss else "-").rjust(13))
+                cells += (
+                    f"{row['train_s']:.1f}".rjust(10)
+                    + cpu_cell.rjust(13)
+                    + (f"{rss:.0f}" if rss else "-").rjust(13)
+                )
             lines.append(f"{label:<26}{cells}")
         ratio = "   ".join(
             f"service / {b}: {res['ratios'][b]:.3f} (per seed "
             f"{', '.join(f'{v:.3f}' for v in res['per_seed'][b])})"
-            for b in ("ease", "itemknn"))  # fmt: skip
+            for b in ("ease", "itemknn")
+        )
         lines.append(f"on {res['headline']}: {ratio}")
         lines.append("")
     return "\n".join(lines)
@@ -314,8 +392,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed-offset", type=int, default=0)
     parser.add_argument("--shapes", default=",".join(SHAPES), help="basket data: lone,order")
     parser.add_argument("--engine", choices=["http", "direct"], default="http")
-    parser.add_argument("--env", action="append", default=[], metavar="AIREC_X=VALUE",
-                        help="a setting of the service under test (repeatable), e.g. AIREC_TRAIN_REFIT=false")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="AIREC_X=VALUE",
+        help="a setting of the service under test (repeatable), e.g. AIREC_TRAIN_REFIT=false",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (the default: 2)")
     parser.add_argument("--json", type=Path, default=None, help="also write every number here")
     args = parser.parse_args(argv)
@@ -324,8 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--env takes AIREC_* settings")
     names = args.datasets if args.datasets is not None else ([] if args.file else list(LOADERS))
     sources = [(n, lambda n=n: load_dataset(n)) for n in names]
-    sources += [(p.name, lambda p=p: load_file(p, args.format, min_rating=args.min_rating))
-                for p in args.file]
+    sources += [
+        (p.name, lambda p=p: load_file(p, args.format, min_rating=args.min_rating)) for p in args.file
+    ]
     seeds = list(range(args.seed_offset, args.seed_offset + args.seeds))
     shapes = [s for s in args.shapes.split(",") if s]
     results = {}
@@ -337,8 +421,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name}: skipped ({exc})", flush=True)
             continue
         t0 = time.perf_counter()
-        results[name] = bench_case(ds, seeds, shapes, engine=args.engine, env=env, workers=args.workers,
-                                   log=lambda s: print(s, file=sys.stderr, flush=True))  # fmt: skip
+        results[name] = bench_case(
+            ds,
+            seeds,
+            shapes,
+            engine=args.engine,
+            env=env,
+            workers=args.workers,
+            log=lambda s: print(s, file=sys.stderr, flush=True),
+        )
         print(format_table(name, results[name]) + f"({time.perf_counter() - t0:.0f} s)\n", flush=True)
     print(f"total: {time.perf_counter() - started:.0f} s")
     if args.json:

@@ -136,9 +136,14 @@ def fit_one(args: argparse.Namespace) -> dict:
 
     params = {"epochs": args.epochs} if args.epochs and args.algorithm == "autoencoder" else {}
     settings = Settings.from_env(
-        {"database_url": args.database_url, "models_dir": args.models_dir, "log_json": False,
-         "train_threads": args.threads, "train_refit": not args.no_refit}
-    )  # fmt: skip
+        {
+            "database_url": args.database_url,
+            "models_dir": args.models_dir,
+            "log_json": False,
+            "train_threads": args.threads,
+            "train_refit": not args.no_refit,
+        }
+    )
     db = init_db(args.database_url)
     db.connect()
     started = time.perf_counter()
@@ -146,9 +151,14 @@ def fit_one(args: argparse.Namespace) -> dict:
     load_seconds = time.perf_counter() - started
     events: list[tuple[float, dict]] = []
     job = FitJob(
-        algorithm=args.algorithm, params=params, settings=settings, X=data.X, items=data.items,
-        baskets=False, manifest={"data": {"units": int(data.X.shape[0]), "items": int(data.X.shape[1])}},
-    )  # fmt: skip
+        algorithm=args.algorithm,
+        params=params,
+        settings=settings,
+        X=data.X,
+        items=data.items,
+        baskets=False,
+        manifest={"data": {"units": int(data.X.shape[0]), "items": int(data.X.shape[1])}},
+    )
     fit_started, cpu_started = time.perf_counter(), time.process_time()
     try:
         result = fit_and_write(job, progress=lambda e: _record(events, e, fit_started, args.algorithm))
@@ -201,9 +211,20 @@ def _peak_rss() -> int:
 
 
 def run_fit(url: str, algorithm: str, models_dir: Path, args: argparse.Namespace) -> dict:
-    argv = [sys.executable, "-m", "airec.benchmarks.scale", "--fit-one", "--database-url", url,
-            "--algorithm", algorithm, "--models-dir", str(models_dir),
-            "--threads", str(args.threads)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "airec.benchmarks.scale",
+        "--fit-one",
+        "--database-url",
+        url,
+        "--algorithm",
+        algorithm,
+        "--models-dir",
+        str(models_dir),
+        "--threads",
+        str(args.threads),
+    ]
     if args.epochs:
         argv += ["--epochs", str(args.epochs)]
     if args.no_refit:
@@ -227,10 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="airec bench scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1x,10x", help=f"comma separated, of {', '.join(SIZES)}")
     parser.add_argument("--algorithms", default="autoencoder,ease")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="cap the autoencoder's epochs (default: its own, early stopping and update cap)")
-    parser.add_argument("--no-refit", action="store_true",
-                        help="publish the model chosen on validation without refitting it on every unit")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="cap the autoencoder's epochs (default: its own, early stopping and update cap)",
+    )
+    parser.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="publish the model chosen on validation without refitting it on every unit",
+    )
     parser.add_argument("--threads", type=int, default=1, help="AIREC_TRAIN_THREADS of the fits")
     parser.add_argument("--batch-size", type=int, default=20000, help="interactions per import transaction")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -270,9 +298,13 @@ def bench_size(size: Size, algorithms: list[str], tmp: Path, args: argparse.Name
     admin.cursor().execute(f"CREATE DATABASE {name}")
     url = args.admin_url.rsplit("/", 1)[0] + "/" + name
     out: dict = {
-        "size": size.name, "users": int(np.unique(users).size), "items": int(np.unique(items).size),
-        "interactions": int(users.size), "generate_seconds": generate_seconds, "fits": {},
-    }  # fmt: skip
+        "size": size.name,
+        "users": int(np.unique(users).size),
+        "items": int(np.unique(items).size),
+        "interactions": int(users.size),
+        "generate_seconds": generate_seconds,
+        "fits": {},
+    }
     del users, items
     try:
         out["import"] = import_into_postgres(csv_path, url, args.batch_size)
@@ -293,17 +325,23 @@ def bench_size(size: Size, algorithms: list[str], tmp: Path, args: argparse.Name
 
 
 def print_tables(results: list[dict]) -> None:
-    print(f"{'size':<7}{'users':>9}{'items':>8}{'interactions':>14}{'import_s':>10}{'rows/s':>10}{'db_MB':>9}")
+    print(
+        f"{'size':<7}{'users':>9}{'items':>8}{'interactions':>14}{'import_s':>10}{'rows/s':>10}{'db_MB':>9}"
+    )
     for r in results:
         imp = r.get("import") or {}
         seconds = imp.get("seconds", float("nan"))
         rate = r["interactions"] / seconds if imp.get("seconds") else float("nan")
-        print(f"{r['size']:<7}{r['users']:>9}{r['items']:>8}{r['interactions']:>14}"
-              f"{seconds:>10.1f}{rate:>10.0f}{_mib(imp.get('db_bytes', 0)):>9}")  # fmt: skip
+        print(
+            f"{r['size']:<7}{r['users']:>9}{r['items']:>8}{r['interactions']:>14}"
+            f"{seconds:>10.1f}{rate:>10.0f}{_mib(imp.get('db_bytes', 0)):>9}"
+        )
     print()
-    print(f"{'size':<7}{'algorithm':<13}{'load_s':>8}{'epochs':>7}{'s/epoch':>9}{'cpu/ep':>8}{'epochs_s':>9}"
-          f"{'total_s':>9}{'cpu_s':>8}{'refit_s':>9}{'peak_GiB':>9}{'model_MB':>10}{'db_store_s':>11}"
-          f"{'ndcg@10':>9}{'pop':>7}{'load':>6}")  # fmt: skip
+    print(
+        f"{'size':<7}{'algorithm':<13}{'load_s':>8}{'epochs':>7}{'s/epoch':>9}{'cpu/ep':>8}{'epochs_s':>9}"
+        f"{'total_s':>9}{'cpu_s':>8}{'refit_s':>9}{'peak_GiB':>9}{'model_MB':>10}{'db_store_s':>11}"
+        f"{'ndcg@10':>9}{'pop':>7}{'load':>6}"
+    )
     for r in results:
         for algorithm, f in r["fits"].items():
             if "error" in f or "refused" in f:
@@ -313,12 +351,14 @@ def print_tables(results: list[dict]) -> None:
             cpu = f"{f['epoch_cpu_seconds']:.2f}" if f.get("epoch_cpu_seconds") and f["epochs"] else "-"
             epochs = str(f["epochs"]) if f["epochs"] else "-"
             through = f"{f['epochs_seconds']:.1f}" if f.get("epochs_seconds") else "-"
-            print(f"{r['size']:<7}{algorithm:<13}{f['load_seconds']:>8.1f}{epochs:>7}{per:>9}{cpu:>8}"
-                  f"{through:>9}{f['total_seconds']:>9.1f}{f.get('total_cpu_seconds', 0):>8.1f}"
-                  f"{(f['refit_seconds'] or 0):>9.1f}"
-                  f"{_gib(f['peak_rss']):>9}{_mib(f['model_bytes']):>10}{f['store_seconds']:>11.1f}"
-                  f"{(f['ndcg@10'] or 0):>9.3f}{(f['popularity_ndcg@10'] or 0):>7.3f}"
-                  f"{f.get('load_average', 0):>6.1f}")  # fmt: skip
+            print(
+                f"{r['size']:<7}{algorithm:<13}{f['load_seconds']:>8.1f}{epochs:>7}{per:>9}{cpu:>8}"
+                f"{through:>9}{f['total_seconds']:>9.1f}{f.get('total_cpu_seconds', 0):>8.1f}"
+                f"{(f['refit_seconds'] or 0):>9.1f}"
+                f"{_gib(f['peak_rss']):>9}{_mib(f['model_bytes']):>10}{f['store_seconds']:>11.1f}"
+                f"{(f['ndcg@10'] or 0):>9.3f}{(f['popularity_ndcg@10'] or 0):>7.3f}"
+                f"{f.get('load_average', 0):>6.1f}"
+            )
     print(flush=True)
 
 

@@ -65,10 +65,19 @@ class Gunicorn:
 
     def start(self) -> Gunicorn:
         argv = [
-            sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-            "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--chdir", str(ROOT),
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(ROOT / "gunicorn.conf.py"),
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--chdir",
+            str(ROOT),
             "wsgi:app",
-        ]  # fmt: skip
+        ]
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
@@ -153,9 +162,13 @@ class TrainingWorker:
     Own model folder; `kill(signal.SIGKILL)` stops it without any chance to clean up."""
 
     def __init__(
-        self, workdir: Path | str, *, database_url: str, env: dict[str, str] | None = None,
+        self,
+        workdir: Path | str,
+        *,
+        database_url: str,
+        env: dict[str, str] | None = None,
         startup_timeout: float = 60.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "worker.log"
@@ -175,9 +188,13 @@ class TrainingWorker:
     def start(self) -> TrainingWorker:
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "airec.cli", "worker"], cwd=ROOT, env=self.env,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "airec.cli", "worker"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + self.startup_timeout
         while "airec worker ready" not in self.log_path.read_text(errors="replace"):
             if self.process.poll() is not None or time.monotonic() > deadline:

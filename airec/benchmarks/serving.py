@@ -61,17 +61,18 @@ def dataset_records() -> tuple[list[dict], list[list[str]]]:
     X, rng = ds.X, random.Random(0)
     records, queries = [], []
     for row in range(X.shape[0]):
-        items = [ds.items[j] for j in X.indices[X.indptr[row]:X.indptr[row + 1]]]
+        items = [ds.items[j] for j in X.indices[X.indptr[row] : X.indptr[row + 1]]]
         user = str(ds.units[row])
-        records += [{"user": user, "items": items[s:s + 1000]} for s in range(0, len(items), 1000)]
+        records += [{"user": user, "items": items[s : s + 1000]} for s in range(0, len(items), 1000)]
         if len(items) >= 10:
             queries.append(rng.sample(items, 10))
     return records, queries
 
 
 def _call(server: Gunicorn, key: str, method: str, path: str, **kwargs) -> dict:
-    answer = requests.request(method, server.url + path, headers={"Authorization": f"Bearer {key}"},
-                              timeout=600, **kwargs)  # fmt: skip
+    answer = requests.request(
+        method, server.url + path, headers={"Authorization": f"Bearer {key}"}, timeout=600, **kwargs
+    )
     if answer.status_code >= 400:
         raise RuntimeError(f"{method} {path}: {answer.status_code} {answer.text[:300]}")
     return answer.json()
@@ -117,8 +118,9 @@ def run(args: argparse.Namespace, log) -> dict:
 
         log("catalogue sizes:")
         with tempfile.TemporaryDirectory(prefix="airec-bench-catalogue-") as tmp:
-            results["catalogues"] = [measure(n, seconds=args.seconds, workdir=Path(tmp), log=log)
-                                     for n in args.catalogues]  # fmt: skip
+            results["catalogues"] = [
+                measure(n, seconds=args.seconds, workdir=Path(tmp), log=log) for n in args.catalogues
+            ]
     return results
 
 
@@ -128,19 +130,32 @@ def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
         database_url = f"sqlite:///{tmp}/airec.db"
         keys = make_keys(database_url)
         bodies = write_bodies(Path(tmp) / "bodies.txt", queries)
-        with Gunicorn(tmp, workers=args.workers, database_url=database_url, env={"AIREC_AUTH": "on"},
-                      startup_timeout=300) as server, trivial_server() as ceiling_url:  # fmt: skip
+        with (
+            Gunicorn(
+                tmp,
+                workers=args.workers,
+                database_url=database_url,
+                env={"AIREC_AUTH": "on"},
+                startup_timeout=300,
+            ) as server,
+            trivial_server() as ceiling_url,
+        ):
             started = time.perf_counter()
             for s in range(0, len(records), 1000):
-                batch = {"records": records[s:s + 1000]}
+                batch = {"records": records[s : s + 1000]}
                 _call(server, keys["ingest"], "POST", "/api/v1/interactions", json=batch)
             log(f"posted {len(records)} records in {time.perf_counter() - started:.1f} s")
             run_ = _train(server, keys["admin"])
             results["model"] = run_["model_version"]
             log(f"trained {run_['model_version']} in {run_['duration_seconds']:.0f} s")
             time.sleep(3)  # every worker follows the pointer (AIREC_MODEL_POLL_SECONDS=2)
-            run_wrk(server.url + "/api/v1/recommendations", seconds=2, key=keys["read"], method="POST",
-                    bodies=bodies)  # fmt: skip  (warm-up)
+            run_wrk(
+                server.url + "/api/v1/recommendations",
+                seconds=2,
+                key=keys["read"],
+                method="POST",
+                bodies=bodies,
+            )  # warm-up
             for r in range(args.rounds):
                 results["rounds"].append(one_round(server, keys, bodies, args.seconds, ceiling_url))
                 log(f"round {r + 1}/{args.rounds} done")
@@ -150,8 +165,14 @@ def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
 def _while_training(server: Gunicorn, keys: dict, bodies: Path, seconds: float) -> dict:
     run_ = _call(server, keys["admin"], "POST", "/api/v1/training", json={})["run"]
     time.sleep(1.0)
-    load = run_wrk(server.url + "/api/v1/recommendations", seconds=seconds, key=keys["read"], method="POST",
-                   bodies=bodies, pids=server.worker_pids())  # fmt: skip
+    load = run_wrk(
+        server.url + "/api/v1/recommendations",
+        seconds=seconds,
+        key=keys["read"],
+        method="POST",
+        bodies=bodies,
+        pids=server.worker_pids(),
+    )
     status = _call(server, keys["admin"], "GET", f"/api/v1/training/runs/{run_['id']}")["run"]["status"]
     _train_wait(server, keys["admin"], run_["id"])
     return {"load": load, "still_running": status == "running"}
@@ -195,19 +216,25 @@ def format_table(results: dict, args: argparse.Namespace) -> str:
         )
     busy = results["training"]["load"]
     ratio = busy.rps / statistics.median(health)
-    lines.append(f"{'POST recommendations while training':<36}{busy.rps:>9.0f}{ratio:>10.2f}{busy.p50:>8.2f}"
-                 f"{busy.p99:>8.2f}{busy.cpu_us or float('nan'):>11.0f}{busy.errors:>8}")  # fmt: skip
+    lines.append(
+        f"{'POST recommendations while training':<36}{busy.rps:>9.0f}{ratio:>10.2f}{busy.p50:>8.2f}"
+        f"{busy.p99:>8.2f}{busy.cpu_us or float('nan'):>11.0f}{busy.errors:>8}"
+    )
     if not results["training"]["still_running"]:
         lines.append("note: the training run ended before that phase did; its tail ran idle")
     half = [r["POST recommendations at half rate"].rps / r[RECOMMEND].rps for r in rounds]
-    lines.append(f"half-rate row: {statistics.median(half):.2f} of the saturated rate "
-                 "(wrk -c8, each connection pausing between requests)")
+    lines.append(
+        f"half-rate row: {statistics.median(half):.2f} of the saturated rate "
+        "(wrk -c8, each connection pausing between requests)"
+    )
     if "catalogues" in results:
         from airec.benchmarks.catalogue import format_rows
 
-        lines += ["", "recommendations across catalogue sizes (wrk -t1 -c2, 10 items in, k=10; "
-                  "RSS after the load):",
-                  format_rows(results["catalogues"])]
+        lines += [
+            "",
+            "recommendations across catalogue sizes (wrk -t1 -c2, 10 items in, k=10; RSS after the load):",
+            format_rows(results["catalogues"]),
+        ]
     return "\n".join(lines)
 
 
@@ -216,8 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration per row")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every row (medians are reported)")
-    parser.add_argument("--catalogues", default="1000,10000,50000,100000",
-                        help="catalogue sizes for the latency table, or 'none'")  # fmt: skip
+    parser.add_argument(
+        "--catalogues",
+        default="1000,10000,50000,100000",
+        help="catalogue sizes for the latency table, or 'none'",
+    )
     parser.add_argument("--catalogues-only", action="store_true", help="only the catalogue-size table")
     args = parser.parse_args(argv)
     args.catalogues = [] if args.catalogues == "none" else [int(n) for n in args.catalogues.split(",")]

@@ -105,10 +105,24 @@ def run_wrk(
     """wrk -t{threads} -c{connections} -d{seconds} against url; CPU of `pids` per request."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(LUA)
-    env = {**os.environ, "WRK_KEY": key or "", "WRK_METHOD": method, "WRK_BODIES": str(bodies or ""),
-           "WRK_DELAY_MS": f"{delay_ms:.3f}"}  # fmt: skip
-    argv = [wrk_path(), f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-            "--timeout", "10s", "-s", script.name, url]  # fmt: skip
+    env = {
+        **os.environ,
+        "WRK_KEY": key or "",
+        "WRK_METHOD": method,
+        "WRK_BODIES": str(bodies or ""),
+        "WRK_DELAY_MS": f"{delay_ms:.3f}",
+    }
+    argv = [
+        wrk_path(),
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        script.name,
+        url,
+    ]
     before = cpu_ticks(pids)
     try:
         out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 60).stdout
@@ -118,7 +132,7 @@ def run_wrk(
     line = next((s for s in out.splitlines() if s.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary:\n{out}")
-    data = json.loads(line[len("WRKJSON "):])
+    data = json.loads(line[len("WRKJSON ") :])
     ok = data["requests"] - data["non2xx"]
     cpu = (after - before) * 1e6 / os.sysconf("SC_CLK_TCK") / ok if pids and ok else None
     return Load(

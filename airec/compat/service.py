@@ -1,4 +1,5 @@
 """The original system's answers, built from the same services as /api/v1."""
+
 from __future__ import annotations
 
 from airec.stats.service import item_popularity

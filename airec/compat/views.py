@@ -4,6 +4,7 @@ Function routes (no /api/v1 prefix), documented in the OpenAPI spec; bodies are 
 the Content-Type, as the old clients did not always send one. Errors are the same JSON objects as
 everywhere else.
 """
+
 from __future__ import annotations
 
 from typing import Any

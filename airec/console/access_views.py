@@ -47,8 +47,11 @@ def gate():
         return redirect(url_for("console.login", next=target), 303)
     role = required(request.endpoint, current_app.config["AIREC"])
     if not g.viewer.may(role):
-        flask_abort(403, description=f"This needs a key with the {role!r} role; you signed in with a "
-                                     f"{g.viewer.role!r} key.")  # fmt: skip
+        flask_abort(
+            403,
+            description=f"This needs a key with the {role!r} role; you signed in with a "
+            f"{g.viewer.role!r} key.",
+        )
     return None
 
 
@@ -77,15 +80,22 @@ def page_context() -> dict:
 
 
 ERROR_TITLES = {
-    400: "Bad request", 401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Conflict",
-    422: "Cannot do that", 500: "Server error", 503: "Unavailable",
-}  # fmt: skip
+    400: "Bad request",
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict",
+    422: "Cannot do that",
+    500: "Server error",
+    503: "Unavailable",
+}
 
 
 def error_page(code: int, message: str):
     title = ERROR_TITLES.get(code, "Error")
-    return render_template("console/error.html", code=code, title=title, message=message,
-                           link=g.get("error_link")), code  # fmt: skip
+    return render_template(
+        "console/error.html", code=code, title=title, message=message, link=g.get("error_link")
+    ), code
 
 
 @bp.errorhandler(HTTPException)
@@ -93,8 +103,9 @@ def http_error(exc: HTTPException):
     if exc.code is None or exc.code < 400:
         return exc
     if isinstance(exc, CSRFError):
-        return error_page(400, "This form's security token is missing or no longer valid. "
-                               "Reload the page and try again.")  # fmt: skip
+        return error_page(
+            400, "This form's security token is missing or no longer valid. Reload the page and try again."
+        )
     return error_page(exc.code, exc.description or exc.name)
 
 
@@ -146,9 +157,14 @@ def logout():
 
 def _keys_page(status: int = 200, **extra):
     rows = [auth_service.describe(row) for row in auth_service.list_keys()]
-    return render_template("console/keys.html", keys=rows, roles=auth_service.ROLES,
-                           may_create=may("console.create_key"), may_revoke=may("console.revoke_key"),
-                           **{"error": None, "form": {}, **extra}), status  # fmt: skip
+    return render_template(
+        "console/keys.html",
+        keys=rows,
+        roles=auth_service.ROLES,
+        may_create=may("console.create_key"),
+        may_revoke=may("console.revoke_key"),
+        **{"error": None, "form": {}, **extra},
+    ), status
 
 
 @bp.get("/keys")

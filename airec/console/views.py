@@ -137,9 +137,11 @@ def _confirm_or_act(version: str, action: str):
     try:
         if action == "activate":
             result = versions_service.activate(version)
-            flash(f"Model {version} is active now (was {result['previous'] or 'none'}) and pinned: "
-                  "every worker serves it within seconds, and training runs keep it until you unpin "
-                  "it.")  # fmt: skip
+            flash(
+                f"Model {version} is active now (was {result['previous'] or 'none'}) and pinned: "
+                "every worker serves it within seconds, and training runs keep it until you unpin "
+                "it."
+            )
         else:
             versions_service.archive(version)
             flash(f"Model {version} is archived: its files are deleted; it stays listed.")
@@ -178,8 +180,11 @@ def _run_panel(run: TrainingRun) -> dict:
     x_name = "epoch" if monotonic else "step"  # 'auto' restarts epochs for each candidate
 
     def series(key: str, name: str, css: str) -> Series:
-        points = [((h["epoch"] if monotonic else i + 1), float(h[key])) for i, h in enumerate(history)
-                  if isinstance(h.get(key), (int, float))]  # fmt: skip
+        points = [
+            ((h["epoch"] if monotonic else i + 1), float(h[key]))
+            for i, h in enumerate(history)
+            if isinstance(h.get(key), (int, float))
+        ]
         return Series(name, points, css)
 
     losses = [series("train_loss", "train loss", "s1"), series("val_loss", "validation loss", "s2")]

@@ -1,4 +1,5 @@
 """What POST /api/v1/interactions accepts: one record, or a batch of records."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -129,9 +130,7 @@ class IngestSchema(ma.Schema):
     """Either one record (user, items, timestamp) or a batch: {"records": [record, ...]}."""
 
     user = _user()
-    items = ma.fields.List(
-        Name(), validate=_check_items, metadata={"example": ["beer", "diapers", "chips"]}
-    )
+    items = ma.fields.List(Name(), validate=_check_items, metadata={"example": ["beer", "diapers", "chips"]})
     timestamp = _timestamp()
     records = RecordList(
         ma.fields.Nested(RecordSchema),

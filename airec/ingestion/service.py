@@ -5,6 +5,7 @@ We reject only what cannot be a sensible identifier: non-strings, the empty stri
 than the limit, and strings with control characters (tabs, newlines, NUL, ...) or lone surrogates,
 which break exports, logs and PostgreSQL. Nothing is altered silently.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -235,8 +236,9 @@ def _insert_returning_ids(model: type[Record], rows: list[dict]) -> list[int]:
         return [model.insert(**row).execute() for row in rows]
     db = database.obj
     columns = [model._meta.fields[name] for name in rows[0]] if rows else []
-    head = (f"INSERT INTO {_q(model._meta.table_name)} ({', '.join(_q(f.column_name) for f in columns)}) "
-            "VALUES ")  # fmt: skip
+    head = (
+        f"INSERT INTO {_q(model._meta.table_name)} ({', '.join(_q(f.column_name) for f in columns)}) VALUES "
+    )
     one = "(" + ", ".join([db.param] * len(columns)) + ")"
     tail = f" RETURNING {_q(model._meta.primary_key.column_name)}"
     values = [[field.db_value(row[field.name]) for field in columns] for row in rows]

@@ -1,4 +1,5 @@
 """POST what users did; GET it back in insertion order (the export lives on the same URL)."""
+
 from __future__ import annotations
 
 from flask import current_app, g, request

@@ -4,6 +4,7 @@ Rows of the matrices are *units* (a user's whole history or a lone basket), colu
 A model is fitted on a binary CSR matrix and scores a batch of item sets over the full catalogue.
 Models never know item names: the caller keeps the vocabulary.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

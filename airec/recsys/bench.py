@@ -12,6 +12,7 @@ time budget. The service trains and evaluates the same way: seed s here is AIREC
     python -m airec.recsys.bench --datasets ml-100k --seeds 1
     python -m airec.recsys.bench --file u.data --format movielens --seed-offset 42 --min-support 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,12 @@ def _make(algorithm: str, seed: int, params: dict | None = None):
 
 
 def bench_dataset(
-    name: str, seeds: int, algorithms: Sequence[str], root: Path | None = None,
-    log: Callable[[str], None] | None = None, **options,
+    name: str,
+    seeds: int,
+    algorithms: Sequence[str],
+    root: Path | None = None,
+    log: Callable[[str], None] | None = None,
+    **options,
 ) -> dict:
     """Metrics (mean and per seed) and training seconds of each algorithm on one named dataset."""
     return bench_data(load_dataset(name, root), seeds, algorithms, log=log, **options)
@@ -112,14 +117,24 @@ def bench_data(
                 log(f"  {ds.name} seed {seed} {algorithm}: {numbers}")
     keys = (*columns, "train_s")
     mean = {a: {k: float(np.mean([r[k] for r in rs])) for k in keys} for a, rs in runs.items()}
-    out = {"protocol": protocol, "shape": list(X.shape), "kind": ds.kind, "columns": list(columns),
-           "mean": mean, "runs": runs, "refit": refit}
+    out = {
+        "protocol": protocol,
+        "shape": list(X.shape),
+        "kind": ds.kind,
+        "columns": list(columns),
+        "mean": mean,
+        "runs": runs,
+        "refit": refit,
+    }
     headline = HEADLINE[protocol]
     baselines = [a for a in algorithms if a in BASELINES]
     if "autoencoder" in mean and baselines:
         best = max(baselines, key=lambda a: mean[a][headline])
-        out["ratio"] = {"metric": headline, "best_baseline": best,
-                        "value": mean["autoencoder"][headline] / max(mean[best][headline], 1e-12)}
+        out["ratio"] = {
+            "metric": headline,
+            "best_baseline": best,
+            "value": mean["autoencoder"][headline] / max(mean[best][headline], 1e-12),
+        }
     return out
 
 
@@ -160,9 +175,12 @@ def run_accuracy_bench(
     datasets = list(datasets) if datasets is not None else ([] if files else list(LOADERS))
     algorithms = list(algorithms or ALGORITHMS)
     sources: list[tuple[str, Callable[[], Dataset]]] = [
-        (name, lambda name=name: load_dataset(name, root)) for name in datasets]
-    sources += [(Path(path).name, lambda path=path, fmt=fmt: load_file(path, fmt, min_rating=min_rating))
-                for path, fmt in files]
+        (name, lambda name=name: load_dataset(name, root)) for name in datasets
+    ]
+    sources += [
+        (Path(path).name, lambda path=path, fmt=fmt: load_file(path, fmt, min_rating=min_rating))
+        for path, fmt in files
+    ]
     results: dict = {}
     start = time.perf_counter()
     seed_offset = int(options.get("seed_offset", 0))
@@ -193,24 +211,53 @@ def _names(values: Sequence[str] | None) -> list[str] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="airec bench accuracy", description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=None, help=f"any of: {', '.join(LOADERS)}")
-    parser.add_argument("--file", type=Path, action="append", default=[],
-                        help="bench this file instead (with --format); repeatable")
-    parser.add_argument("--format", choices=list(FILE_FORMATS), default="movielens",
-                        help="format of --file, as for `airec import`")
-    parser.add_argument("--min-rating", type=float, default=MIN_RATING,
-                        help="movielens positives: rating >= this (as `airec import --min-rating`)")
+    parser.add_argument(
+        "--file",
+        type=Path,
+        action="append",
+        default=[],
+        help="bench this file instead (with --format); repeatable",
+    )
+    parser.add_argument(
+        "--format",
+        choices=list(FILE_FORMATS),
+        default="movielens",
+        help="format of --file, as for `airec import`",
+    )
+    parser.add_argument(
+        "--min-rating",
+        type=float,
+        default=MIN_RATING,
+        help="movielens positives: rating >= this (as `airec import --min-rating`)",
+    )
     parser.add_argument("--algorithms", nargs="*", default=None, help=f"any of: {', '.join(ALGORITHMS)}")
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds")
-    parser.add_argument("--seed-offset", type=int, default=0,
-                        help="first seed (seed s matches the service's AIREC_TRAIN_SEED=s)")
-    parser.add_argument("--min-support", type=int, default=MIN_SUPPORT,
-                        help="drop items seen in fewer units (AIREC_TRAIN_MIN_ITEM_SUPPORT)")
-    parser.add_argument("--max-items", type=int, default=MAX_ITEMS,
-                        help="keep at most this many most frequent items, 0 = all (AIREC_TRAIN_MAX_ITEMS)")
-    parser.add_argument("--params", default=None,
-                        help='JSON arguments per algorithm, e.g. \'{"autoencoder": {"epochs": 5}}\'')
-    parser.add_argument("--refit", action="store_true",
-                        help="refit each chosen model on train+validation, then test (AIREC_TRAIN_REFIT)")
+    parser.add_argument(
+        "--seed-offset",
+        type=int,
+        default=0,
+        help="first seed (seed s matches the service's AIREC_TRAIN_SEED=s)",
+    )
+    parser.add_argument(
+        "--min-support",
+        type=int,
+        default=MIN_SUPPORT,
+        help="drop items seen in fewer units (AIREC_TRAIN_MIN_ITEM_SUPPORT)",
+    )
+    parser.add_argument(
+        "--max-items",
+        type=int,
+        default=MAX_ITEMS,
+        help="keep at most this many most frequent items, 0 = all (AIREC_TRAIN_MAX_ITEMS)",
+    )
+    parser.add_argument(
+        "--params", default=None, help='JSON arguments per algorithm, e.g. \'{"autoencoder": {"epochs": 5}}\''
+    )
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help="refit each chosen model on train+validation, then test (AIREC_TRAIN_REFIT)",
+    )
     parser.add_argument("--root", type=Path, default=None, help="datasets folder")
     parser.add_argument("--verbose", action="store_true", help="print every seed's numbers")
     args = parser.parse_args(argv)
@@ -219,10 +266,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if params is not None and not well_formed:
         parser.error("--params must be a JSON object of objects, keyed by algorithm")
     run_accuracy_bench(
-        _names(args.datasets), args.seeds, _names(args.algorithms), root=args.root, verbose=args.verbose,
-        out=lambda s: print(s, flush=True), files=[(path, args.format) for path in args.file],
-        min_rating=args.min_rating, seed_offset=args.seed_offset, min_support=args.min_support,
-        max_items=args.max_items or None, params=params, refit=args.refit,
+        _names(args.datasets),
+        args.seeds,
+        _names(args.algorithms),
+        root=args.root,
+        verbose=args.verbose,
+        out=lambda s: print(s, flush=True),
+        files=[(path, args.format) for path in args.file],
+        min_rating=args.min_rating,
+        seed_offset=args.seed_offset,
+        min_support=args.min_support,
+        max_items=args.max_items or None,
+        params=params,
+        refit=args.refit,
     )
     return 0
 

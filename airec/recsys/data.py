@@ -3,6 +3,7 @@
 Everything here is deterministic given a seed, so that every algorithm of a benchmark run sees
 exactly the same training rows and the same hidden items.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -82,8 +83,8 @@ def split_units(
     if 2 * n_hold >= n_units:
         raise ValueError(f"too few units ({n_units}) to hold out {n_hold} for validation and test")
     val = np.sort(perm[:n_hold])
-    test = np.sort(perm[n_hold:2 * n_hold])
-    train = np.sort(perm[2 * n_hold:])
+    test = np.sort(perm[n_hold : 2 * n_hold])
+    train = np.sort(perm[2 * n_hold :])
     return train, val, test
 
 
@@ -160,10 +161,12 @@ def leave_each_out(
     keep = entries != np.repeat(hidden_entries, lengths)
     shape = (case_unit.size, X.shape[1])
     X_in = sp.csr_matrix(
-        (np.ones(int(keep.sum()), dtype=np.float32), (case_of[keep], X.indices[entries[keep]])), shape=shape)
+        (np.ones(int(keep.sum()), dtype=np.float32), (case_of[keep], X.indices[entries[keep]])), shape=shape
+    )
     X_hid = sp.csr_matrix(
         (np.ones(case_unit.size, dtype=np.float32), (np.arange(case_unit.size), X.indices[hidden_entries])),
-        shape=shape)  # fmt: skip
+        shape=shape,
+    )
     return binarize(X_in), binarize(X_hid)
 
 

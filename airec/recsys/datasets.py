@@ -7,6 +7,7 @@ stores (user "196", item "242" for ml-100k), or a basket's 1-based position in t
 matrix is in the canonical order of `data.canonical_matrix`, which the service uses too. Rating data
 keep ratings >= 4 as positives. A missing folder raises `DatasetMissing` ("skipped" by the benchmark).
 """
+
 from __future__ import annotations
 
 import csv
@@ -43,8 +44,10 @@ class Dataset:
 
     def describe(self) -> str:
         sizes = np.diff(self.X.indptr)
-        return (f"{self.name}: {self.X.shape[0]} units x {self.X.shape[1]} items, {self.X.nnz} interactions, "
-                f"mean {sizes.mean():.1f} items/unit ({self.kind})")
+        return (
+            f"{self.name}: {self.X.shape[0]} units x {self.X.shape[1]} items, {self.X.nnz} interactions, "
+            f"mean {sizes.mean():.1f} items/unit ({self.kind})"
+        )
 
 
 def _file(root: Path | None, folder: str, filename: str) -> Path:
@@ -84,8 +87,7 @@ def read_ratings(path: Path, min_rating: float = MIN_RATING) -> tuple[list[str],
         r = columns.index("rating")
         rows: Iterator[list[str]] = ([f[u], f[i], f[r]] for f in csv.reader(lines, delimiter=delimiter))
     else:
-        rows = (line.split("::") if "::" in line else line.split()
-                for line in ([first] + [x for x in lines]))
+        rows = (line.split("::") if "::" in line else line.split() for line in ([first] + [x for x in lines]))
     for row in rows:
         if float(row[2]) >= min_rating:
             users.append(row[0])

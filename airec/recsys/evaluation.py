@@ -8,6 +8,7 @@ Either way, validation and test units are disjoint from the training units and f
 Models pick hyper-parameters on the validation pair with `selection_metric`: NDCG@10 when each unit
 hides one item (leave-one-out), NDCG@100 otherwise, matching what the benchmark reports.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -84,7 +85,8 @@ def make_split(
     if protocol not in ("strong", "loo"):
         raise ValueError(f"unknown protocol {protocol!r} (expected 'strong', 'loo' or 'auto')")
     train, val, test = split_units(
-        X.shape[0], holdout_fraction=holdout_fraction, max_holdout=max_holdout, seed=seed)
+        X.shape[0], holdout_fraction=holdout_fraction, max_holdout=max_holdout, seed=seed
+    )
 
     def hide(rows: np.ndarray, sub_seed: int) -> Pair:
         if protocol == "loo":

@@ -6,6 +6,7 @@ fold-in items; this module holds everything about that protocol that needs no se
 benchmark's test units for the same seed), the baselines with their best hyper-parameters picked on the
 held-out units themselves (an oracle, so a bar set high), and metrics of ranked answers.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -58,7 +59,7 @@ def last_items(X: sp.csr_matrix, n: int) -> sp.csr_matrix:
     for row in range(X.shape[0]):
         start, end = X.indptr[row], X.indptr[row + 1]
         if end - start > n:
-            X.data[start:end - n] = 0
+            X.data[start : end - n] = 0
     X.eliminate_zeros()
     return X
 
@@ -121,8 +122,9 @@ def received_scorer(model, holdout: Holdout) -> Callable[[sp.csr_matrix, int], n
     return scores
 
 
-def baselines(holdout: Holdout, ks: Sequence[int] = DEFAULT_KS,
-              log: Callable[[str], None] | None = None) -> dict[str, dict]:
+def baselines(
+    holdout: Holdout, ks: Sequence[int] = DEFAULT_KS, log: Callable[[str], None] | None = None
+) -> dict[str, dict]:
     """EASE and item-kNN at their best hyper-parameter on the held-out units, and popularity, all fitted
     on exactly the received units: {"ease": {"metrics", "param"}, "itemknn": ..., "popularity": ...}."""
     X = holdout.X_received[:, holdout.received_items]

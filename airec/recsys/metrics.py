@@ -4,6 +4,7 @@ Input items are masked to -inf first, so a model is never credited (or blamed) f
 what the unit already has. Definitions follow Liang et al. 2018 (VAE-CF): Recall@k divides hits by
 min(k, |hidden|) so that a perfect ranking scores 1; NDCG@k uses binary relevance.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -28,8 +29,11 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, n_items)
     if k <= 0:
         return np.zeros((scores.shape[0], 0), dtype=np.int64)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n_items else np.tile(
-        np.arange(n_items), (scores.shape[0], 1))
+    part = (
+        np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        if k < n_items
+        else np.tile(np.arange(n_items), (scores.shape[0], 1))
+    )
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)
@@ -81,9 +85,7 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else 0.0
 
 
-def recall_at_k(
-    scores: np.ndarray, X_input: sp.csr_matrix | None, X_hidden: sp.csr_matrix, k: int
-) -> float:
+def recall_at_k(scores: np.ndarray, X_input: sp.csr_matrix | None, X_hidden: sp.csr_matrix, k: int) -> float:
     """Mean over rows with hidden items of hits@k / min(k, |hidden|)."""
     return _mean(per_row_metrics(scores, X_input, X_hidden, [k])[f"recall@{k}"])
 

@@ -67,9 +67,7 @@ def delete_now(version: str) -> None:
 def has(version: str) -> bool:
     """True when the database holds a complete copy (its manifest is among the files)."""
     return (
-        ModelFile.select()
-        .where((ModelFile.version == version) & (ModelFile.name == store.MANIFEST))
-        .exists()
+        ModelFile.select().where((ModelFile.version == version) & (ModelFile.name == store.MANIFEST)).exists()
     )
 
 
@@ -138,9 +136,7 @@ def _fetch_file(meta: ModelFile, path: Path) -> None:
 def _same_files(folder: Path, files: list[ModelFile]) -> bool:
     """Whether a local folder holds exactly the stored files (a copy another process completed)."""
     try:
-        return all(
-            (folder / f.name).is_file() and store._sha256(folder / f.name) == f.sha256 for f in files
-        )
+        return all((folder / f.name).is_file() and store._sha256(folder / f.name) == f.sha256 for f in files)
     except OSError:
         return False
 

@@ -88,7 +88,6 @@ class RecommendationQuerySchema(KWithinLimit, ItemsWithinLimit, ma.Schema):
         },
     )
 
-
     def load(self, data, *, many=None, partial=None, unknown=None):
         """A plain, valid query is checked in one pass with exactly the fields' rules (the fields'
         machinery cost more than scoring a small catalogue); anything else goes through marshmallow,
@@ -104,8 +103,10 @@ _QUERY_KEYS = frozenset({"items", "k", "exclude", "explain"})
 
 
 def _plain_names(value: Any, most: int) -> bool:
-    return type(value) is list and len(value) <= most and all(
-        type(name) is str and 0 < len(name) <= 256 for name in value
+    return (
+        type(value) is list
+        and len(value) <= most
+        and all(type(name) is str and 0 < len(name) <= 256 for name in value)
     )
 
 

@@ -65,8 +65,12 @@ class ServedModel:
             if not self.database_store or not dbstore.has(version):
                 raise
             if (self.models_dir / version).exists():
-                log.warning("local copy of model %s refused (%s); fetching it again from the database",
-                            version, exc, extra={"version": version})  # fmt: skip
+                log.warning(
+                    "local copy of model %s refused (%s); fetching it again from the database",
+                    version,
+                    exc,
+                    extra={"version": version},
+                )
         dbstore.fetch(self.models_dir, version)
         return ActiveModel.from_folder(self.models_dir / version)
 
@@ -132,9 +136,11 @@ class ServedModel:
         """Move the pointer off a refused version, onto the one still served, so that every worker
         and the version API agree on what is active (only if nobody moved it meanwhile)."""
         moved = atomic_write(
-            lambda: State.update(value=good, updated_at=utcnow())
-            .where((State.key == leases.ACTIVE_MODEL_KEY) & (State.value == refused))
-            .execute()
+            lambda: (
+                State.update(value=good, updated_at=utcnow())
+                .where((State.key == leases.ACTIVE_MODEL_KEY) & (State.value == refused))
+                .execute()
+            )
         )
         if moved:
             log.error("active model pointer moved back from %s to %s", refused, good, extra={"version": good})
@@ -169,8 +175,11 @@ class ServedModel:
                     with database.connection_context():
                         self.sync()
                 except (peewee.OperationalError, peewee.InterfaceError) as exc:
-                    log.warning("model pointer poll: database unavailable (%s); still serving %s", exc,
-                                self.active.version if self.active else "no model")  # fmt: skip
+                    log.warning(
+                        "model pointer poll: database unavailable (%s); still serving %s",
+                        exc,
+                        self.active.version if self.active else "no model",
+                    )
                 except Exception:  # keep polling whatever happens; a dead poller would freeze the version
                     log.exception("model pointer poll failed")
 

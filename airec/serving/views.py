@@ -57,9 +57,11 @@ class UserRecommendations(MethodView):
         popular items are proposed (`fallback: popularity`).
         """
         try:
-            return as_json(service.recommend_for_user(
-                user=user, max_history=current_app.config["AIREC"].max_history, **query
-            ))
+            return as_json(
+                service.recommend_for_user(
+                    user=user, max_history=current_app.config["AIREC"].max_history, **query
+                )
+            )
         except service.UnknownUser:
             abort(404, message=f"No user {user!r}: record interactions for them first.")
 

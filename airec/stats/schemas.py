@@ -1,4 +1,5 @@
 """Shapes of the read-only statistics and export endpoints."""
+
 from __future__ import annotations
 
 import marshmallow as ma

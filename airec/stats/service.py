@@ -1,4 +1,5 @@
 """Read-only views of the data: counts, item popularity, and an insertion-ordered export."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Counts and item popularity. The interaction export shares its URL with ingestion (see there)."""
+
 from __future__ import annotations
 
 from flask.views import MethodView

@@ -71,8 +71,9 @@ def load_dataset(
     unit_vocab, unit_codes = np.unique(unit_keys, return_inverse=True)
     item_vocab, item_codes = np.unique(item_keys, return_inverse=True)
     items = item_names(item_vocab)
-    user_names = dict(zip(unit_vocab[unit_vocab > 0].tolist(), names_of(User, unit_vocab[unit_vocab > 0]),
-                          strict=True))
+    user_names = dict(
+        zip(unit_vocab[unit_vocab > 0].tolist(), names_of(User, unit_vocab[unit_vocab > 0]), strict=True)
+    )
     units = [user_names[k] if k > 0 else -k for k in unit_vocab.tolist()]
     if canonical:
         id_of = dict(zip(items, item_vocab.tolist(), strict=True))

@@ -43,5 +43,3 @@ def evaluate_active(*, model: ActiveModel | None, k: int = 10) -> dict:
         "popularity": pick(evaluation.get("popularity") or {}),
         "refit": model.manifest.get("refit"),
     }
-
-

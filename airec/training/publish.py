@@ -57,9 +57,7 @@ def train_and_publish(
     (raises leases.LeaseLost otherwise, and the folder is removed); `should_stop` ends the fit early.
     """
     raw = load_dataset()
-    data = preprocessed(
-        raw, min_support=settings.train_min_item_support, max_items=settings.train_max_items
-    )
+    data = preprocessed(raw, min_support=settings.train_min_item_support, max_items=settings.train_max_items)
     if data.X.shape[0] < 10 or data.X.shape[1] < 2:
         raise TrainingRefused(
             f"not enough data to train: {data.X.shape[0]} units and {data.X.shape[1]} items "
@@ -136,8 +134,10 @@ def activation_refusal(manifest: dict, policy: str) -> str | None:
     the caller's transaction, so the decision and the pointer move are one step."""
     pinned = leases.get_pinned_version()
     if pinned:
-        return (f"registered, not activated: model {pinned} is pinned by an operator "
-                "(POST /api/v1/models/unpin releases it)")  # fmt: skip
+        return (
+            f"registered, not activated: model {pinned} is pinned by an operator "
+            "(POST /api/v1/models/unpin releases it)"
+        )
     if policy != "if-better":
         return None
     active = leases.get_active_version()
@@ -151,8 +151,10 @@ def activation_refusal(manifest: dict, policy: str) -> str | None:
     comparable = old_evaluation.get("protocol") == (manifest.get("evaluation") or {}).get("protocol")
     if new is None or old is None or not comparable or new >= old:
         return None
-    return (f"registered, not activated: held-out {metric} {new:.4f} is worse than the active model "
-            f"{active}'s {old:.4f} (AIREC_ACTIVATE=if-better; activate it by hand to use it)")  # fmt: skip
+    return (
+        f"registered, not activated: held-out {metric} {new:.4f} is worse than the active model "
+        f"{active}'s {old:.4f} (AIREC_ACTIVATE=if-better; activate it by hand to use it)"
+    )
 
 
 def prune_versions(settings: Settings) -> list[str]:

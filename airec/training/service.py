@@ -69,13 +69,15 @@ def reap_stale_runs(settings: Settings) -> int:
     beat = fn.COALESCE(TrainingRun.heartbeat_at, TrainingRun.created_at)
     stale = beat < db_ago(settings.train_lease_seconds)
     return atomic_write(
-        lambda: TrainingRun.update(
-            status="failed",
-            finished_at=utcnow(),
-            error="interrupted: the process running it stopped (restart or crash)",
+        lambda: (
+            TrainingRun.update(
+                status="failed",
+                finished_at=utcnow(),
+                error="interrupted: the process running it stopped (restart or crash)",
+            )
+            .where(in_flight & (stale | TrainingRun.owner.in_(dead or [""])))
+            .execute()
         )
-        .where(in_flight & (stale | TrainingRun.owner.in_(dead or [""])))
-        .execute()
     )
 
 
@@ -202,8 +204,9 @@ def _run_holding_lease(
             while not stop.wait(every):
                 try:
                     if not leases.renew(TRAINING_LEASE, owner, ttl):
-                        log.error("training run %d lost its lease; stopping it", run_id,
-                                  extra={"run_id": run_id})  # fmt: skip
+                        log.error(
+                            "training run %d lost its lease; stopping it", run_id, extra={"run_id": run_id}
+                        )
                         lost.set()
                         return
                     _update(run_id, heartbeat_at=db_now())

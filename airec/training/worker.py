@@ -107,8 +107,10 @@ class Worker:
 
     def run_forever(self) -> None:
         threading.Thread(target=self._keep_alive, name="airec-worker-alive", daemon=True).start()
-        log.info("airec worker ready: waiting for queued training runs (every %ss)",
-                 self.settings.worker_poll_seconds)  # fmt: skip
+        log.info(
+            "airec worker ready: waiting for queued training runs (every %ss)",
+            self.settings.worker_poll_seconds,
+        )
         while not self._stop.is_set():
             try:
                 if self.step() is not None:
@@ -132,11 +134,13 @@ class Worker:
 
     def _note_shutdown(self, run_id: int) -> None:
         atomic_write(
-            lambda: TrainingRun.update(
-                error="stopped: its worker was shut down (SIGTERM) during the run; nothing was published"
+            lambda: (
+                TrainingRun.update(
+                    error="stopped: its worker was shut down (SIGTERM) during the run; nothing was published"
+                )
+                .where((TrainingRun.id == run_id) & (TrainingRun.status == "failed"))
+                .execute()
             )
-            .where((TrainingRun.id == run_id) & (TrainingRun.status == "failed"))
-            .execute()
         )
 
     def _keep_alive(self, every: float = 5.0) -> None:

@@ -127,9 +127,7 @@ def get_version(version: str) -> dict[str, Any]:
 
 
 def _set_status(version: str, status: str) -> None:
-    atomic_write(
-        lambda: ModelVersion.update(status=status).where(ModelVersion.version == version).execute()
-    )
+    atomic_write(lambda: ModelVersion.update(status=status).where(ModelVersion.version == version).execute())
 
 
 def activate(version: str) -> dict[str, Any]:

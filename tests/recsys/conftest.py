@@ -1,4 +1,5 @@
 """Shared fixtures for the ML core tests: a synthetic matrix with a planted block structure."""
+
 from __future__ import annotations
 
 import sys

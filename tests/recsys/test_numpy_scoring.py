@@ -1,4 +1,5 @@
 """Serving scores a request's few rows in numpy; the answer must be torch's, for every network shape."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,8 +48,9 @@ def test_numpy_scores_equal_torch_scores(blocks: sp.csr_matrix, params: dict, tm
         # The full score (with the linear path when on) of a small batch is the numpy one and ranks
         # as torch's does.
         full = m.score(X)
-        np.testing.assert_allclose(full, m.score(sp.vstack([X] * (NUMPY_ROWS // 20 + 1)))[:20],
-                                   rtol=1e-5, atol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(
+            full, m.score(sp.vstack([X] * (NUMPY_ROWS // 20 + 1)))[:20], rtol=1e-5, atol=1e-5
+        )
         for r in range(1, X.shape[0]):
             assert list(np.argsort(-in_numpy[r])[:10]) == list(np.argsort(-in_torch[r])[:10])
 

@@ -1,4 +1,5 @@
 """Every algorithm against the same planted-structure checks (in the style of `implicit`'s tests)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -78,7 +79,7 @@ class RecommenderTestMixin:
         for m in (model, load_model(tmp_path)):
             rows = m.score(X)
             for r in range(X.shape[0]):
-                items = X.indices[X.indptr[r]:X.indptr[r + 1]].tolist()
+                items = X.indices[X.indptr[r] : X.indptr[r + 1]].tolist()
                 one = m.score_items(items[::-1])  # any order: it is a set
                 assert one.shape == (X.shape[1],) and one.dtype == np.float32
                 np.testing.assert_allclose(one, rows[r], rtol=1e-4, atol=1e-5)
@@ -89,8 +90,9 @@ class RecommenderTestMixin:
         model, split, _ = fitted
         again = self.make_model()
         again.fit(split.train, validation=split.validation)
-        np.testing.assert_allclose(again.score(split.test[0]), model.score(split.test[0]), rtol=1e-5,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            again.score(split.test[0]), model.score(split.test[0]), rtol=1e-5, atol=1e-6
+        )
 
     def test_registered(self) -> None:
         model = self.make_model()
@@ -103,8 +105,9 @@ class RecommenderTestMixin:
         copy = model.refit_copy()
         assert type(copy) is type(model) and copy is not model
         copy.fit(split.train)
-        np.testing.assert_allclose(copy.score(split.test[0]), model.score(split.test[0]), rtol=1e-4,
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            copy.score(split.test[0]), model.score(split.test[0]), rtol=1e-4, atol=1e-5
+        )
 
 
 class TestPopularity(RecommenderTestMixin):
@@ -201,7 +204,8 @@ class TestAutoEncoder(RecommenderTestMixin):
         split = make_split(blocks, "strong", seed=0)
         seen: list[dict] = []
         AutoEncoder(hidden=16, latent=8, epochs=3, patience=5, seed=0).fit(
-            split.train, validation=split.validation, progress=seen.append)
+            split.train, validation=split.validation, progress=seen.append
+        )
         assert [e["epoch"] for e in seen] == [1, 2, 3]
         assert {"epoch", "max_epochs", "train_loss", "val_loss", "val_ndcg"} <= set(seen[0])
 
@@ -216,17 +220,18 @@ class TestAutoEncoderAlone(RecommenderTestMixin):
     """The network without the linear path must learn the blocks on its own."""
 
     def make_model(self):
-        return AutoEncoder(hidden=32, latent=16, epochs=15, patience=15, batch_size=16, lr=3e-3,
-                           linear_path=False, seed=2)
-
+        return AutoEncoder(
+            hidden=32, latent=16, epochs=15, patience=15, batch_size=16, lr=3e-3, linear_path=False, seed=2
+        )
 
 
 class TestAutoEncoderMembers(RecommenderTestMixin):
     """An ensemble of one-layer nets packed side by side, network only."""
 
     def make_model(self):
-        return AutoEncoder(latent=8, members=3, epochs=15, patience=15, batch_size=16, lr=3e-3,
-                           linear_path=False, seed=4)
+        return AutoEncoder(
+            latent=8, members=3, epochs=15, patience=15, batch_size=16, lr=3e-3, linear_path=False, seed=4
+        )
 
     def test_score_is_the_mean_of_the_members(self, fitted) -> None:
         model, split, _ = fitted
@@ -239,6 +244,7 @@ class TestAutoEncoderMembers(RecommenderTestMixin):
         with pytest.raises(ValueError, match="members"):
             AutoEncoder(hidden=16, members=2).fit(sp.csr_matrix(np.eye(4, dtype=np.float32)))
 
+
 def test_warm_start_keeps_known_items(blocks: sp.csr_matrix) -> None:
     old = AutoEncoder(hidden=16, latent=8, epochs=2, seed=0, linear_path=False)
     old.fit(blocks)
@@ -247,16 +253,20 @@ def test_warm_start_keeps_known_items(blocks: sp.csr_matrix) -> None:
     new = AutoEncoder(hidden=16, latent=8, epochs=2, seed=0, linear_path=False)
     new.warm_start_from(old, mapping)
     known = np.arange(45)
-    np.testing.assert_array_equal(new.net.enc_in.weight[:, known].detach().numpy(),
-                                  old.net.enc_in.weight[:, 5:].detach().numpy())
-    np.testing.assert_array_equal(new.net.dec_out.weight[known].detach().numpy(),
-                                  old.net.dec_out.weight[5:].detach().numpy())
-    np.testing.assert_array_equal(new.net.dec_in.weight.detach().numpy(),
-                                  old.net.dec_in.weight.detach().numpy())
+    np.testing.assert_array_equal(
+        new.net.enc_in.weight[:, known].detach().numpy(), old.net.enc_in.weight[:, 5:].detach().numpy()
+    )
+    np.testing.assert_array_equal(
+        new.net.dec_out.weight[known].detach().numpy(), old.net.dec_out.weight[5:].detach().numpy()
+    )
+    np.testing.assert_array_equal(
+        new.net.dec_in.weight.detach().numpy(), old.net.dec_in.weight.detach().numpy()
+    )
     fresh = new.net.dec_out.weight[45:].detach().numpy()
     assert fresh.shape == (3, 16) and np.abs(fresh).sum() > 0
-    assert not any(np.allclose(fresh[i], old.net.dec_out.weight.detach().numpy()[j])
-                   for i in range(3) for j in range(50))
+    assert not any(
+        np.allclose(fresh[i], old.net.dec_out.weight.detach().numpy()[j]) for i in range(3) for j in range(50)
+    )
     # fit() continues from the warm weights rather than starting over
     X_new = sp.csr_matrix(blocks[:, 5:])
     X_new = sp.hstack([X_new, sp.csr_matrix((X_new.shape[0], 3))]).tocsr()
@@ -275,8 +285,17 @@ class TestVariationalAutoEncoder(RecommenderTestMixin):
     """Mult-VAE: two hidden layers, KL annealing."""
 
     def make_model(self):
-        return AutoEncoder(hidden=32, latent=16, variational=True, beta=0.2, anneal_epochs=3, epochs=12,
-                           patience=4, batch_size=32, seed=3)
+        return AutoEncoder(
+            hidden=32,
+            latent=16,
+            variational=True,
+            beta=0.2,
+            anneal_epochs=3,
+            epochs=12,
+            patience=4,
+            batch_size=32,
+            seed=3,
+        )
 
 
 @pytest.mark.parametrize("param", ["epochs", "hidden", "latent", "dropout", "lr", "members"])

@@ -1,4 +1,5 @@
 """Matrix building and the fixed-seed splits."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Dataset loaders and the benchmark; the real-data tests are slow and skip without the data."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,8 +28,9 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_bench_skips_missing_datasets(tmp_path: Path) -> None:
     lines: list[str] = []
-    res = run_accuracy_bench(["groceries"], seeds=1, algorithms=["popularity"], out=lines.append,
-                             root=tmp_path)
+    res = run_accuracy_bench(
+        ["groceries"], seeds=1, algorithms=["popularity"], out=lines.append, root=tmp_path
+    )
     assert "skipped" in res["groceries"]
     assert "skipped" in lines[0]
 
@@ -38,7 +40,8 @@ def test_bread_basket_parsing(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "BreadBasket_DMS.csv").write_text(
         "Date,Time,Transaction,Item\n01-01-2017,10:00:00,1,Bread\n01-01-2017,10:00:00,1,Bread\n"
-        "01-01-2017,10:00:00,1,Coffee\n01-01-2017,10:01:00,2,NONE\n01-01-2017,10:02:00,3,Tea\n")
+        "01-01-2017,10:00:00,1,Coffee\n01-01-2017,10:01:00,2,NONE\n01-01-2017,10:02:00,3,Tea\n"
+    )
     ds = load_dataset("bread-basket", tmp_path)
     assert ds.kind == "baskets" and ds.X.shape == (2, 3) and ds.X.nnz == 3
 
@@ -47,7 +50,8 @@ def test_groceries_parsing(tmp_path: Path) -> None:
     folder = tmp_path / "groceries"
     folder.mkdir()
     (folder / "groceries.csv").write_text(
-        "whole milk,rolls/buns\ncitrus fruit\nwhole milk,citrus fruit,soda\n")
+        "whole milk,rolls/buns\ncitrus fruit\nwhole milk,citrus fruit,soda\n"
+    )
     ds = load_dataset("groceries", tmp_path)
     assert ds.X.shape == (3, 4) and ds.X.nnz == 6
 
@@ -93,10 +97,28 @@ def test_files_are_keyed_like_airec_import(tmp_path: Path, capsys: pytest.Captur
 def test_bench_a_file_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     rng = np.random.default_rng(0)
     path = tmp_path / "shop.csv"
-    path.write_text("".join(",".join(f"g{b % 3}-{i}" for i in rng.choice(6, 3, replace=False)) + "\n"
-                            for b in range(90)))
-    assert main(["--file", str(path), "--format", "baskets", "--seeds", "1", "--seed-offset", "7",
-                 "--algorithms", "popularity,itemknn", "--min-support", "1"]) == 0
+    path.write_text(
+        "".join(",".join(f"g{b % 3}-{i}" for i in rng.choice(6, 3, replace=False)) + "\n" for b in range(90))
+    )
+    assert (
+        main(
+            [
+                "--file",
+                str(path),
+                "--format",
+                "baskets",
+                "--seeds",
+                "1",
+                "--seed-offset",
+                "7",
+                "--algorithms",
+                "popularity,itemknn",
+                "--min-support",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "shop.csv  (baskets, 90 units x 18 items, protocol=loo)" in out
     assert "itemknn" in out and "mean over seed 7" in out

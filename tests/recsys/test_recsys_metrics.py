@@ -1,4 +1,5 @@
 """Metrics against values computed by hand."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,7 @@ def csr(rows: list[list[int]], n_items: int = 6) -> sp.csr_matrix:
     return sp.csr_matrix(data)
 
 
-SCORES = np.array([[0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
-                   [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]], dtype=np.float32)
+SCORES = np.array([[0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]], dtype=np.float32)
 
 
 def test_top_k_orders_best_first() -> None:

@@ -1,4 +1,5 @@
 """The algorithms by name (name -> class), and `load_model` that reads `model.json` to pick the class."""
+
 from __future__ import annotations
 
 from pathlib import Path

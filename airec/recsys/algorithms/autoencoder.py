@@ -13,6 +13,7 @@ items^2 matrix is needed) and the scores become `logits + alpha * (x @ B)`,
 with alpha chosen on validation (0 = network alone). The network captures shared latent taste, B the
 exact item-to-item co-occurrences; the blend ranks better than either on every benchmark dataset.
 """
+
 from __future__ import annotations
 
 import copy
@@ -80,9 +81,9 @@ class _Net(nn.Module):
             z = self.enc_out(torch.tanh(z))
         kl = torch.zeros(())
         if self.variational:
-            mu, logvar = z[:, : self.width], z[:, self.width:]
+            mu, logvar = z[:, : self.width], z[:, self.width :]
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-            kl = 0.5 * torch.mean(torch.sum(mu ** 2 + logvar.exp() - 1.0 - logvar, dim=1))
+            kl = 0.5 * torch.mean(torch.sum(mu**2 + logvar.exp() - 1.0 - logvar, dim=1))
         else:
             z = torch.tanh(z)
         if self.dec_in is not None:
@@ -107,12 +108,13 @@ def _sparse_input(
     if dropout > 0 and rng is not None:
         kept = rng.random(vals.size) >= dropout
         rows, cols, vals = rows[kept], cols[kept], vals[kept]
-    norms = np.sqrt(np.bincount(rows, weights=vals ** 2, minlength=X.shape[0]))
+    norms = np.sqrt(np.bincount(rows, weights=vals**2, minlength=X.shape[0]))
     vals = vals / np.maximum(norms[rows], 1e-12)
     index = torch.from_numpy(np.vstack([rows, cols]).astype(np.int64))
     # CSR order is already row-major with unique entries, i.e. coalesced.
-    return torch.sparse_coo_tensor(index, torch.from_numpy(vals.astype(np.float32)), X.shape,
-                                   check_invariants=False, is_coalesced=True)
+    return torch.sparse_coo_tensor(
+        index, torch.from_numpy(vals.astype(np.float32)), X.shape, check_invariants=False, is_coalesced=True
+    )
 
 
 def _nll(logits: torch.Tensor, X: sp.csr_matrix) -> torch.Tensor:
@@ -179,11 +181,22 @@ class AutoEncoder(Recommender):
 
     #: (low, high) bounds of each hyper-parameter: a typo must not allocate gigabytes or run for days.
     RANGES = {
-        "hidden": (0, 4096), "latent": (1, 4096), "dropout": (0.0, 0.95), "lr": (1e-6, 1.0),
-        "weight_decay": (0.0, 1.0), "epochs": (1, 10000), "patience": (1, 10000), "max_updates": (1, 10**6),
-        "batch_size": (1, 65536), "beta": (0.0, 100.0), "anneal_epochs": (0, 10000), "members": (1, 16),
-        "threads": (1, 64), "blend": (0.0, 1e6), "linear_lam": (1e-6, 1e9),
-    }  # fmt: skip
+        "hidden": (0, 4096),
+        "latent": (1, 4096),
+        "dropout": (0.0, 0.95),
+        "lr": (1e-6, 1.0),
+        "weight_decay": (0.0, 1.0),
+        "epochs": (1, 10000),
+        "patience": (1, 10000),
+        "max_updates": (1, 10**6),
+        "batch_size": (1, 65536),
+        "beta": (0.0, 100.0),
+        "anneal_epochs": (0, 10000),
+        "members": (1, 16),
+        "threads": (1, 64),
+        "blend": (0.0, 1e6),
+        "linear_lam": (1e-6, 1e9),
+    }
 
     def _check_ranges(self) -> None:
         for name, (low, high) in self.RANGES.items():
@@ -209,7 +222,11 @@ class AutoEncoder(Recommender):
         if old.net is None:
             raise ValueError("the old model is not fitted")
         if (old.hidden, old.latent, old.variational, old.members) != (
-                self.hidden, self.latent, self.variational, self.members):
+            self.hidden,
+            self.latent,
+            self.variational,
+            self.members,
+        ):
             raise ValueError("warm start needs the same hidden/latent sizes, members and variational flag")
         mapping = np.asarray(old_index_for_new, dtype=np.int64)
         net = self._new_net(mapping.size)
@@ -295,9 +312,12 @@ class AutoEncoder(Recommender):
             else:
                 self._fit_alpha(linear, X, rng)
         report.params = self.get_params()
-        report.validation = {"val_ndcg": float(best) if np.isfinite(best) else None,
-                             "best_epoch": self.best_epoch, "alpha": self.alpha,
-                             "seconds": time.perf_counter() - start}
+        report.validation = {
+            "val_ndcg": float(best) if np.isfinite(best) else None,
+            "best_epoch": self.best_epoch,
+            "alpha": self.alpha,
+            "seconds": time.perf_counter() - start,
+        }
         return report
 
     def _fit_linear(self, X: sp.csr_matrix, validation: Pair | None) -> EASE:
@@ -319,7 +339,7 @@ class AutoEncoder(Recommender):
         alphas = np.concatenate([[0.0], np.geomspace(0.1, 1000.0, 21)])
         totals, rows = np.zeros(alphas.size), 0
         for s in range(0, X_in.shape[0], 1024):
-            x_in, x_hid = X_in[s:s + 1024], X_hid[s:s + 1024]
+            x_in, x_hid = X_in[s : s + 1024], X_hid[s : s + 1024]
             deep, lin = self.score(x_in), linear.score(x_in)
             for i, a in enumerate(alphas):
                 values = per_row_metrics(deep + a * lin, x_in, x_hid, [k])[metric]
@@ -358,7 +378,7 @@ class AutoEncoder(Recommender):
         total, values = 0.0, []
         with torch.inference_mode():
             for s in range(0, X_in.shape[0], 1024):
-                x_in, x_hid = X_in[s:s + 1024], X_hid[s:s + 1024]
+                x_in, x_hid = X_in[s : s + 1024], X_hid[s : s + 1024]
                 logits, _ = self.net(_sparse_input(x_in))
                 total += float(_nll(logits, binarize(x_in + x_hid)))
                 values.append(per_row_metrics(logits.numpy(), x_in, x_hid, [k])[metric])
@@ -385,8 +405,8 @@ class AutoEncoder(Recommender):
         out = np.empty((X.shape[0], self.n_items), dtype=np.float32)
         with torch.inference_mode():
             for s in range(0, X.shape[0], 1024):
-                logits, _ = self.net(_sparse_input(X[s:s + 1024]))
-                out[s:s + logits.shape[0]] = logits.numpy()
+                logits, _ = self.net(_sparse_input(X[s : s + 1024]))
+                out[s : s + logits.shape[0]] = logits.numpy()
         self.net.train(was_training)
         return out
 
@@ -468,14 +488,28 @@ class AutoEncoder(Recommender):
 
     def get_params(self) -> dict[str, Any]:
         return {
-            "hidden": self.hidden, "latent": self.latent, "dropout": self.dropout, "lr": self.lr,
-            "weight_decay": self.weight_decay, "epochs": self.epochs, "patience": self.patience,
+            "hidden": self.hidden,
+            "latent": self.latent,
+            "dropout": self.dropout,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "epochs": self.epochs,
+            "patience": self.patience,
             "max_updates": self.max_updates,
-            "batch_size": self.batch_size, "variational": self.variational, "beta": self.beta,
-            "anneal_epochs": self.anneal_epochs, "linear_path": self.linear_path, "max_items": self.max_items,
-            "seed": self.seed, "threads": self.threads, "members": self.members,
-            "blend": self.blend, "linear_lam": self.linear_lam, "chosen_lam": self.chosen_lam,
-            "best_epoch": self.best_epoch, "alpha": self.alpha,
+            "batch_size": self.batch_size,
+            "variational": self.variational,
+            "beta": self.beta,
+            "anneal_epochs": self.anneal_epochs,
+            "linear_path": self.linear_path,
+            "max_items": self.max_items,
+            "seed": self.seed,
+            "threads": self.threads,
+            "members": self.members,
+            "blend": self.blend,
+            "linear_lam": self.linear_lam,
+            "chosen_lam": self.chosen_lam,
+            "best_epoch": self.best_epoch,
+            "alpha": self.alpha,
         }
 
     def peak_bytes(self, shape: DataShape) -> int:

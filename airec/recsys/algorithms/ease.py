@@ -11,6 +11,7 @@ Two exact ways to get there, whichever dense side is smaller:
 
 The dense side is bounded by `max_items`. lambda is chosen on validation by a short hill climb.
 """
+
 from __future__ import annotations
 
 import time
@@ -127,7 +128,7 @@ class EASE(Recommender):
         if dense > self.max_items:
             raise ValueError(
                 f"EASE needs a dense {dense} x {dense} matrix ({n_units} units, {n_items} items), over "
-                f"max_items={self.max_items} (~{dense ** 2 * 8 / 1e9:.1f} GB); raise max_items or use "
+                f"max_items={self.max_items} (~{dense**2 * 8 / 1e9:.1f} GB); raise max_items or use "
                 "another algorithm"
             )
         self.n_items = n_items
@@ -164,9 +165,9 @@ class EASE(Recommender):
             K_inv = spd_inverse(A)
             e = np.empty(X.shape[1], dtype=np.float64)
             for s in range(0, X.shape[1], _DUAL_BLOCK):  # e_j = x_j^T K^-1 x_j, a block of columns at once
-                block = Xc[:, s:s + _DUAL_BLOCK]
+                block = Xc[:, s : s + _DUAL_BLOCK]
                 inner = block.multiply(K_inv @ block.toarray())
-                e[s:s + block.shape[1]] = np.asarray(inner.sum(axis=0)).ravel()
+                e[s : s + block.shape[1]] = np.asarray(inner.sum(axis=0)).ravel()
             self.B = None
             self.K_inv = K_inv.astype(np.float32)
             self.e = e.astype(np.float32)
@@ -252,7 +253,7 @@ class EASE(Recommender):
         if self.K_inv is None:  # rows of B a few at a time: a long set never copies all its rows at once
             out = np.zeros(self.B.shape[1], dtype=np.float32)
             for s in range(0, idx.size, _ROWS_AT_ONCE):
-                out += np.add.reduce(self.B[idx[s:s + _ROWS_AT_ONCE]], axis=0, dtype=np.float32)
+                out += np.add.reduce(self.B[idx[s : s + _ROWS_AT_ONCE]], axis=0, dtype=np.float32)
             return out
         columns = self._train_columns()
         starts, ends = columns.indptr[idx], columns.indptr[idx + 1]
@@ -293,8 +294,11 @@ class EASE(Recommender):
         path = Path(path)
         manifest = read_manifest(path)
         params = manifest["params"]
-        model = cls(lam=params.get("lam"), grid=params.get("grid", DEFAULT_GRID),
-                    max_items=params.get("max_items", 20000))
+        model = cls(
+            lam=params.get("lam"),
+            grid=params.get("grid", DEFAULT_GRID),
+            max_items=params.get("max_items", 20000),
+        )
         model.chosen_lam = params.get("chosen_lam")
         # Memory-mapped, read-only: the workers of a host share one copy of the weights in the page
         # cache (a folder is never written again once complete; a deleted one stays mapped).
@@ -311,8 +315,12 @@ class EASE(Recommender):
         return model
 
     def get_params(self) -> dict[str, Any]:
-        return {"lam": self.lam, "grid": list(self.grid), "max_items": self.max_items,
-                "chosen_lam": self.chosen_lam}
+        return {
+            "lam": self.lam,
+            "grid": list(self.grid),
+            "max_items": self.max_items,
+            "chosen_lam": self.chosen_lam,
+        }
 
     def peak_bytes(self, shape: DataShape) -> int:
         """Primal: the float32 Gram matrix, its factorised copy and the best B kept while searching

@@ -1,4 +1,5 @@
 """Item-based nearest neighbours: cosine item-item similarity, sparsified to each item's top-n."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """Most-popular baseline: every unit gets the same ranking, by how many training units hold an item."""
+
 from __future__ import annotations
 
 import time
