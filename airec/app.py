@@ -21,9 +21,11 @@ from flask import Flask, g, request
 from airec import __version__, scope
 from airec.config import Settings
 from airec.db import SchemaGate, database, init_db
-from airec.errors import document_headers, register_converters, register_error_handlers, register_input_guards
+from airec.errors import register_error_handlers
 from airec.extensions import AirecApi
+from airec.json_provider import register_input_guards
 from airec.logs import configure_logging
+from airec.openapi import document_headers, register_converters
 
 log = logging.getLogger("airec")
 access_log = logging.getLogger("airec.access")

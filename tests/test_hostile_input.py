@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from airec.errors import InvalidJSON, strict_json_loads
+from airec.strict_json import InvalidJSON, strict_json_loads
 
 EMPTY = {"users": 0, "items": 0, "records": 0, "interactions": 0}
 JSON = {"Content-Type": "application/json"}
@@ -195,7 +195,7 @@ def test_unauthenticated_bodies_are_not_parsed(auth_client):
 
 def test_lone_surrogates_are_refused_wherever_they_hide():
     """Strings are checked only when the body has a surrogate escape: every place one can hide counts."""
-    from airec.errors import InvalidJSON, strict_json_loads
+    from airec.strict_json import InvalidJSON, strict_json_loads
 
     for text in ('{"a": "\\ud800"}', '{"\\uDC00": 1}', '[[{"k": ["x", "\\uDBFF"]}]]'):
         with pytest.raises(InvalidJSON, match="surrogate"):
