@@ -134,8 +134,8 @@ def stop_background(app: Flask) -> None:
 def _register_blueprints(app: Flask, api: AirecApi) -> None:
     from airec.compat.views import bp as compat_blp
     from airec.ingestion.views import blp as ingestion_blp
-    from airec.metrics import init_metrics
     from airec.ops.views import blp as ops_blp
+    from airec.prometheus import init_metrics
     from airec.serving.views import blp as serving_blp
     from airec.stats.views import blp as stats_blp
     from airec.training.views import blp as training_blp
@@ -191,7 +191,7 @@ def _register_request_hooks(app: Flask) -> None:
 
 def _access(status: int) -> None:
     """One access log line and the request metrics, per answered request."""
-    from airec.metrics import observe_request
+    from airec.prometheus import observe_request
 
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
     observe_request(status, seconds)

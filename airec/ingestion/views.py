@@ -9,7 +9,7 @@ from flask_smorest import abort
 from airec.extensions import Blueprint
 from airec.ingestion.schemas import INGEST_EXAMPLES, IngestResultSchema, IngestSchema
 from airec.ingestion.service import IngestError, ingest_records
-from airec.metrics import observe_ingest
+from airec.prometheus import observe_ingest
 from airec.stats import service as stats_service
 from airec.stats.schemas import ExportQuerySchema, ExportSchema
 

@@ -18,7 +18,7 @@ from peewee import fn
 from airec import leases, scope
 from airec.config import Settings
 from airec.db import atomic_write, compiled, database, db_ago, db_now, fetch
-from airec.metrics import observe_training
+from airec.prometheus import observe_training
 from airec.tables import TrainingRun, utcnow
 from airec.training import publish
 from airec.training.dataset import last_interaction_id
