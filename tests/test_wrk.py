@@ -20,8 +20,8 @@ def test_wrk_against_the_trivial_endpoint_reports_requests_and_latency():
 
 def test_wrk_sends_the_key_and_the_bodies(tmp_path):
     """Against the real app on gunicorn: a POST with a read key and a JSON body is answered 200."""
+    from airec.benchmarks.load_inputs import make_keys, write_bodies
     from airec.benchmarks.server import Gunicorn
-    from airec.benchmarks.serving import make_keys, write_bodies
 
     url = f"sqlite:///{tmp_path}/w.db"
     keys = make_keys(url)

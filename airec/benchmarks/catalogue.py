@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from airec.benchmarks.load_inputs import make_keys, write_bodies
 from airec.benchmarks.server import Gunicorn
 from airec.benchmarks.wrk import rss_mb, run_wrk
 
@@ -80,8 +81,6 @@ def fit_folder(models_dir: Path, items: int) -> tuple[int, str, float]:
 
 
 def measure(items: int, *, seconds: float, workdir: Path, log) -> CatalogueRow:
-    from airec.benchmarks.serving import make_keys, write_bodies
-
     where = Path(tempfile.mkdtemp(prefix=f"catalogue-{items}-", dir=workdir))
     units, linear, fit_seconds = fit_folder(where / "models", items)
     log(f"  {items} items: fitted in {fit_seconds:.0f} s ({linear})")

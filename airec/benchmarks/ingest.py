@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import requests
 
+from airec.benchmarks.ingest_batches import make_batches
+from airec.benchmarks.load_inputs import make_keys
 from airec.benchmarks.server import Gunicorn
 
 SEED_USERS = 60
@@ -65,17 +67,9 @@ class BenchResult:
 
 
 def _make_keys(database_url: str) -> tuple[str, str]:
-    """Migrate and create one ingest and one admin key, directly in the database."""
-    from airec.auth.service import create_key
-    from airec.db import init_db, migrate
-
-    db = init_db(database_url)
-    with db.connection_context():
-        migrate(db)
-        _, ingest = create_key(name="bench-ingest", role="ingest")
-        _, admin = create_key(name="bench-admin", role="admin")
-    db.close()
-    return ingest, admin
+    """Migrate and create an ingest and an admin key, directly in the database."""
+    keys = make_keys(database_url)
+    return keys["ingest"], keys["admin"]
 
 
 def stored_pairs(database_url: str) -> Counter:
@@ -90,19 +84,6 @@ def stored_pairs(database_url: str) -> Counter:
         ).fetchall()
     db.close()
     return Counter(rows)
-
-
-def make_batches(index: int, batches: int, per_batch: int, items: int, tag: str = "") -> list[list[dict]]:
-    """A client's batches: every record a new user with 3 items of `items` names."""
-    out = []
-    for batch in range(batches):
-        records = []
-        for r in range(per_batch):
-            user = f"bench-{tag}c{index}-b{batch}-r{r}"
-            chosen = [f"item-{(index * 7 + batch * 3 + r * 5 + j * 11) % items}" for j in range(3)]
-            records.append({"user": user, "items": list(dict.fromkeys(chosen))})
-        out.append(records)
-    return out
 
 
 def _client(

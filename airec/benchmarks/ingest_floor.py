@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from airec import scope
-from airec.benchmarks.ingest import make_batches
+from airec.benchmarks.ingest_batches import make_batches
 
 
 def _fresh(path: str):

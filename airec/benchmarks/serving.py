@@ -12,7 +12,6 @@ flight, and (unless --catalogues none) latency across catalogue sizes (airec.ben
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import requests
 
+from airec.benchmarks.load_inputs import make_keys, write_bodies
 from airec.benchmarks.server import Gunicorn
 from airec.benchmarks.wrk import Load, run_wrk, trivial_server, wrk_path
 
@@ -33,24 +33,6 @@ READS = (  # (row name, path, role)
     ("GET /api/v1/models", "/api/v1/models", "admin"),
 )
 RECOMMEND = "POST /api/v1/recommendations"
-
-
-def make_keys(database_url: str) -> dict[str, str]:
-    """Migrate and create one key per role, directly in the database."""
-    from airec.auth.service import create_key
-    from airec.db import init_db, migrate
-
-    db = init_db(database_url)
-    with db.connection_context():
-        migrate(db)
-        keys = {role: create_key(name=f"bench-{role}", role=role)[1] for role in ("ingest", "read", "admin")}
-    db.close()
-    return keys
-
-
-def write_bodies(path: Path, sets: list[list[str]], k: int = 10) -> Path:
-    path.write_text("".join(json.dumps({"items": s, "k": k}) + "\n" for s in sets), encoding="utf-8")
-    return path
 
 
 def dataset_records() -> tuple[list[dict], list[list[str]]]:
