@@ -145,66 +145,80 @@ def run(
         ingest_key, admin_key = _make_keys(url_db)
         server = Gunicorn(where, workers=workers, database_url=url_db, env=SERVER_ENV)
         result = BenchResult(clients=clients)
+        acked: list[tuple[str, str]] = []
         try:
             server.start()
             admin = {"Authorization": f"Bearer {admin_key}"}
-            seed = [
-                {"user": f"seed-{u}", "items": [f"item-{(u * k) % items}" for k in (1, 2, 3, 5)]}
-                for u in range(1, SEED_USERS + 1)
-            ]
-            requests.post(
-                server.url + "/api/v1/interactions",
-                json={"records": seed},
-                timeout=60,
-                headers={"Authorization": f"Bearer {ingest_key}"},
-            ).raise_for_status()
+            seed = _seed(server.url, ingest_key, items)
             run_id = _start_training(server.url, admin) if train else None
-
-            acked: list[tuple[str, str]] = []
-            lock = threading.Lock()
             for round_ in range(rounds):
-                start = threading.Barrier(clients + 1)
-                threads = [
-                    threading.Thread(
-                        target=_client,
-                        args=(
-                            server.url,
-                            ingest_key,
-                            i,
-                            batches,
-                            records,
-                            items,
-                            acked,
-                            result,
-                            lock,
-                            start,
-                            f"r{round_}-",
-                        ),
-                    )
-                    for i in range(clients)
-                ]
-                for thread in threads:
-                    thread.start()
-                start.wait()  # every client has its bodies encoded
-                started = time.perf_counter()
-                before = result.interactions
-                for thread in threads:
-                    thread.join()
-                seconds = time.perf_counter() - started
-                result.seconds += seconds
-                result.round_rates.append((result.interactions - before) / seconds)
+                shape = {"clients": clients, "batches": batches, "records": records, "items": items}
+                _post_round(server.url, ingest_key, f"r{round_}-", acked, result, **shape)
             if run_id is not None:
                 result.training = _training_summary(server.url, admin, run_id)
         finally:
             server.stop()
-
-        stored = stored_pairs(url_db)
-        seeded = {(rec["user"], item) for rec in seed for item in dict.fromkeys(rec["items"])}
-        expected = Counter(acked)
-        result.lost = sum((expected - stored).values())
-        result.duplicated = sum(count - 1 for count in stored.values() if count > 1)
-        result.unexpected = sum(1 for pair in stored if pair not in expected and pair not in seeded)
+        _check_stored(result, stored_pairs(url_db), acked, seed)
         return result
+
+
+def _seed(url: str, ingest_key: str, items: int) -> list[dict]:
+    """SEED_USERS users stored before the clients start, so that a training run has data to fit."""
+    seed = [
+        {"user": f"seed-{u}", "items": [f"item-{(u * k) % items}" for k in (1, 2, 3, 5)]}
+        for u in range(1, SEED_USERS + 1)
+    ]
+    requests.post(
+        url + "/api/v1/interactions",
+        json={"records": seed},
+        timeout=60,
+        headers={"Authorization": f"Bearer {ingest_key}"},
+    ).raise_for_status()
+    return seed
+
+
+def _post_round(
+    url: str,
+    key: str,
+    tag: str,
+    acked: list,
+    result: BenchResult,
+    *,
+    clients: int,
+    batches: int,
+    records: int,
+    items: int,
+) -> None:
+    """One round: `clients` threads post their batches at once; the clock starts when every client has
+    its bodies encoded, and the round's rate joins `result`."""
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+    threads = [
+        threading.Thread(
+            target=_client,
+            args=(url, key, i, batches, records, items, acked, result, lock, start, tag),
+        )
+        for i in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    started = time.perf_counter()
+    before = result.interactions
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    result.seconds += seconds
+    result.round_rates.append((result.interactions - before) / seconds)
+
+
+def _check_stored(result: BenchResult, stored: Counter, acked: list, seed: list[dict]) -> None:
+    """Compare what the database holds with what was acknowledged: lost, duplicated, unexpected."""
+    seeded = {(rec["user"], item) for rec in seed for item in dict.fromkeys(rec["items"])}
+    expected = Counter(acked)
+    result.lost = sum((expected - stored).values())
+    result.duplicated = sum(count - 1 for count in stored.values() if count > 1)
+    result.unexpected = sum(1 for pair in stored if pair not in expected and pair not in seeded)
 
 
 def _start_training(url: str, admin: dict) -> int | None:

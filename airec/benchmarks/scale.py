@@ -128,11 +128,47 @@ def import_into_postgres(csv_path: Path, url: str, batch_size: int) -> dict:
 def fit_one(args: argparse.Namespace) -> dict:
     """In a child process: read the data from the database and fit, write and store one model as a
     training run would; returns timings, peak RSS and sizes."""
-    from airec.config import Settings
-    from airec.db import atomic_write, init_db
-    from airec.serving import dbstore
+    from airec.db import init_db
     from airec.training.dataset import load_dataset, preprocessed
-    from airec.training.fitting import FitJob, TrainingRefused, fit_and_write
+    from airec.training.fitting import TrainingRefused, fit_and_write
+
+    db = init_db(args.database_url)
+    db.connect()
+    started = time.perf_counter()
+    data = preprocessed(load_dataset(), min_support=1, max_items=None)
+    load_seconds = time.perf_counter() - started
+    job = _fit_job(args, data)
+    events: list[tuple[float, dict]] = []
+    fit_started, cpu_started = time.perf_counter(), time.process_time()
+    try:
+        result = fit_and_write(job, progress=lambda e: _record(events, e, fit_started, args.algorithm))
+    except TrainingRefused as exc:
+        return {"refused": str(exc), "load_seconds": load_seconds, "peak_rss": _peak_rss()}
+    total, total_cpu = time.perf_counter() - fit_started, time.process_time() - cpu_started
+    folder = Path(result["folder"])
+    model_bytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    store_seconds = _store_seconds(folder, result["version"])
+    db.close()
+    manifest = result["manifest"]
+    return {
+        "load_seconds": load_seconds,
+        **_epoch_timings(events, fit_started, cpu_started),
+        "total_seconds": total,
+        "total_cpu_seconds": total_cpu,
+        "load_average": os.getloadavg()[0],
+        "refit_seconds": (manifest.get("refit") or {}).get("seconds"),
+        "peak_rss": _peak_rss(),
+        "model_bytes": model_bytes,
+        "store_seconds": store_seconds,
+        "ndcg@10": (manifest.get("evaluation") or {}).get("model", {}).get("ndcg@10"),
+        "popularity_ndcg@10": (manifest.get("evaluation") or {}).get("popularity", {}).get("ndcg@10"),
+    }
+
+
+def _fit_job(args: argparse.Namespace, data):
+    """The FitJob a training run would hand its child, from the command's arguments."""
+    from airec.config import Settings
+    from airec.training.fitting import FitJob
 
     params = {"epochs": args.epochs} if args.epochs and args.algorithm == "autoencoder" else {}
     settings = Settings.from_env(
@@ -144,13 +180,7 @@ def fit_one(args: argparse.Namespace) -> dict:
             "train_refit": not args.no_refit,
         }
     )
-    db = init_db(args.database_url)
-    db.connect()
-    started = time.perf_counter()
-    data = preprocessed(load_dataset(), min_support=1, max_items=None)
-    load_seconds = time.perf_counter() - started
-    events: list[tuple[float, dict]] = []
-    job = FitJob(
+    return FitJob(
         algorithm=args.algorithm,
         params=params,
         settings=settings,
@@ -159,42 +189,35 @@ def fit_one(args: argparse.Namespace) -> dict:
         baskets=False,
         manifest={"data": {"units": int(data.X.shape[0]), "items": int(data.X.shape[1])}},
     )
-    fit_started, cpu_started = time.perf_counter(), time.process_time()
-    try:
-        result = fit_and_write(job, progress=lambda e: _record(events, e, fit_started, args.algorithm))
-    except TrainingRefused as exc:
-        return {"refused": str(exc), "load_seconds": load_seconds, "peak_rss": _peak_rss()}
-    total, total_cpu = time.perf_counter() - fit_started, time.process_time() - cpu_started
-    folder = Path(result["folder"])
-    model_bytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _store_seconds(folder: Path, version: str) -> float:
+    """Seconds to store the model's folder in the database (as AIREC_MODEL_STORE=database does); the
+    stored copy is deleted afterwards."""
+    from airec.db import atomic_write
+    from airec.serving import dbstore
+
     stored = time.perf_counter()
-    atomic_write(lambda: dbstore.put_folder(folder, result["version"]))
-    store_seconds = time.perf_counter() - stored
-    atomic_write(lambda: dbstore.delete(result["version"]))
-    db.close()
+    atomic_write(lambda: dbstore.put_folder(folder, version))
+    seconds = time.perf_counter() - stored
+    atomic_write(lambda: dbstore.delete(version))
+    return seconds
+
+
+def _epoch_timings(events: list[tuple[float, dict]], fit_started: float, cpu_started: float) -> dict:
+    """Wall and CPU seconds of the epochs (not of the refit), from the progress events."""
     fit_times = [t for t, e in events if "epoch" in e and e.get("stage") != "refit" and "train_loss" in e]
     gaps = np.diff([fit_started, *fit_times])
     epoch_seconds = gaps[1:] if len(fit_times) > 1 else gaps  # the first gap includes the split
     fit_cpu = [e["cpu"] for _, e in events if "train_loss" in e and e.get("stage") != "refit"]
     cpu_gaps = np.diff([cpu_started, *fit_cpu])
     epoch_cpu = cpu_gaps[1:] if len(fit_cpu) > 1 else cpu_gaps
-    manifest = result["manifest"]
     return {
-        "load_seconds": load_seconds,
         "epochs": len(fit_times),
         "epochs_seconds": (fit_times[-1] - fit_started) if fit_times else None,  # split + every epoch
         "epoch_seconds": float(np.median(epoch_seconds)) if len(epoch_seconds) else None,
         "epoch_cpu_seconds": float(np.median(epoch_cpu)) if len(epoch_cpu) else None,
         "epochs_cpu_seconds": (fit_cpu[-1] - cpu_started) if fit_cpu else None,
-        "total_seconds": total,
-        "total_cpu_seconds": total_cpu,
-        "load_average": os.getloadavg()[0],
-        "refit_seconds": (manifest.get("refit") or {}).get("seconds"),
-        "peak_rss": _peak_rss(),
-        "model_bytes": model_bytes,
-        "store_seconds": store_seconds,
-        "ndcg@10": (manifest.get("evaluation") or {}).get("model", {}).get("ndcg@10"),
-        "popularity_ndcg@10": (manifest.get("evaluation") or {}).get("popularity", {}).get("ndcg@10"),
     }
 
 
