@@ -78,7 +78,7 @@ def test_a_user_with_more_items_than_a_record_takes_is_sent_as_several_records()
 
     import scipy.sparse as sp
 
-    from airec.benchmarks.quality import records
+    from airec.benchmarks.quality_http import records
     from airec.config import Settings
 
     cap = Settings.max_items_per_record
@@ -96,7 +96,7 @@ def test_peak_memory_counts_a_child_of_a_thread_that_still_runs():
     import sys
     import threading
 
-    from airec.benchmarks.quality import _tree_rss_mb
+    from airec.benchmarks.quality_http import _tree_rss_mb
 
     code = "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); print(1, flush=True); input()"
     started, done = [], threading.Event()
