@@ -102,15 +102,7 @@ def bench_data(
         split = make_split(X, protocol, seed=seed)
         for algorithm in algorithms:
             model = _make(algorithm, seed, (params or {}).get(algorithm))
-            start = time.perf_counter()
-            model.fit(split.train, validation=split.validation)
-            if refit:
-                model = model.refit_copy()
-                model.fit(split.refit_rows)
-            seconds = time.perf_counter() - start
-            result = evaluate(model, *split.test, ks=DEFAULT_KS)
-            row = {c: result[c] for c in columns}
-            row["train_s"] = seconds
+            row, result = _fit_and_test(model, split, columns, refit)
             runs[algorithm].append({**row, "seed": seed, "test": result})
             if log:
                 numbers = " ".join(f"{k}={v:.4f}" for k, v in row.items())
@@ -126,16 +118,38 @@ def bench_data(
         "runs": runs,
         "refit": refit,
     }
-    headline = HEADLINE[protocol]
-    baselines = [a for a in algorithms if a in BASELINES]
-    if "autoencoder" in mean and baselines:
-        best = max(baselines, key=lambda a: mean[a][headline])
-        out["ratio"] = {
-            "metric": headline,
-            "best_baseline": best,
-            "value": mean["autoencoder"][headline] / max(mean[best][headline], 1e-12),
-        }
+    ratio = _ratio_to_best_baseline(mean, HEADLINE[protocol])
+    if ratio is not None:
+        out["ratio"] = ratio
     return out
+
+
+def _fit_and_test(model, split, columns: Sequence[str], refit: bool) -> tuple[dict, dict]:
+    """Fit on the split's training units (choosing on validation), refit on both if asked, test:
+    (the table's columns and train_s, every metric of the test)."""
+    start = time.perf_counter()
+    model.fit(split.train, validation=split.validation)
+    if refit:
+        model = model.refit_copy()
+        model.fit(split.refit_rows)
+    seconds = time.perf_counter() - start
+    result = evaluate(model, *split.test, ks=DEFAULT_KS)
+    row = {c: result[c] for c in columns}
+    row["train_s"] = seconds
+    return row, result
+
+
+def _ratio_to_best_baseline(mean: dict[str, dict], headline: str) -> dict | None:
+    """The autoencoder's headline metric over the best baseline's, when both were benched."""
+    baselines = [a for a in mean if a in BASELINES]
+    if "autoencoder" not in mean or not baselines:
+        return None
+    best = max(baselines, key=lambda a: mean[a][headline])
+    return {
+        "metric": headline,
+        "best_baseline": best,
+        "value": mean["autoencoder"][headline] / max(mean[best][headline], 1e-12),
+    }
 
 
 def format_table(name: str, res: dict) -> str:
@@ -208,7 +222,8 @@ def _names(values: Sequence[str] | None) -> list[str] | None:
     return [name for value in values for name in value.split(",") if name]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """`airec bench accuracy`'s arguments."""
     parser = argparse.ArgumentParser(prog="airec bench accuracy", description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=None, help=f"any of: {', '.join(LOADERS)}")
     parser.add_argument(
@@ -260,6 +275,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--root", type=Path, default=None, help="datasets folder")
     parser.add_argument("--verbose", action="store_true", help="print every seed's numbers")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     params = json.loads(args.params) if args.params else None
     well_formed = isinstance(params, dict) and all(isinstance(v, dict) for v in params.values())
