@@ -130,7 +130,7 @@ def fit_one(args: argparse.Namespace) -> dict:
     training run would; returns timings, peak RSS and sizes."""
     from airec.config import Settings
     from airec.db import atomic_write, init_db
-    from airec.serving import dbstore
+    from airec.modelstore import database as dbstore
     from airec.training.dataset import load_dataset, preprocessed
     from airec.training.fitting import FitJob, TrainingRefused, fit_and_write
 
