@@ -128,6 +128,8 @@ class ServedModel:
             if wanted == current or self.is_refused(wanted):
                 if self.active is None:
                     self._adopt_newest(set_pointer=False)
+                if self.active is not None and wanted != self.active.version:  # pointed at a refused one
+                    self._point_back(wanted, self.active.version)
                 return self.active.version if self.active else None
             try:
                 self.swap(self.load(wanted))

@@ -83,8 +83,8 @@ def describe(row: ModelVersion, active: str | None, pinned: str | None = None) -
     except UnsafeName:  # a row edited by hand: never a path
         on_disk = False
     status = "active" if row.version == active else row.status
-    if status == "active" and row.status == "archived":
-        status = "archived"
+    if status == "active" and row.status in ("archived", "failed"):  # pointed at, but nobody serves it
+        status = row.status
     return {
         "version": row.version,
         "algorithm": row.algorithm,
