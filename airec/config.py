@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from airec.modelstore.base import StoreKind
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -203,7 +205,7 @@ class Settings:
             raise ValueError(
                 "AIREC_TRAINER must be thread (train in the web process) or worker (airec worker)"
             )
-        if self.model_store not in ("files", "database"):
+        if self.model_store not in [kind.value for kind in StoreKind]:
             raise ValueError("AIREC_MODEL_STORE must be files or database")
         if self.worker_poll_seconds <= 0:
             raise ValueError("AIREC_WORKER_POLL_SECONDS must be positive")

@@ -100,6 +100,7 @@ class ModelVersion(BaseModel):
     status = pw.CharField(max_length=16, default="ready")
     created_at = pw.DateTimeField(default=utcnow)
     manifest = JSONField(default=dict)
+    error = pw.TextField(null=True)  # why a `failed` version was refused (checksums, misnamed folder, ...)
 
     class Meta:
         table_name = "model_versions"
@@ -121,7 +122,7 @@ class ModelFile(BaseModel):
 
 
 class ModelFilePart(BaseModel):
-    """A chunk of a stored model file (at most airec.serving.dbstore.PART_BYTES)."""
+    """A chunk of a stored model file (at most airec.modelstore.database.PART_BYTES)."""
 
     version = pw.CharField(max_length=64)
     name = pw.CharField(max_length=255)

@@ -132,18 +132,20 @@ def test_listing_runs_with_nothing_in_flight_writes_nothing(client, statements):
 
 
 def test_a_model_folder_copied_in_by_hand_appears_on_the_next_listing(client, settings_overrides):
-    from airec.serving import store
+    from airec.modelstore import folders
 
     ingest(client, planted(units=160, seed=3)[0])
     trained = train(client, {"algorithm": "popularity"})["model_version"]
     assert [v["version"] for v in client.get(MODELS).get_json()["versions"]] == [trained]
     models_dir = Path(settings_overrides["models_dir"])
-    copied = store.new_version("popularity")
-    shutil.copytree(models_dir / trained, models_dir / copied, ignore=shutil.ignore_patterns(store.MANIFEST))
+    copied = folders.new_version("popularity")
+    shutil.copytree(
+        models_dir / trained, models_dir / copied, ignore=shutil.ignore_patterns(folders.MANIFEST)
+    )
     listed = [v["version"] for v in client.get(MODELS).get_json()["versions"]]
     assert listed == [trained]  # still being copied: no manifest yet
-    manifest = json.loads((models_dir / trained / store.MANIFEST).read_text())
-    (models_dir / copied / store.MANIFEST).write_text(json.dumps({**manifest, "version": copied}))
+    manifest = json.loads((models_dir / trained / folders.MANIFEST).read_text())
+    (models_dir / copied / folders.MANIFEST).write_text(json.dumps({**manifest, "version": copied}))
     listed = {v["version"]: v for v in client.get(MODELS).get_json()["versions"]}
     assert set(listed) == {trained, copied}
     assert listed[copied]["status"] == "ready" and listed[copied]["on_disk"] is True

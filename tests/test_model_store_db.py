@@ -13,7 +13,8 @@ import pytest
 from airec import leases
 from airec.app import create_app
 from airec.db import database
-from airec.serving import dbstore, store
+from airec.modelstore import database as dbstore
+from airec.modelstore import folders
 from airec.serving.served import served_model
 from airec.tables import ModelFile, ModelFilePart, ModelVersion
 from airec.training import publish
@@ -42,14 +43,14 @@ def test_every_file_of_a_published_model_is_in_the_database_with_its_checksum(tr
     with database.connection_context():
         rows = {f.name: f.sha256 for f in ModelFile.select().where(ModelFile.version == trained)}
         assert ModelVersion.get_by_id(trained).status == "ready"
-    assert rows == local and store.MANIFEST in rows
+    assert rows == local and folders.MANIFEST in rows
 
 
 def test_a_host_started_later_fetches_the_active_model(trained, settings_overrides, tmp_path):
     other_dir = tmp_path / "host-b"
     app_b = create_app({**settings_overrides, "models_dir": str(other_dir)})
     assert served_model.active is not None and served_model.active.version == trained
-    assert store.verify(other_dir / trained)["version"] == trained
+    assert folders.verify(other_dir / trained)["version"] == trained
     answer = recommend(app_b.test_client(), ["g0-i0"], k=3)
     assert answer["model_version"] == trained and answer["fallback"] is None
 
@@ -57,7 +58,9 @@ def test_a_host_started_later_fetches_the_active_model(trained, settings_overrid
 def test_a_damaged_local_copy_is_replaced_from_the_database(trained, settings_overrides, tmp_path):
     other_dir = tmp_path / "host-b"
     create_app({**settings_overrides, "models_dir": str(other_dir)})
-    weights = next(p for p in (other_dir / trained).iterdir() if p.name not in (store.MANIFEST, store.ITEMS))
+    weights = next(
+        p for p in (other_dir / trained).iterdir() if p.name not in (folders.MANIFEST, folders.ITEMS)
+    )
     weights.write_bytes(b"not the model")
     with database.connection_context():
         model = served_model.load(trained)
@@ -69,15 +72,15 @@ def test_a_damaged_database_copy_is_refused_and_leaves_no_folder(trained, tmp_pa
     with database.connection_context():
         part = (
             ModelFilePart.select()
-            .where((ModelFilePart.version == trained) & (ModelFilePart.name == store.ITEMS))
+            .where((ModelFilePart.version == trained) & (ModelFilePart.name == folders.ITEMS))
             .get()
         )
         ModelFilePart.update(data=b'["tampered"]').where(
             (ModelFilePart.version == part.version) & (ModelFilePart.name == part.name)
         ).execute()
-        with pytest.raises(store.CorruptModel, match="checksum"):
-            dbstore.fetch(tmp_path / "host-c", trained)
-    assert store.complete_versions(tmp_path / "host-c") == []
+        with pytest.raises(folders.CorruptModel, match="checksum"):
+            dbstore.DatabaseStore(tmp_path / "host-c").fetch(trained)
+    assert folders.complete_versions(tmp_path / "host-c") == []
     assert not list((tmp_path / "host-c").iterdir())
 
 
@@ -109,10 +112,10 @@ def test_a_host_drops_its_copies_of_versions_archived_elsewhere(
     newer = train(client)["model_version"]
     with database.connection_context():
         ModelVersion.update(status="archived").where(ModelVersion.version == trained).execute()
-        dbstore.delete_now(trained)
+        dbstore.delete(trained)
         served_model.configure(other_dir, "database")  # host B (this process shares one served_model) ...
         served_model.sync()  # ... follows the pointer to `newer`, and tidies up
-    assert store.complete_versions(other_dir) == [newer]
+    assert folders.complete_versions(other_dir) == [newer]
 
 
 def test_registration_without_the_lease_stores_no_files(client, settings_overrides):
@@ -131,7 +134,7 @@ def test_registration_without_the_lease_stores_no_files(client, settings_overrid
         )
     with database.connection_context():
         assert ModelFile.select().count() == 0 and ModelVersion.select().count() == 0
-    assert store.complete_versions(settings_overrides["models_dir"]) == []
+    assert folders.complete_versions(settings_overrides["models_dir"]) == []
 
 
 def test_with_the_files_store_nothing_goes_to_the_database(settings_overrides):
@@ -146,10 +149,10 @@ def test_with_the_files_store_nothing_goes_to_the_database(settings_overrides):
 
 def test_activating_a_folder_copied_in_by_hand_puts_it_in_the_database(client, trained, settings_overrides):
     models_dir = Path(settings_overrides["models_dir"])
-    copied = store.new_version("itemknn")
+    copied = folders.new_version("itemknn")
     shutil.copytree(models_dir / trained, models_dir / copied)
-    manifest = json.loads((models_dir / copied / store.MANIFEST).read_text())
-    (models_dir / copied / store.MANIFEST).write_text(json.dumps({**manifest, "version": copied}))
+    manifest = json.loads((models_dir / copied / folders.MANIFEST).read_text())
+    (models_dir / copied / folders.MANIFEST).write_text(json.dumps({**manifest, "version": copied}))
     response = client.post(f"/api/v1/models/{copied}/activate")
     assert response.status_code == 200, response.get_json()
     with database.connection_context():

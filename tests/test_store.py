@@ -13,8 +13,8 @@ import scipy.sparse as sp
 from airec import leases
 from airec.app import create_app
 from airec.db import database
+from airec.modelstore import folders
 from airec.recsys.algorithms import ItemKNN, Popularity
-from airec.serving import store
 from airec.serving.active import ActiveModel
 from airec.serving.served import served_model
 from airec.tables import ModelVersion
@@ -36,8 +36,8 @@ def fitted(kind=Popularity):
 
 
 def write(models_dir: Path, version: str | None = None, model=None) -> Path:
-    version = version or store.new_version("popularity")
-    return store.write_model(
+    version = version or folders.new_version("popularity")
+    return folders.write_model(
         models_dir,
         version=version,
         model=model or fitted(),
@@ -53,22 +53,22 @@ def test_write_model_makes_one_complete_verified_folder(tmp_path):
     names = {p.name for p in folder.iterdir()}
     assert {"manifest.json", "items.json", "popularity.npy"} <= names
     assert not any(n.endswith(".part") for n in names)
-    manifest = store.read_manifest(folder)
+    manifest = folders.read_manifest(folder)
     assert manifest["version"] == folder.name and manifest["note"] == "test"
     assert set(manifest["files"]) == names - {"manifest.json"}
-    assert store.verify(folder) == manifest
-    loaded = store.load_folder(folder)
+    assert folders.verify(folder) == manifest
+    loaded = folders.load_folder(folder)
     assert loaded.items == ITEMS and loaded.version == folder.name
     assert loaded.popularity.tolist() == [3, 3, 2, 1]
 
 
 def test_write_model_replaces_a_leftover_temporary_of_the_same_version(tmp_path):
-    version = store.new_version("popularity")
-    stale = tmp_path / f"{store.TMP_PREFIX}{version}"
+    version = folders.new_version("popularity")
+    stale = tmp_path / f"{folders.TMP_PREFIX}{version}"
     stale.mkdir()
     (stale / "junk.bin").write_bytes(b"x")
     folder = write(tmp_path, version)
-    assert not stale.exists() and "junk.bin" not in store.read_manifest(folder)["files"]
+    assert not stale.exists() and "junk.bin" not in folders.read_manifest(folder)["files"]
 
 
 def test_a_failed_write_leaves_no_complete_version(tmp_path):
@@ -80,38 +80,38 @@ def test_a_failed_write_leaves_no_complete_version(tmp_path):
     good = write(tmp_path).name
     with pytest.raises(OSError):
         write(tmp_path, model=Broken())
-    assert store.complete_versions(tmp_path) == [good]
-    assert store.clean_temporaries(tmp_path) == 1
+    assert folders.complete_versions(tmp_path) == [good]
+    assert folders.clean_temporaries(tmp_path) == 1
     assert [p.name for p in tmp_path.iterdir()] == [good]
 
 
 def test_complete_versions_are_oldest_first_and_skip_incomplete(tmp_path):
     versions = [write(tmp_path).name for _ in range(3)]
-    (tmp_path / store.new_version("ease")).mkdir()  # newer, but no manifest
-    partial = tmp_path / store.new_version("ease")
+    (tmp_path / folders.new_version("ease")).mkdir()  # newer, but no manifest
+    partial = tmp_path / folders.new_version("ease")
     partial.mkdir()
     (partial / "manifest.json.part").write_text("{}")
-    tmp = tmp_path / f"{store.TMP_PREFIX}{store.new_version('ease')}"
+    tmp = tmp_path / f"{folders.TMP_PREFIX}{folders.new_version('ease')}"
     shutil.copytree(tmp_path / versions[0], tmp)
     (tmp_path / "stray-file").write_text("")
-    assert store.complete_versions(tmp_path) == versions == sorted(versions)
-    assert store.complete_versions(tmp_path / "missing") == []
-    store.remove_version(tmp_path, versions[1])
-    assert store.complete_versions(tmp_path) == [versions[0], versions[2]]
+    assert folders.complete_versions(tmp_path) == versions == sorted(versions)
+    assert folders.complete_versions(tmp_path / "missing") == []
+    folders.remove_version(tmp_path, versions[1])
+    assert folders.complete_versions(tmp_path) == [versions[0], versions[2]]
 
 
 def test_new_versions_sort_by_creation_and_are_unique():
-    made = [store.new_version("itemknn") for _ in range(50)]
+    made = [folders.new_version("itemknn") for _ in range(50)]
     assert made == sorted(made) and len(set(made)) == 50
 
 
 def test_clean_temporaries_removes_only_temporaries(tmp_path):
     keep = write(tmp_path).name
     for n in range(2):
-        (tmp_path / f"{store.TMP_PREFIX}{n}").mkdir()
-    assert store.clean_temporaries(tmp_path) == 2
+        (tmp_path / f"{folders.TMP_PREFIX}{n}").mkdir()
+    assert folders.clean_temporaries(tmp_path) == 2
     assert [p.name for p in tmp_path.iterdir()] == [keep]
-    assert store.clean_temporaries(tmp_path / "missing") == 0
+    assert folders.clean_temporaries(tmp_path / "missing") == 0
 
 
 @pytest.mark.parametrize("damage", ["flip_byte", "delete_file", "bad_json", "no_checksums", "no_manifest"])
@@ -131,9 +131,9 @@ def test_damaged_folders_are_corrupt(tmp_path, damage):
         manifest_path.write_text(json.dumps({"version": folder.name}))
     else:
         manifest_path.unlink()
-    with pytest.raises(store.CorruptModel, match=folder.name):
-        store.load_folder(folder)
-    with pytest.raises(store.CorruptModel):
+    with pytest.raises(folders.CorruptModel, match=folder.name):
+        folders.load_folder(folder)
+    with pytest.raises(folders.CorruptModel):
         ActiveModel.from_folder(folder)
 
 
@@ -142,7 +142,7 @@ def test_damaged_folders_are_corrupt(tmp_path, damage):
 
 def incomplete_copy(models_dir: Path, version: str) -> str:
     """A newer folder with all the weights but no finished manifest (a write cut short)."""
-    newer = store.new_version(version.split("-")[1])
+    newer = folders.new_version(version.split("-")[1])
     shutil.copytree(models_dir / version, models_dir / newer)
     (models_dir / newer / "manifest.json").rename(models_dir / newer / "manifest.json.part")
     return newer
@@ -175,7 +175,7 @@ def test_folder_without_complete_manifest_is_ignored_at_load(trained, settings_o
 def test_without_pointer_the_newest_complete_model_is_loaded(client, trained, settings_overrides):
     models_dir, first = trained
     second = train(client)["model_version"]
-    assert store.complete_versions(models_dir) == [first, second]
+    assert folders.complete_versions(models_dir) == [first, second]
     with database.connection_context():
         leases.set_active_version(None)
     restart(settings_overrides)

@@ -224,20 +224,20 @@ def test_warm_start_without_an_active_autoencoder_is_recorded_as_cold(client):
 def test_old_versions_are_pruned_but_never_the_active_one(client, app):
     from airec import leases
     from airec.db import database
-    from airec.serving import store
+    from airec.modelstore import folders
     from airec.tables import ModelVersion
 
     settings = app.config["AIREC"]
     settings.keep_versions = 2
     ingest(client, planted(units=40)[0])
     versions = [train(client, {"algorithm": "popularity"})["model_version"] for _ in range(3)]
-    assert store.complete_versions(settings.models_dir) == versions[1:]
+    assert folders.complete_versions(settings.models_dir) == versions[1:]
     with database.connection_context():
         assert ModelVersion.get_by_id(versions[0]).status == "archived"
         leases.set_active_version(versions[1])  # e.g. rolled back to an older version
         settings.keep_versions = 1
         removed = publish.prune_versions(settings)
-    assert removed == [] and store.complete_versions(settings.models_dir) == versions[1:]
+    assert removed == [] and folders.complete_versions(settings.models_dir) == versions[1:]
 
 
 def test_units_with_single_items_only_fail_with_a_clear_message(client):

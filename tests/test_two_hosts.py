@@ -11,7 +11,7 @@ import signal
 import pytest
 
 from airec.benchmarks.server import Gunicorn, TrainingWorker, planted_records
-from airec.serving import store
+from airec.modelstore import folders
 from tests.gunicorn_helpers import versions_seen, wait_until
 from tests.pg_helpers import fresh_database
 
@@ -74,7 +74,7 @@ def test_two_hosts_one_worker_train_roll_back_and_survive_a_killed_worker(cluste
         assert wait_until(lambda: serving(host_a) == serving(host_b) == {published}, timeout=10) <= 10
         v1 = run_of(host_b, run_id)["model_version"]
         for folder in (tmp_path / "host-a" / "models", tmp_path / "host-b" / "models"):
-            assert store.verify(folder / v1)["version"] == v1  # each host has its own verified copy
+            assert folders.verify(folder / v1)["version"] == v1  # each host has its own verified copy
 
         v2_run = queue(host_a, {"algorithm": "itemknn"})
         wait_until(lambda: run_of(host_b, v2_run)["status"] == "succeeded", timeout=30)
@@ -96,7 +96,7 @@ def test_two_hosts_one_worker_train_roll_back_and_survive_a_killed_worker(cluste
     assert "interrupted" in run_of(host_b, slow)["error"]
     assert serving(host_a) == serving(host_b) == {v1}
     assert {v["version"] for v in host_a.get("/api/v1/models").json()["versions"]} == {v1, v2}
-    assert store.complete_versions(tmp_path / "worker-1" / "models") == [v1, v2]  # nothing half-published
+    assert folders.complete_versions(tmp_path / "worker-1" / "models") == [v1, v2]  # nothing half-published
 
     # A second worker trains the next run; with two workers up, each run is claimed by exactly one.
     second = TrainingWorker(tmp_path / "worker-2", database_url=url, env=ENV)

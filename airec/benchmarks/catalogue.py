@@ -51,8 +51,8 @@ def planted(items: int, units: int, seed: int = 0) -> sp.csr_matrix:
 
 def fit_folder(models_dir: Path, items: int) -> tuple[int, str, float]:
     """Fit and write a model folder; returns (units, linear path, seconds)."""
+    from airec.modelstore.folders import new_version, write_model
     from airec.recsys.algorithms import AutoEncoder
-    from airec.serving.store import new_version, write_model
 
     units = items + 500 if items <= EASE_LIMIT else EASE_LIMIT + 5000
     X = planted(items, units)

@@ -195,7 +195,7 @@ def _store_seconds(folder: Path, version: str) -> float:
     """Seconds to store the model's folder in the database (as AIREC_MODEL_STORE=database does); the
     stored copy is deleted afterwards."""
     from airec.db import atomic_write
-    from airec.serving import dbstore
+    from airec.modelstore import database as dbstore
 
     stored = time.perf_counter()
     atomic_write(lambda: dbstore.put_folder(folder, version))

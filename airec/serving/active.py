@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from airec.modelstore.folders import load_folder
 from airec.recsys.base import Recommender
 from airec.serving import EXPLAIN_INPUTS
-from airec.serving.store import load_folder
 
 #: How many input items an explanation names per proposed item.
 EXPLAIN_TOP = 3

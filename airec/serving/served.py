@@ -17,7 +17,8 @@ from flask import Flask
 
 from airec import leases, scope
 from airec.db import atomic_write, database
-from airec.serving import dbstore, store
+from airec.modelstore import CorruptModel, ModelStore, StoreKind, UnsafeName, make_store
+from airec.modelstore.names import NAME_PATTERN
 from airec.serving.active import ActiveModel
 from airec.tables import ModelVersion, State, utcnow
 
@@ -27,20 +28,23 @@ log = logging.getLogger(__name__)
 class ServedModel:
     def __init__(self) -> None:
         self.active: ActiveModel | None = None
-        self.models_dir = Path("./models_store")
-        self.database_store = False  # AIREC_MODEL_STORE=database: fetch what the folder lacks from there
+        self.store: ModelStore = make_store(StoreKind.FILES, "./models_store")
         self._refused: dict[str, tuple] = {}  # version -> fingerprint of its folder when refused
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def configure(self, models_dir: str | Path, model_store: str = "files") -> None:
+    @property
+    def models_dir(self) -> Path:
+        return self.store.models_dir
+
+    def configure(self, models_dir: str | Path, model_store: StoreKind | str = StoreKind.FILES) -> None:
         self.stop_polling()
         self.active = None
         self._refused = {}
-        self.models_dir = Path(models_dir)
-        self.database_store = model_store == "database"
+        self.store = make_store(model_store, models_dir)
         self.models_dir.mkdir(parents=True, exist_ok=True)
+        self.store.tidy()
 
     def swap(self, model: ActiveModel | None) -> None:
         """Replace the served model in one reference assignment (callers hold the load lock)."""
@@ -57,37 +61,37 @@ class ServedModel:
             return True
 
     def load(self, version: str) -> ActiveModel:
-        """Read and verify a version from disk; raises store.CorruptModel. With the database store, a
-        version this host lacks, or whose copy fails its checksums, is fetched from the database first."""
+        """Read and verify a version (fetched into this host's folder first when the store keeps a copy
+        the folder lacks); raises CorruptModel. A local copy that fails its checksums is fetched again
+        when the store keeps another."""
         try:
-            return ActiveModel.from_folder(self.models_dir / version)
-        except store.CorruptModel as exc:
-            if not self.database_store or not dbstore.has(version):
+            return ActiveModel.from_folder(self.store.open(version))
+        except UnsafeName:
+            raise
+        except CorruptModel as exc:
+            if not self.store.holds(version):
                 raise
-            if (self.models_dir / version).exists():
-                log.warning(
-                    "local copy of model %s refused (%s); fetching it again from the database",
-                    version,
-                    exc,
-                    extra={"version": version},
-                )
-        dbstore.fetch(self.models_dir, version)
-        return ActiveModel.from_folder(self.models_dir / version)
+            log.warning(
+                "local copy of model %s refused (%s); fetching it again",
+                version,
+                exc,
+                extra={"version": version},
+            )
+        return ActiveModel.from_folder(self.store.fetch(version))
 
     def available(self, version: str) -> bool:
-        """Whether this host has the version's folder or can fetch it from the database."""
-        if (self.models_dir / version).is_dir():
-            return True
-        return self.database_store and dbstore.has(version)
+        """Whether this host has the version's folder or can fetch it from the store."""
+        return self.store.folder(version).is_dir() or self.store.holds(version)
 
     def trim_cache(self) -> None:
-        """Database store: drop local copies of versions archived on any host."""
-        if self.database_store:
-            dbstore.trim_cache(self.models_dir, keep={self.active.version} if self.active else set())
+        """Drop local copies of versions archived on any host (the database store keeps such copies)."""
+        self.store.trim({self.active.version} if self.active else set())
 
     def _fingerprint(self, version: str) -> tuple:
         """Names, sizes and mtimes of the folder's files: changes when an operator repairs it."""
-        folder = self.models_dir / version
+        if NAME_PATTERN.fullmatch(version) is None:
+            return ()
+        folder = self.store.folder(version)
         if not folder.is_dir():
             return ()
         return tuple(
@@ -101,14 +105,19 @@ class ServedModel:
     def refuse(self, version: str, reason: str) -> None:
         """Log and remember a version that cannot be served, and mark it failed for operators."""
         if not self.is_refused(version):
-            log.error("refusing model %s: %s", version, reason)
+            log.error("refusing model %s: %s", version, reason, extra={"version": version})
+            atomic_write(
+                lambda: (
+                    ModelVersion.update(status="failed", error=reason)
+                    .where(ModelVersion.version == version)
+                    .execute()
+                )
+            )
         self._refused[version] = self._fingerprint(version)
-        atomic_write(
-            lambda: ModelVersion.update(status="failed").where(ModelVersion.version == version).execute()
-        )
 
     def sync(self) -> str | None:
         """Serve the version the database points at; returns the version served afterwards."""
+        self.store.tidy()
         with self._load_lock:
             wanted = leases.get_active_version()
             current = self.active.version if self.active else None
@@ -119,12 +128,14 @@ class ServedModel:
             if wanted == current or self.is_refused(wanted):
                 if self.active is None:
                     self._adopt_newest(set_pointer=False)
+                if self.active is not None and wanted != self.active.version:  # pointed at a refused one
+                    self._point_back(wanted, self.active.version)
                 return self.active.version if self.active else None
             try:
                 self.swap(self.load(wanted))
                 log.info("now serving model %s", wanted, extra={"version": wanted})
                 self.trim_cache()
-            except store.CorruptModel as exc:
+            except CorruptModel as exc:
                 self.refuse(wanted, str(exc))
                 if self.active is None:
                     self._adopt_newest(set_pointer=False)
@@ -147,15 +158,12 @@ class ServedModel:
 
     def _adopt_newest(self, set_pointer: bool = True) -> None:
         """No usable pointer: serve the newest complete, verified folder on disk (or in the database)."""
-        versions = set(store.complete_versions(self.models_dir))
-        if self.database_store:
-            versions.update(dbstore.stored_versions())
-        for version in sorted(versions, reverse=True):
+        for version in reversed(self.store.versions()):
             if self.is_refused(version):
                 continue
             try:
                 model = self.load(version)
-            except store.CorruptModel as exc:
+            except CorruptModel as exc:
                 self.refuse(version, str(exc))
                 continue
             register_version(model.version, model.manifest)
@@ -218,7 +226,7 @@ class CurrentServedModel:
 served_model = CurrentServedModel()
 
 
-def register_version(version: str, manifest: dict, status: str = "ready") -> None:
+def register_version(version: str, manifest: dict, status: str = "ready", error: str | None = None) -> None:
     """Mirror a manifest into the model_versions table (idempotent)."""
     atomic_write(
         lambda: (
@@ -226,6 +234,7 @@ def register_version(version: str, manifest: dict, status: str = "ready") -> Non
                 version=version,
                 algorithm=manifest.get("algorithm", "unknown"),
                 status=status,
+                error=error,
                 created_at=utcnow(),
                 manifest={k: v for k, v in manifest.items() if k != "files"},
             )

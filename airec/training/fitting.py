@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from airec.config import Settings
+from airec.modelstore import folders
 from airec.recsys.algorithms import ALGORITHMS
 from airec.recsys.base import DataShape, ProgressCallback
 from airec.recsys.evaluation import (
@@ -30,7 +31,6 @@ from airec.recsys.evaluation import (
     selection_metric,
     validation_score,
 )
-from airec.serving import store
 
 AUTO_CANDIDATES = ("autoencoder", "ease", "itemknn", "popularity")
 CHOICES = tuple(ALGORITHMS) + ("auto",)
@@ -79,9 +79,9 @@ def build_model(algorithm: str, params: dict[str, Any], settings: Settings):
 def fit_and_write(job: FitJob, progress: ProgressCallback | None = None) -> dict:
     """Fit as the job asks, write the folder; returns {"version", "folder", "manifest"}."""
     model, manifest = fit_model(job, progress)
-    version = store.new_version(manifest["algorithm"])
-    store.clean_temporaries(job.settings.models_dir)
-    folder = store.write_model(
+    version = folders.new_version(manifest["algorithm"])
+    folders.clean_temporaries(job.settings.models_dir)
+    folder = folders.write_model(
         job.settings.models_dir,
         version=version,
         model=model,
@@ -227,7 +227,7 @@ def _warm_source(job: FitJob):
     """The active autoencoder's files, when the job asks for a warm start and there is one."""
     if not job.warm_from:
         return None
-    files = store.load_folder(Path(job.warm_from))
+    files = folders.load_folder(Path(job.warm_from))
     if files.manifest.get("algorithm") != "autoencoder":
         return None
     return files

@@ -13,7 +13,7 @@ from pathlib import Path
 from airec import leases
 from airec.config import Settings
 from airec.db import atomic_write
-from airec.serving import dbstore, store
+from airec.modelstore import folders
 from airec.serving.active import ActiveModel
 from airec.serving.served import register_version, served_model
 from airec.tables import ModelVersion, utcnow
@@ -107,8 +107,7 @@ def train_and_publish(
     model = ActiveModel.from_folder(Path(result["folder"]))  # verified and loaded before it can be served
 
     def register_and_decide() -> str | None:
-        if settings.model_store == "database":  # the files and the version row commit together
-            dbstore.put_folder(Path(result["folder"]), version)
+        served_model.store.save(version, Path(result["folder"]))  # the files and the row commit together
         register_version(version, manifest)
         reason = activation_refusal(manifest, settings.activate)
         if reason is None:
@@ -121,7 +120,7 @@ def train_and_publish(
         else:
             reason = leases.while_holding(*lease, register_and_decide)
     except leases.LeaseLost:
-        store.remove_version(settings.models_dir, version)
+        folders.remove_version(settings.models_dir, version)
         raise
     if reason is None:
         served_model.follow(model)
@@ -161,18 +160,15 @@ def prune_versions(settings: Settings) -> list[str]:
     """Keep the newest `keep_versions` versions (folders on disk and, with the database store, copies
     in the database); never the active one. Other hosts drop their copies of what this archives."""
     active = leases.get_active_version()
-    versions = set(store.complete_versions(settings.models_dir))
-    if settings.model_store == "database":
-        versions.update(dbstore.stored_versions())
-    ordered = sorted(versions)
+    model_store = served_model.store
+    ordered = model_store.versions()
     removed = []
     for version in ordered[: max(0, len(ordered) - settings.keep_versions)]:
         if version == active:
             continue
-        store.remove_version(settings.models_dir, version)
 
         def archive(v: str = version) -> None:
-            dbstore.delete(v)
+            model_store.delete(v)
             ModelVersion.update(status="archived").where(ModelVersion.version == v).execute()
 
         atomic_write(archive)

@@ -30,6 +30,14 @@ class ModelVersionSchema(ma.Schema):
             "| archived (files deleted)",
         }
     )
+    error = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "example": None,
+            "description": "Why a failed version was refused (checksums, a folder whose name differs "
+            "from its manifest's version, ...); null otherwise",
+        },
+    )
     pinned = ma.fields.Boolean(
         metadata={
             "example": False,

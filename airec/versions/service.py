@@ -15,7 +15,7 @@ from typing import Any
 
 from airec import leases
 from airec.db import atomic_write, database, fetch
-from airec.serving import dbstore, store
+from airec.modelstore import CorruptModel, UnsafeName, folders, safe_name
 from airec.serving.served import register_version, served_model
 from airec.tables import ModelVersion
 
@@ -54,7 +54,7 @@ def _sync_disk() -> None:
         return
     if seen.issuperset(name for name in names if not name.startswith(".")):  # temporaries are hidden
         return
-    on_disk = store.complete_versions(served_model.models_dir)
+    on_disk = folders.complete_versions(served_model.models_dir)
     if seen.issuperset(on_disk):
         return
     known = {v for (v,) in ModelVersion.select(ModelVersion.version).tuples()}
@@ -62,10 +62,9 @@ def _sync_disk() -> None:
         if version in known:
             continue
         try:
-            manifest = store.read_manifest(served_model.models_dir / version)
-        except store.CorruptModel:
-            continue  # not remembered: looked at again on the next call
-        register_version(version, manifest)
+            register_version(version, folders.read_manifest(served_model.store.folder(version)))
+        except CorruptModel as exc:  # listed as failed, with the reason: an operator sees why
+            register_version(version, {}, status="failed", error=str(exc))
         known.add(version)
     seen.update(known)
 
@@ -79,14 +78,18 @@ def _pointers() -> tuple[str | None, str | None]:
 def describe(row: ModelVersion, active: str | None, pinned: str | None = None) -> dict[str, Any]:
     """One version for the API: status 'active' comes from the pointer, never from the row."""
     manifest = row.manifest or {}
-    on_disk = (served_model.models_dir / row.version / store.MANIFEST).is_file()
+    try:
+        on_disk = (served_model.store.folder(row.version) / folders.MANIFEST).is_file()
+    except UnsafeName:  # a row edited by hand: never a path
+        on_disk = False
     status = "active" if row.version == active else row.status
-    if status == "active" and row.status == "archived":
-        status = "archived"
+    if status == "active" and row.status in ("archived", "failed"):  # pointed at, but nobody serves it
+        status = row.status
     return {
         "version": row.version,
         "algorithm": row.algorithm,
         "status": status,
+        "error": row.error if status == "failed" else None,
         "pinned": status == "active" and row.version == pinned,
         "created_at": row.created_at,
         "on_disk": on_disk,
@@ -113,6 +116,7 @@ def list_versions(*, status: str | None = None, limit: int = 100) -> dict[str, A
 
 
 def _row(version: str) -> ModelVersion:
+    safe_name(version)  # raises UnsafeName before the name reaches a query or a path
     row = ModelVersion.get_or_none(ModelVersion.version == version)
     if row is None:
         _sync_disk()
@@ -126,8 +130,12 @@ def get_version(version: str) -> dict[str, Any]:
     return describe(_row(version), *_pointers())
 
 
-def _set_status(version: str, status: str) -> None:
-    atomic_write(lambda: ModelVersion.update(status=status).where(ModelVersion.version == version).execute())
+def _set_status(version: str, status: str, error: str | None = None) -> None:
+    atomic_write(
+        lambda: (
+            ModelVersion.update(status=status, error=error).where(ModelVersion.version == version).execute()
+        )
+    )
 
 
 def activate(version: str) -> dict[str, Any]:
@@ -143,17 +151,17 @@ def activate(version: str) -> dict[str, Any]:
         )
     try:
         model = served_model.load(version)  # full checksum verification and a real load
-    except store.CorruptModel as exc:
+    except CorruptModel as exc:
         log.error("refusing to activate model %s: %s", version, exc, extra={"version": version})
-        _set_status(version, "failed")
+        _set_status(version, "failed", str(exc))
         raise VersionCorrupt(f"Model {version} failed verification: {exc}") from exc
     if row.status == "failed":
         _set_status(version, "ready")  # it verifies now (e.g. files restored): usable again
     previous = leases.get_active_version()
 
     def point_and_pin() -> None:
-        if served_model.database_store and not dbstore.has(version):  # e.g. a folder copied in by hand:
-            dbstore.put_folder(served_model.models_dir / version, version)  # other hosts fetch it from here
+        if not served_model.store.holds(version):  # e.g. a folder copied in by hand: other hosts fetch
+            served_model.store.save(version, served_model.store.folder(version))  # it from the store
         leases.set_value(leases.ACTIVE_MODEL_KEY, version)
         leases.set_value(leases.PINNED_MODEL_KEY, version)
 
@@ -179,8 +187,7 @@ def archive(version: str) -> dict[str, Any]:
         raise VersionConflict(
             f"Model {version} is the active model; activate another version before archiving it."
         )
-    store.remove_version(served_model.models_dir, version)
-    dbstore.delete_now(version)  # the database's copy too (AIREC_MODEL_STORE=database)
+    served_model.store.delete(version)  # the folder, and any copy the store keeps
     if row.status != "archived":
         _set_status(version, "archived")
         log.info("model %s archived", version, extra={"version": version})

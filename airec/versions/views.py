@@ -6,6 +6,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 
 from airec.extensions import Blueprint
+from airec.modelstore import UnsafeName
 from airec.versions import service
 from airec.versions.schemas import (
     ActivationSchema,
@@ -24,6 +25,8 @@ blp = Blueprint(
 
 
 def _fail(exc: Exception):
+    if isinstance(exc, UnsafeName):
+        abort(422, message=str(exc))
     if isinstance(exc, service.VersionNotFound):
         abort(404, message=str(exc))
     if isinstance(exc, service.VersionConflict):
@@ -46,21 +49,23 @@ class Versions(MethodView):
 class Version(MethodView):
     @blp.response(200, ModelVersionSchema)
     @blp.alt_response(404, description="No such version")
+    @blp.alt_response(422, description="Not a version name")
     def get(self, version):
         """One model version."""
         try:
             return service.get_version(version)
-        except service.VersionNotFound as exc:
+        except (service.VersionNotFound, UnsafeName) as exc:
             _fail(exc)
 
     @blp.response(200, ModelVersionSchema)
     @blp.alt_response(404, description="No such version")
     @blp.alt_response(409, description="The version is the active one: activate another first")
+    @blp.alt_response(422, description="Not a version name")
     def delete(self, version):
         """Archive a version: delete its files from disk; it stays listed as archived."""
         try:
             return service.archive(version)
-        except (service.VersionNotFound, service.VersionConflict) as exc:
+        except (service.VersionNotFound, service.VersionConflict, UnsafeName) as exc:
             _fail(exc)
 
 
@@ -77,12 +82,12 @@ class Activate(MethodView):
     @blp.response(200, ActivationSchema)
     @blp.alt_response(404, description="No such version")
     @blp.alt_response(409, description="Archived: its files are gone")
-    @blp.alt_response(422, description="The folder fails checksum verification or cannot be loaded")
+    @blp.alt_response(422, description="Not a version name, or its folder fails verification or cannot load")
     def post(self, version):
         """Serve and pin this version on every worker (within a few seconds): promotion or rollback.
 
         While pinned, training runs register new versions but do not activate them."""
         try:
             return service.activate(version)
-        except (service.VersionNotFound, service.VersionConflict, service.VersionCorrupt) as exc:
+        except (service.VersionNotFound, service.VersionConflict, service.VersionCorrupt, UnsafeName) as exc:
             _fail(exc)

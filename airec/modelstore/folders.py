@@ -3,7 +3,7 @@
 A folder is complete only when manifest.json exists in it; the manifest is written last, inside a
 temporary folder that is renamed into place in one step, so a crash never leaves a half-written
 model that looks complete. The manifest holds a SHA-256 of every other file, so a truncated or
-corrupted folder is refused at load.
+corrupted folder is refused at load, and names its version, which must be the folder's name.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from airec.modelstore.base import CorruptModel
+from airec.modelstore.names import NAME_PATTERN, child, safe_relative
 from airec.recsys.base import Recommender
 
 log = logging.getLogger(__name__)
@@ -31,17 +33,13 @@ POPULARITY = "popularity.npy"
 TMP_PREFIX = ".tmp-"
 
 
-class CorruptModel(Exception):
-    """A model folder that is incomplete or whose files do not match their checksums."""
-
-
 def new_version(algorithm: str) -> str:
     """Sortable, unique: 20261127T101500Z-autoencoder-3fa2."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return f"{stamp}-{algorithm}-{secrets.token_hex(2)}"
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -69,8 +67,8 @@ def write_model(
     """Write a complete model folder atomically; returns its final path."""
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
+    final = child(models_dir, version)
     tmp = models_dir / f"{TMP_PREFIX}{version}"
-    final = models_dir / version
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -78,7 +76,7 @@ def write_model(
     (tmp / ITEMS).write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
     np.save(tmp / POPULARITY, np.asarray(popularity, dtype=np.float32))
     files = sorted(p for p in tmp.rglob("*") if p.is_file())
-    checksums = {str(p.relative_to(tmp)): _sha256(p) for p in files}
+    checksums = {str(p.relative_to(tmp)): sha256_of(p) for p in files}
     for path in files:
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
@@ -96,6 +94,9 @@ def write_model(
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
+    """The folder's manifest; raises CorruptModel when it is missing, unreadable, or names another
+    version than the folder (a folder copied or renamed by hand would otherwise load as that other
+    version, so the pointer naming the folder would never be reached)."""
     path = folder / MANIFEST
     if not path.is_file():
         raise CorruptModel(f"{folder.name}: no manifest.json (incomplete write?)")
@@ -105,6 +106,12 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise CorruptModel(f"{folder.name}: manifest.json is not valid JSON ({exc})") from exc
     if not isinstance(manifest, dict) or "files" not in manifest or "version" not in manifest:
         raise CorruptModel(f"{folder.name}: manifest.json lacks version or checksums")
+    if manifest["version"] != folder.name:
+        raise CorruptModel(
+            f"{folder.name}: the folder's name differs from the version in its manifest.json "
+            f"({manifest['version']!r}); a model folder must be named after its version: rename it "
+            "back, or remove it"
+        )
     return manifest
 
 
@@ -112,28 +119,29 @@ def verify(folder: Path, manifest: dict | None = None) -> dict[str, Any]:
     """Check every file against the manifest's checksum; returns the manifest."""
     manifest = manifest or read_manifest(folder)
     for name, expected in manifest["files"].items():
-        path = folder / name
+        path = folder / safe_relative(name)
         if not path.is_file():
             raise CorruptModel(f"{folder.name}: missing file {name}")
-        if _sha256(path) != expected:
+        if sha256_of(path) != expected:
             raise CorruptModel(f"{folder.name}: checksum mismatch for {name}")
     return manifest
 
 
 def complete_versions(models_dir: Path | str) -> list[str]:
-    """Folders with a manifest, oldest first (names sort by creation time)."""
+    """Folders with a manifest, oldest first (names sort by creation time); hidden folders (the
+    temporaries) and names no version can have are not versions."""
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
         return []
     return sorted(
         p.name
         for p in models_dir.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()
+        if NAME_PATTERN.fullmatch(p.name) and p.is_dir() and (p / MANIFEST).is_file()
     )
 
 
 def remove_version(models_dir: Path | str, version: str) -> None:
-    folder = Path(models_dir) / version
+    folder = child(models_dir, version)
     if folder.is_dir():
         shutil.rmtree(folder)
 
