@@ -1,8 +1,8 @@
 """The console's session: a signed cookie, a secret every worker agrees on, CSRF tokens on every form.
 
 The cookie holds the SHA-256 of the API key the operator signed in with (never the key itself) and
-Flask-WTF's CSRF token. It is HttpOnly, SameSite=Lax, and Secure whenever the request came over https
-(directly, or through a proxy that says so in X-Forwarded-Proto).
+Flask-WTF's CSRF token. It is HttpOnly, SameSite=Lax, and Secure whenever the request came over https:
+directly, or through a trusted proxy (AIREC_TRUSTED_PROXIES; ProxyFix alone reads X-Forwarded-Proto).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
     def get_cookie_secure(self, app: Flask) -> bool:
-        return request.is_secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+        return request.is_secure
 
 
 def init_session(app: Flask, settings: Settings) -> None:
