@@ -134,13 +134,6 @@ def verify(key: str | None, cache: KeyCache | None = None) -> Principal | None:
     return principal
 
 
-def principal_for_hash(digest: str) -> Principal | None:
-    """The principal of a stored key hash, or None once revoked: the console's session keeps the hash
-    (never the key) and looks it up on every request, so revoking a key ends its sessions at once."""
-    row = ApiKey.get_or_none(ApiKey.key_hash == digest)
-    return None if row is None else Principal(name=row.name, role=row.role, key_id=row.id)
-
-
 def _touch(key_id: int, digest: str) -> None:
     """Note the key's use at most once a minute per process; a background thread writes the notes
     (airec.auth.cache.last_used), so no request waits for the write."""
