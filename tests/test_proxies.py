@@ -102,3 +102,28 @@ def test_a_trusted_proxy_count_out_of_range_is_refused(value):
 
     with pytest.raises(ValueError, match="AIREC_TRUSTED_PROXIES"):
         Settings.from_env({"trusted_proxies": value})
+
+
+def test_real_gunicorn_behind_one_proxy_counts_and_logs_each_client(tmp_path):
+    """The setting read from the environment by a real gunicorn worker; its JSON log lines on stdout."""
+    import requests
+
+    from tests.gunicorn_helpers import serve
+
+    env = {"AIREC_TRUSTED_PROXIES": "1", "AIREC_RATE_LIMIT": "2/minute"}
+    with serve(tmp_path, workers=1, env=env) as server:
+
+        def from_client(address: str) -> int:
+            headers = {"X-Forwarded-For": address, "X-Forwarded-Proto": "http"}
+            return requests.post(
+                f"{server.url}/api/v1/recommendations", json={"items": []}, headers=headers
+            ).status_code
+
+        assert [from_client("203.0.113.1") for _ in range(3)] == [200, 200, 429]
+        assert from_client("203.0.113.2") == 200
+        log = server.log_path.read_text()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    asked = [line["client"] for line in lines if line.get("path") == "/api/v1/recommendations"]
+    assert asked == ["203.0.113.1"] * 3 + ["203.0.113.2"]
+    readiness = [line for line in lines if line.get("path") == "/readyz"]
+    assert readiness and all(line["client"] == "127.0.0.1" for line in readiness)  # no proxy header: the peer
