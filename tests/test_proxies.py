@@ -104,26 +104,49 @@ def test_a_trusted_proxy_count_out_of_range_is_refused(value):
         Settings.from_env({"trusted_proxies": value})
 
 
-def test_real_gunicorn_behind_one_proxy_counts_and_logs_each_client(tmp_path):
-    """The setting read from the environment by a real gunicorn worker; its JSON log lines on stdout."""
+def login_page(server, **headers):
+    """The sign-in form (public, so counted per client address); it sets the session cookie."""
     import requests
 
+    return requests.get(f"{server.url}/login", headers=headers, timeout=10)
+
+
+def access_lines_of(server) -> list[dict]:
+    return [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
+
+
+def test_real_gunicorn_behind_one_proxy_counts_logs_and_secures_each_client(tmp_path):
+    """The setting read from the environment by real gunicorn, as nginx would forward two clients."""
     from tests.gunicorn_helpers import serve
 
-    env = {"AIREC_TRUSTED_PROXIES": "1", "AIREC_RATE_LIMIT": "2/minute"}
+    env = {"AIREC_TRUSTED_PROXIES": "1", "AIREC_RATE_LIMIT": "2/minute", "AIREC_AUTH": "on"}
     with serve(tmp_path, workers=1, env=env) as server:
-
-        def from_client(address: str) -> int:
-            headers = {"X-Forwarded-For": address, "X-Forwarded-Proto": "http"}
-            return requests.post(
-                f"{server.url}/api/v1/recommendations", json={"items": []}, headers=headers
-            ).status_code
-
-        assert [from_client("203.0.113.1") for _ in range(3)] == [200, 200, 429]
-        assert from_client("203.0.113.2") == 200
-        log = server.log_path.read_text()
-    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    asked = [line["client"] for line in lines if line.get("path") == "/api/v1/recommendations"]
-    assert asked == ["203.0.113.1"] * 3 + ["203.0.113.2"]
+        first = [
+            login_page(server, **{"X-Forwarded-For": "203.0.113.1", "X-Forwarded-Proto": p})
+            for p in ("https", "http", "http")
+        ]
+        assert [answer.status_code for answer in first] == [200, 200, 429]
+        assert "Secure" in first[0].headers["Set-Cookie"] and "Secure" not in first[1].headers["Set-Cookie"]
+        assert login_page(server, **{"X-Forwarded-For": "203.0.113.2"}).status_code == 200
+        lines = access_lines_of(server)
+    assert [line["client"] for line in lines if line.get("path") == "/login"] == ["203.0.113.1"] * 3 + [
+        "203.0.113.2"
+    ]
     readiness = [line for line in lines if line.get("path") == "/readyz"]
     assert readiness and all(line["client"] == "127.0.0.1" for line in readiness)  # no proxy header: the peer
+
+
+def test_real_gunicorn_with_no_trusted_proxy_believes_no_forwarded_header(tmp_path):
+    """gunicorn itself trusts X-Forwarded-Proto from 127.0.0.1 unless told not to (gunicorn.conf.py)."""
+    from tests.gunicorn_helpers import serve
+
+    env = {"AIREC_RATE_LIMIT": "2/minute", "AIREC_AUTH": "on"}
+    with serve(tmp_path, workers=1, env=env) as server:
+        forged = [
+            login_page(server, **{"X-Forwarded-For": f"203.0.113.{n}", "X-Forwarded-Proto": "https"})
+            for n in range(3)
+        ]
+        assert [answer.status_code for answer in forged] == [200, 200, 429]
+        assert "Secure" not in forged[0].headers["Set-Cookie"]
+        lines = access_lines_of(server)
+    assert [line["client"] for line in lines if line.get("path") == "/login"] == ["127.0.0.1"] * 3
