@@ -44,13 +44,18 @@ def refused(answer) -> bool:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def hosts(request, settings_overrides):
+    from airec.app import stop_background
+
     if request.param == "sqlite":
         yield two_hosts(settings_overrides)
         return
     from tests.pg_helpers import fresh_database
 
     with fresh_database() as url:
-        yield two_hosts({**settings_overrides, "database_url": url})
+        a, b, keys = two_hosts({**settings_overrides, "database_url": url})
+        yield a, b, keys
+        for app in (a, b):  # no poller left asking for the database about to be dropped
+            stop_background(app)
 
 
 def test_a_cookie_copied_before_sign_out_is_refused_on_every_host(hosts):
