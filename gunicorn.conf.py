@@ -16,7 +16,10 @@ threads = int(os.environ.get("AIREC_THREADS", "4"))
 worker_class = "gthread"
 timeout = 120
 graceful_timeout = 30
-accesslog = None
+accesslog = None  # airec logs every request itself (airec.access), with the client's address
+#: gunicorn would believe X-Forwarded-Proto from 127.0.0.1 by default; only airec's ProxyFix, governed by
+#: AIREC_TRUSTED_PROXIES, reads forwarded headers, so a client on this host cannot pass for https.
+forwarded_allow_ips = ""
 errorlog = "-"
 loglevel = os.environ.get("AIREC_LOG_LEVEL", "info").lower()
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from airec import __version__, scope
 from airec.config import Settings
@@ -64,6 +65,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, start_thre
     app.json.sort_keys = False
     app.json.ensure_ascii = False
 
+    _trust_proxies(app, settings.trusted_proxies)
     db = init_db(settings.database_url, **settings.pool)
     app_scope = scope.AppScope(database=db)
     app.extensions["airec_scope"] = app_scope
@@ -73,6 +75,14 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, start_thre
         start_background(app)
     log.info("airec %s ready (database %s)", __version__, _redact(settings.database_url))
     return app
+
+
+def _trust_proxies(app: Flask, hops: int) -> None:
+    """ProxyFix is the only reader of forwarded headers: behind `hops` proxies the client's address (rate
+    limits, access log) and scheme (the console's Secure cookie) come from the last `hops` entries of
+    X-Forwarded-For / X-Forwarded-Proto; with 0 those headers are ignored, as a client could forge them."""
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)
 
 
 def _build(app: Flask, settings: Settings, db, app_scope: scope.AppScope) -> None:
@@ -196,13 +206,21 @@ def _access(status: int) -> None:
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
     observe_request(status, seconds)
     duration_ms = round(seconds * 1000, 2)
+    client = request.remote_addr or "-"  # the peer, or with AIREC_TRUSTED_PROXIES the forwarded client
     access_log.info(
-        "%s %s %s %.1fms",
+        "%s %s %s %s %.1fms",
+        client,
         request.method,
         request.path,
         status,
         duration_ms,
-        extra={"method": request.method, "path": request.path, "status": status, "duration_ms": duration_ms},
+        extra={
+            "client": client,
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "duration_ms": duration_ms,
+        },
     )
 
 

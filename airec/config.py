@@ -175,6 +175,12 @@ class Settings:
     public_metrics: bool = True
     #: Signs the console's session cookies; unset: generated once and kept in the models dir (airec.console).
     secret_key: str | None = field(default=None, repr=False)
+    #: A console sign-in ends this many hours after it began, however active it is (signing out, or
+    #: revoking its key, ends it sooner).
+    console_session_hours: float = 12.0
+    #: Reverse proxies in front of the service: the client's address and scheme are read from that many
+    #: X-Forwarded-For / X-Forwarded-Proto hops (werkzeug's ProxyFix). 0: those headers are ignored.
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls, overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -222,6 +228,13 @@ class Settings:
             raise ValueError("AIREC_READ_CACHE_SECONDS must be between 0 and 60")
         if not 0 <= self.key_cache_seconds <= 60:
             raise ValueError("AIREC_KEY_CACHE_SECONDS must be between 0 and 60")
+        if not 0 < self.console_session_hours <= 24 * 30:
+            raise ValueError("AIREC_CONSOLE_SESSION_HOURS must be more than 0 and at most 720 (30 days)")
+        if not 0 <= self.trusted_proxies <= 5:
+            raise ValueError(
+                "AIREC_TRUSTED_PROXIES must be between 0 (clients connect directly) and 5: the number of "
+                "reverse proxies in front of the service"
+            )
         if self.train_max_items is not None and self.train_max_items < 2:
             raise ValueError("AIREC_TRAIN_MAX_ITEMS must be at least 2 (or unset for all items)")
 

@@ -20,7 +20,7 @@ class JsonFormatter(logging.Formatter):
         request_id = _request_id()
         if request_id:
             entry["request_id"] = request_id
-        for key in ("method", "path", "status", "duration_ms", "run_id", "version"):
+        for key in ("client", "method", "path", "status", "duration_ms", "run_id", "version"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
         if record.exc_info:

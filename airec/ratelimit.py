@@ -1,12 +1,13 @@
 """Rate limits per API key (Flask-Limiter), off unless AIREC_RATE_LIMIT is set.
 
 One budget per key across the whole API, counted by the key's id; without a key (auth off, public
-endpoints, the console's pages) by the client's address. The count lives in AIREC_RATE_LIMIT_STORAGE:
-`memory` is per process, so with N gunicorn workers a client may get up to N times the rate; a
-`redis://` URI makes every worker and host share one count. Requests refused for a missing or bad
-key (401) are answered before they are counted. Over the limit: 429 with the usual JSON error body
-and Retry-After. While the shared storage is unreachable each process counts in memory: a Redis
-outage neither takes the API down nor lifts the limit.
+endpoints, the console's pages) by the client's address: the connection's peer, whatever
+X-Forwarded-For a client sends, or behind AIREC_TRUSTED_PROXIES proxies the address they forwarded.
+The count lives in AIREC_RATE_LIMIT_STORAGE: `memory` is per process, so with N gunicorn workers a
+client may get up to N times the rate; a `redis://` URI makes every worker and host share one count.
+Requests refused for a missing or bad key (401) are answered before they are counted. Over the limit:
+429 with the usual JSON error body and Retry-After. While the shared storage is unreachable each
+process counts in memory: a Redis outage neither takes the API down nor lifts the limit.
 """
 
 from __future__ import annotations

@@ -159,6 +159,20 @@ class ApiKey(BaseModel):
         table_name = "api_keys"
 
 
+class ConsoleSession(BaseModel):
+    """A console sign-in. The cookie holds a random token; this row holds its SHA-256 (a copy of the
+    database opens no session), the hash of the API key it was opened with, and its absolute end. No
+    row, no session: signing out deletes it on every worker and host at once (airec.console.session_store)."""
+
+    token_hash = pw.CharField(max_length=64, primary_key=True)
+    key_hash = pw.CharField(max_length=64, index=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField(index=True)
+
+    class Meta:
+        table_name = "console_sessions"
+
+
 ALL_TABLES = [
     User,
     Item,
@@ -170,4 +184,5 @@ ALL_TABLES = [
     ModelFilePart,
     State,
     ApiKey,
+    ConsoleSession,
 ]

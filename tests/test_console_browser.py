@@ -241,6 +241,27 @@ def test_roll_back_a_model_and_see_the_active_version_change(browser, server):
     assert api(server, "/api/v1/models")["active"] == older
 
 
+def test_a_cookie_copied_before_sign_out_is_refused_after_it_by_every_worker(browser, server):
+    with opened(browser, server, role="read") as page:
+        copied = page.context.cookies()
+        assert [cookie["name"] for cookie in copied] == ["airec_console"]
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(f"{server.url}/login")
+        assert "You are signed out" in page.content()
+    with opened(browser, server, role=None) as replay:  # another browser, holding the copied cookie
+        replay.context.add_cookies(copied)
+        replay.goto(f"{server.url}/models")
+        assert replay.url == f"{server.url}/login?next=/models"
+        assert "Your session has ended" in replay.content()
+        assert replay.get_by_label("API key").is_visible()
+    stolen = {"airec_console": copied[0]["value"]}
+    for _ in range(8):  # two workers: each of them answers some of these
+        answer = requests.get(f"{server.url}/", cookies=stolen, allow_redirects=False, timeout=10)
+        assert answer.status_code == 303 and answer.headers["Location"].startswith("/login"), (
+            answer.status_code
+        )
+
+
 def test_a_read_key_sees_no_admin_buttons_and_a_forged_admin_post_gets_403(browser, server):
     versions = api(server, "/api/v1/models")
     other = next(v["version"] for v in versions["versions"] if v["status"] == "ready")

@@ -53,3 +53,11 @@ def test_the_proxy_balances_over_both_web_replicas():
     conf = (DEPLOY / "nginx.conf").read_text()
     assert set(re.findall(r"server (web-\d):8000", conf)) == {"web-1", "web-2"}
     assert "proxy_pass http://airec;" in conf
+
+
+def test_the_web_replicas_trust_exactly_the_one_proxy_in_front_of_them():
+    services = compose()["services"]
+    for name in ("web-1", "web-2"):
+        env = services[name]["environment"]
+        assert Settings.from_env({"trusted_proxies": int(env["AIREC_TRUSTED_PROXIES"])}).trusted_proxies == 1
+    assert "X-Forwarded-For $proxy_add_x_forwarded_for" in (DEPLOY / "nginx.conf").read_text()

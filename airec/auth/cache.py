@@ -10,6 +10,7 @@ always looked up.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -19,7 +20,12 @@ from collections.abc import Callable
 
 import peewee
 
+from airec.tables import ApiKey
+
 log = logging.getLogger(__name__)
+
+#: last_used_at is written at most this often per key (per process, and checked in SQL across processes).
+LAST_USED_EVERY = dt.timedelta(seconds=60)
 
 #: Every cache of this process, so that a revocation here forgets the key in all of them at once.
 _caches: weakref.WeakSet[KeyCache] = weakref.WeakSet()
@@ -86,8 +92,6 @@ class LastUsed:
 
     def flush(self) -> int:
         """Write every pending stamp now; returns how many keys were updated."""
-        from airec.auth.service import write_last_used
-
         with self._lock:
             pending, self._pending = self._pending, {}
         by_db: dict[int, tuple[peewee.Database, list[tuple[int, object]]]] = {}
@@ -100,6 +104,20 @@ class LastUsed:
             except (peewee.OperationalError, peewee.InterfaceError) as exc:  # busy or gone: skip this round
                 log.warning("could not record key use (%s)", exc)
         return written
+
+
+def write_last_used(db: peewee.Database, stamps: list[tuple[int, dt.datetime]]) -> int:
+    """Write (key id, time) stamps in one transaction on `db`; a key written under a minute ago (by
+    any process) is left alone by the SQL condition. Returns the rows updated."""
+    updated = 0
+    with db.connection_context(), db.atomic():
+        for key_id, stamp in stamps:
+            query = ApiKey.update(last_used_at=stamp).where(
+                (ApiKey.id == key_id)
+                & (ApiKey.last_used_at.is_null() | (ApiKey.last_used_at < stamp - LAST_USED_EVERY))
+            )
+            updated += db.execute(query).rowcount
+    return updated
 
 
 last_used = LastUsed()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import peewee
 
-from airec.auth.cache import KeyCache, forget_everywhere, last_used
+from airec.auth.cache import LAST_USED_EVERY, KeyCache, forget_everywhere, last_used
 from airec.db import atomic_write, database
 from airec.tables import ApiKey, utcnow
 
@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 ROLES = ("ingest", "read", "admin")
 KEY_PREFIX = "airec_"
 PREFIX_CHARS = len(KEY_PREFIX) + 6
-#: last_used_at is written at most this often per key (per process, and checked in SQL across processes).
-LAST_USED_EVERY = dt.timedelta(seconds=60)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _KEY_PATTERN = re.compile(r"^airec_[A-Za-z0-9_-]{43}$")
 
@@ -136,13 +134,6 @@ def verify(key: str | None, cache: KeyCache | None = None) -> Principal | None:
     return principal
 
 
-def principal_for_hash(digest: str) -> Principal | None:
-    """The principal of a stored key hash, or None once revoked: the console's session keeps the hash
-    (never the key) and looks it up on every request, so revoking a key ends its sessions at once."""
-    row = ApiKey.get_or_none(ApiKey.key_hash == digest)
-    return None if row is None else Principal(name=row.name, role=row.role, key_id=row.id)
-
-
 def _touch(key_id: int, digest: str) -> None:
     """Note the key's use at most once a minute per process; a background thread writes the notes
     (airec.auth.cache.last_used), so no request waits for the write."""
@@ -152,20 +143,6 @@ def _touch(key_id: int, digest: str) -> None:
             return
         _touched[digest] = now
     last_used.record(database.obj, key_id, utcnow())
-
-
-def write_last_used(db: peewee.Database, stamps: list[tuple[int, dt.datetime]]) -> int:
-    """Write (key id, time) stamps in one transaction on `db`; a key written under a minute ago (by
-    any process) is left alone by the SQL condition. Returns the rows updated."""
-    updated = 0
-    with db.connection_context(), db.atomic():
-        for key_id, stamp in stamps:
-            query = ApiKey.update(last_used_at=stamp).where(
-                (ApiKey.id == key_id)
-                & (ApiKey.last_used_at.is_null() | (ApiKey.last_used_at < stamp - LAST_USED_EVERY))
-            )
-            updated += db.execute(query).rowcount
-    return updated
 
 
 def flush_last_used() -> int:

@@ -7,13 +7,17 @@ through (they are `public` in airec.auth.ENDPOINT_ROLES); this module is their g
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from flask import current_app, flash, session
 
 from airec.auth import PUBLIC, READ, required_role
-from airec.auth.service import Principal, hash_key, principal_for_hash, verify
+from airec.auth.service import Principal, hash_key, verify
 from airec.config import Settings
+from airec.console import session_store
+from airec.console.session import EXPIRES_FIELD
+from airec.console.session_store import SessionState
 
 #: console endpoint -> the API operation (endpoint, method) whose role it needs.
 MIRRORS: dict[str, tuple[str, str]] = {
@@ -34,8 +38,13 @@ MIRRORS: dict[str, tuple[str, str]] = {
 }
 #: Open to anyone: the login form itself, logging out, the stylesheet and script.
 OPEN = frozenset({"console.login", "console.logout", "console.static"})
-#: The session field holding the key's SHA-256 (what airec.auth stores), never the key.
-SESSION_KEY = "key_sha256"
+#: The session field holding the server-side session's token (airec.console.session_store), never the key.
+SESSION_TOKEN = "session_token"
+#: Why a cookie no longer opens the console, for the login form.
+ENDED_BECAUSE = {
+    SessionState.ENDED: "Your session has ended (signed out, or it expired). Sign in again.",
+    SessionState.KEY_REVOKED: "Your session has ended: its key was revoked. Sign in with a current key.",
+}
 
 
 @dataclass(frozen=True)
@@ -65,13 +74,13 @@ def current_viewer() -> Viewer | None:
     settings: Settings = current_app.config["AIREC"]
     if not settings.auth:
         return Viewer(name=None, role="admin")
-    digest = session.get(SESSION_KEY)
-    if not digest:
+    token = session.get(SESSION_TOKEN)
+    if not token:
         return None
-    principal = principal_for_hash(digest)  # every request: a revoked key ends the session here
+    state, principal = session_store.look_up(token)  # every request: sign-out or revocation ends it here
     if principal is None:
         session.clear()
-        flash("Your session has ended: its key was revoked. Sign in with a current key.", "error")
+        flash(ENDED_BECAUSE[state], "error")
         return None
     return Viewer(name=principal.name, role=principal.role)
 
@@ -95,11 +104,20 @@ def sign_in(key: str) -> Viewer:
             "Sign in with a read or admin key.",
             403,
         )
+    settings: Settings = current_app.config["AIREC"]
+    token, expires_at = session_store.open_session(
+        hash_key(key.strip()), dt.timedelta(hours=settings.console_session_hours)
+    )
     session.clear()  # a fresh session (and CSRF token) for the new identity
-    session[SESSION_KEY] = hash_key(key.strip())
+    session[SESSION_TOKEN] = token
+    session[EXPIRES_FIELD] = int(expires_at.replace(tzinfo=dt.UTC).timestamp())
     session.permanent = True
     return Viewer(name=principal.name, role=principal.role)
 
 
 def sign_out() -> None:
+    """End the session on the server (every copy of the cookie is refused from now on), then here."""
+    token = session.get(SESSION_TOKEN)
+    if token:
+        session_store.end_session(token)
     session.clear()

@@ -1,8 +1,9 @@
-"""The console's session: a signed cookie, a secret every worker agrees on, CSRF tokens on every form.
+"""The console's session cookie: signed with a secret every worker agrees on, CSRF tokens on every form.
 
-The cookie holds the SHA-256 of the API key the operator signed in with (never the key itself) and
-Flask-WTF's CSRF token. It is HttpOnly, SameSite=Lax, and Secure whenever the request came over https
-(directly, or through a proxy that says so in X-Forwarded-Proto).
+The cookie holds the token of a session stored in the database (airec.console.session_store; never the
+API key), the session's end, and Flask-WTF's CSRF token. It expires with the session (it is not pushed
+back by activity). It is HttpOnly, SameSite=Lax, and Secure whenever the request came over https:
+directly, or through a trusted proxy (AIREC_TRUSTED_PROXIES; ProxyFix alone reads X-Forwarded-Proto).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from flask_wtf.csrf import CSRFProtect
 from airec.config import Settings
 
 SECRET_FILE = ".console-secret-key"
-SESSION_HOURS = 12
+#: The session field holding the server-side session's end (Unix seconds): the cookie expires with it.
+EXPIRES_FIELD = "expires"
 
 csrf = CSRFProtect()
 
@@ -57,7 +59,14 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
     def get_cookie_secure(self, app: Flask) -> bool:
-        return request.is_secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+        return request.is_secure
+
+    def get_expiration_time(self, app: Flask, session: SecureCookieSession) -> dt.datetime | None:
+        """The session's absolute end, not now + lifetime (which every answer would push back)."""
+        expires = session.get(EXPIRES_FIELD)
+        if session.permanent and isinstance(expires, int):
+            return dt.datetime.fromtimestamp(expires, dt.UTC)
+        return super().get_expiration_time(app, session)
 
 
 def init_session(app: Flask, settings: Settings) -> None:
@@ -68,7 +77,7 @@ def init_session(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_NAME="airec_console",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=SESSION_HOURS),
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=settings.console_session_hours),
         WTF_CSRF_CHECK_DEFAULT=False,
         WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as its session
     )
