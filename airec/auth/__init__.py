@@ -50,6 +50,8 @@ ENDPOINT_ROLES: dict[str, str | Configurable | dict[str, str | Configurable]] = 
     "stats.Stats": READ,
     "stats.Daily": READ,
     "stats.Items": READ,
+    "catalogue.CatalogueItem": {"GET": READ, "PUT": INGEST, "PATCH": INGEST},
+    "catalogue.CatalogueBulk": INGEST,
     "serving.Recommendations": READ,
     "serving.UserRecommendations": READ,
     "serving.SimilarItems": READ,
