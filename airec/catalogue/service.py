@@ -179,6 +179,24 @@ def upsert_many(entries: Iterable[dict]) -> dict:
     return atomic_write(write)
 
 
+def unrecommendable(names: list[str], rules) -> set[str]:
+    """Which of `names` no answer may hold under `rules` (masks.Rules) now, read from the table: the
+    popularity fallback before any model exists (a short list; with a model, the masks answer)."""
+    now = utcnow()
+    described: dict[str, ItemMeta] = {}
+    for start in range(0, len(names), 500):
+        chunk = names[start : start + 500]
+        described.update((row.name, row) for row in ItemMeta.select().where(ItemMeta.name.in_(chunk)))
+    out = set()
+    for name in names:
+        meta = described.get(name)
+        fields = _fields_of(meta)
+        reason = hidden_reason(fields["hidden"], fields["available_from"], fields["available_until"], now)
+        if reason is not None or not rules.admits(fields["categories"], fields["labels"]):
+            out.add(name)
+    return out
+
+
 def _contains(column: peewee.Field, text: str) -> peewee.Expression:
     """Whether a JSON text column holds `text` (case-sensitive on both engines, no LIKE escaping)."""
     needle = peewee.Value(text, converter=False)
