@@ -16,10 +16,11 @@ import threading
 import time
 import weakref
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 import peewee
 
 from airec import scope
@@ -79,6 +80,34 @@ def _seconds(value: dt.datetime | str) -> float:
     return value.replace(tzinfo=dt.UTC).timestamp()
 
 
+#: Rows per keyset page when reading the catalogue: bounded memory on every driver.
+_PAGE_ROWS = 50_000
+
+
+def _described_rows() -> Iterator[tuple]:
+    """(name, categories JSON text, labels JSON text, hidden, from, until) of every described item, in
+    keyset pages by name (no driver holds a million rows at once)."""
+    columns = (
+        ItemMeta.name,
+        ItemMeta.categories,
+        ItemMeta.labels,
+        ItemMeta.hidden,
+        ItemMeta.available_from,
+        ItemMeta.available_until,
+    )
+    after = ""
+    while True:
+        query = (
+            ItemMeta.select(*columns).where(ItemMeta.name > after).order_by(ItemMeta.name).limit(_PAGE_ROWS)
+        )
+        sql, params = query.sql()
+        rows = database.execute_sql(sql, params).fetchall()
+        yield from rows
+        if len(rows) < _PAGE_ROWS:
+            return
+        after = rows[-1][0]
+
+
 class _Postings:
     """Key -> item indices, gathered in flat int32 arrays (1M items cost megabytes, not Python ints)."""
 
@@ -134,25 +163,27 @@ class CatalogueMasks:
         starts = np.full(n, -np.inf)
         ends = np.full(n, np.inf)
         categories, labels = _Postings(), _Postings()
-        query = ItemMeta.select(
-            ItemMeta.name,
-            ItemMeta.categories,
-            ItemMeta.labels,
-            ItemMeta.hidden,
-            ItemMeta.available_from,
-            ItemMeta.available_until,
-        ).tuples()
-        for name, cats, labs, is_hidden, start, end in query.iterator():
+        keys_of: dict[str, list[str]] = {}  # categories repeat: split each once
+        for name, cats, labs, is_hidden, start, end in _described_rows():
             i = index.get(name)
             if i is None:
                 continue
-            hidden[i] = is_hidden
+            if is_hidden:
+                hidden[i] = True
             if start is not None:
                 starts[i] = _seconds(start)
             if end is not None:
                 ends[i] = _seconds(end)
-            categories.add({key for c in cats for key in category_keys(c)}, i)
-            labels.add(labs, i)
+            if cats != "[]":
+                keys: set[str] = set()
+                for category in orjson.loads(cats):
+                    found = keys_of.get(category)
+                    keys.update(
+                        found if found is not None else keys_of.setdefault(category, category_keys(category))
+                    )
+                categories.add(keys, i)
+            if labs != "[]":
+                labels.add(orjson.loads(labs), i)
         masks.hidden = hidden if hidden.any() else None
         if np.isfinite(starts).any() or np.isfinite(ends).any():
             masks.starts, masks.ends = starts, ends
