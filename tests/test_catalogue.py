@@ -108,7 +108,9 @@ def test_the_catalogue_works_on_postgresql(settings_overrides):
     from airec.app import create_app
 
     with fresh_database() as url:
-        client = create_app({**settings_overrides, "database_url": url, "model_poll_seconds": 0}).test_client()
+        client = create_app(
+            {**settings_overrides, "database_url": url, "model_poll_seconds": 0}
+        ).test_client()
         check_list_filters(client)
         assert client.patch("/api/v1/items/run", json={"hidden": True}).json["hidden_reason"] == "hidden"
         assert client.post("/api/v1/items", json={"items": [{"item": "run"}, {"item": "new"}]}).json == {

@@ -55,7 +55,7 @@ def hidden_reason(
     return None
 
 
-def _iso(value: dt.datetime | None) -> str | None:
+def iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.replace(tzinfo=dt.UTC).isoformat()
 
 
@@ -77,8 +77,8 @@ def describe(name: str) -> dict | None:
     return {
         "item": name,
         **fields,
-        "available_from": _iso(fields["available_from"]),
-        "available_until": _iso(fields["available_until"]),
+        "available_from": iso(fields["available_from"]),
+        "available_until": iso(fields["available_until"]),
         "described": meta is not None,
         "count": count,
         "visible": reason is None,
@@ -100,7 +100,7 @@ def _normalized(fields: dict) -> dict:
 def _check_window(fields: dict) -> None:
     start, end = fields["available_from"], fields["available_until"]
     if start is not None and end is not None and end < start:
-        raise CatalogueError("available_until", f"Must not be before available_from ({_iso(start)}).")
+        raise CatalogueError("available_until", f"Must not be before available_from ({iso(start)}).")
 
 
 def bump_version() -> None:
