@@ -226,10 +226,16 @@ def metadata_filter(
 
 
 def list_items(
-    *, offset: int, limit: int, category: list[str] = (), label: list[str] = (), hidden: bool | None = None
+    *,
+    offset: int,
+    limit: int,
+    category: list[str] = (),
+    label: list[str] = (),
+    hidden: bool | None = None,
+    name_contains: str = "",
 ) -> tuple[list[dict], int]:
     """One page of items with counts (described items without interactions count 0), most popular
-    first, ties by name; and how many items pass the filters."""
+    first, ties by name; and how many items pass the filters (`name_contains`: the console's search)."""
     count = peewee.fn.COUNT(Interaction.id)
     stored = (
         Item.select(Item.name.alias("name"), count.alias("count"))
@@ -244,6 +250,9 @@ def list_items(
     condition = metadata_filter(list(category), list(label), hidden)
     if condition is not None:
         stored, unstored = stored.where(condition), unstored.where(condition)
+    if name_contains:
+        stored = stored.where(_contains(Item.name, name_contains))
+        unstored = unstored.where(_contains(ItemMeta.name, name_contains))
     union = stored + unstored
     total = union.count()
     page = (
