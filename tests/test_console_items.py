@@ -69,7 +69,6 @@ def test_an_admin_hides_and_shows_in_one_click_with_csrf(auth_app, keys):
     assert client.get("/api/v1/items/boot", headers=bearer(keys["read"])).json["visible"] is True
 
 
-
 def test_try_filters_the_proposals_by_category_and_label(auth_app, keys):
     client = auth_app.test_client()
     seed(client, keys)
