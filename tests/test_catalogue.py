@@ -102,6 +102,7 @@ def check_list_filters(client) -> None:
 
 def test_the_item_list_filters_by_category_label_and_hidden(client):
     check_list_filters(client)
+    check_writes_then_masks(client)
 
 
 def test_the_catalogue_works_on_postgresql(settings_overrides):
@@ -112,11 +113,34 @@ def test_the_catalogue_works_on_postgresql(settings_overrides):
             {**settings_overrides, "database_url": url, "model_poll_seconds": 0}
         ).test_client()
         check_list_filters(client)
-        assert client.patch("/api/v1/items/run", json={"hidden": True}).json["hidden_reason"] == "hidden"
-        assert client.post("/api/v1/items", json={"items": [{"item": "run"}, {"item": "new"}]}).json == {
-            "created": 1,
-            "updated": 1,
-        }
+        check_writes_then_masks(client)
+
+
+def check_writes_then_masks(client) -> None:
+    assert client.patch("/api/v1/items/run", json={"hidden": True}).json["hidden_reason"] == "hidden"
+    assert client.post("/api/v1/items", json={"items": [{"item": "run"}, {"item": "new"}]}).json == {
+        "created": 1,
+        "updated": 1,
+    }
+    client.patch("/api/v1/items/hat", json={"available_until": "2000-01-01T00:00:00Z"})
+    check_masks_from_the_table()
+
+
+def check_masks_from_the_table() -> None:
+    """The masks read the rows this engine hands back (booleans, datetimes or text) as the list did."""
+    import time
+
+    from airec.catalogue.masks import CatalogueMasks, Rules
+    from airec.catalogue.service import catalogue_version
+    from airec.db import database
+
+    index = {name: i for i, name in enumerate(["run", "walk", "hat", "plain", "unsold", "new"])}
+    with database.connection_context():
+        masks = CatalogueMasks.build(index, "v", catalogue_version())
+    blocked = masks.blocked(Rules(), now=time.time())
+    assert [name for name, i in index.items() if blocked[i]] == ["walk", "hat"]  # hidden, window closed
+    shoes = masks.blocked(Rules.of(["shoes"]), now=time.time())
+    assert [name for name, i in index.items() if not shoes[i]] == ["unsold"]  # run was replaced bare
 
 
 def test_bulk_upsert_counts_created_and_updated(client):
