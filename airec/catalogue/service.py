@@ -236,26 +236,38 @@ def list_items(
 ) -> tuple[list[dict], int]:
     """One page of items with counts (described items without interactions count 0), most popular
     first, ties by name; and how many items pass the filters (`name_contains`: the console's search)."""
+    condition = metadata_filter(list(category), list(label), hidden)
+
+    def narrowed(query: peewee.ModelSelect, name: peewee.Field, join: bool) -> peewee.ModelSelect:
+        if condition is not None:
+            if join:
+                query = query.switch(Item).join(
+                    ItemMeta, peewee.JOIN.LEFT_OUTER, on=(ItemMeta.name == Item.name)
+                )
+            query = query.where(condition)
+        return query.where(_contains(name, name_contains)) if name_contains else query
+
     count = peewee.fn.COUNT(Interaction.id)
-    stored = (
+    stored = narrowed(
         Item.select(Item.name.alias("name"), count.alias("count"))
         .join(Interaction, peewee.JOIN.LEFT_OUTER, on=(Interaction.item == Item.id))
-        .switch(Item)
-        .join(ItemMeta, peewee.JOIN.LEFT_OUTER, on=(ItemMeta.name == Item.name))
-        .group_by(Item.id, Item.name)
+        .group_by(Item.id, Item.name),
+        Item.name,
+        join=True,
     )
-    unstored = ItemMeta.select(ItemMeta.name.alias("name"), peewee.Value(0).alias("count")).where(
-        ~peewee.fn.EXISTS(Item.select(Item.id).where(Item.name == ItemMeta.name))
+    unstored = narrowed(
+        ItemMeta.select(ItemMeta.name.alias("name"), peewee.Value(0).alias("count")).where(
+            ~peewee.fn.EXISTS(Item.select(Item.id).where(Item.name == ItemMeta.name))
+        ),
+        ItemMeta.name,
+        join=False,
     )
-    condition = metadata_filter(list(category), list(label), hidden)
-    if condition is not None:
-        stored, unstored = stored.where(condition), unstored.where(condition)
-    if name_contains:
-        stored = stored.where(_contains(Item.name, name_contains))
-        unstored = unstored.where(_contains(ItemMeta.name, name_contains))
-    union = stored + unstored
-    total = union.count()
-    page = (
-        union.order_by(peewee.SQL('"count"').desc(), peewee.SQL('"name"').asc()).offset(offset).limit(limit)
-    )
+    # The total without the interactions: counting the grouped union would aggregate them twice.
+    described_only = unstored.count()
+    total = narrowed(Item.select(Item.id), Item.name, join=True).count() + described_only
+    if described_only:
+        page = (stored + unstored).order_by(peewee.SQL('"count"').desc(), peewee.SQL('"name"').asc())
+    else:  # the usual case, and the query this list had before the catalogue: no union to sort
+        page = stored.order_by(count.desc(), Item.name.asc())
+    page = page.offset(offset).limit(limit)
     return [{"item": name, "count": n} for name, n in page.tuples()], total
