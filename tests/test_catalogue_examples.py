@@ -35,7 +35,7 @@ curl -s "$AIREC/api/v1/items?category=shoes&label=sale" | jq -c '{items: [.[].it
 
 curl -s -X POST "$AIREC/api/v1/recommendations" -H 'Content-Type: application/json' \
   -d '{"items": ["g1-i0", "g1-i1"], "k": 3, "categories": ["shoes"]}' \
-  | jq -c '{items: [.items[].item], filtered}'
+  | jq -c '{items: ([.items[].item] | sort), filtered}'
 # -> {"items": ["g1-i3", "g1-i4"], "filtered": 76}
 
 curl -s "$AIREC/api/v1/users/u2/recommendations?k=3&labels=sale" | jq -c '{items: [.items[].item]}'
