@@ -142,6 +142,7 @@ def stop_background(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask, api: AirecApi) -> None:
+    from airec.catalogue.views import blp as catalogue_blp
     from airec.compat.views import bp as compat_blp
     from airec.ingestion.views import blp as ingestion_blp
     from airec.ops.views import blp as ops_blp
@@ -151,7 +152,17 @@ def _register_blueprints(app: Flask, api: AirecApi) -> None:
     from airec.training.views import blp as training_blp
     from airec.versions.views import blp as models_blp
 
-    for blp in (ops_blp, ingestion_blp, stats_blp, training_blp, serving_blp, models_blp, compat_blp):
+    blueprints = (
+        ops_blp,
+        ingestion_blp,
+        stats_blp,
+        catalogue_blp,
+        training_blp,
+        serving_blp,
+        models_blp,
+        compat_blp,
+    )
+    for blp in blueprints:
         api.register_blueprint(blp)
     init_metrics(app)  # GET /metrics, plain route outside the OpenAPI document
 

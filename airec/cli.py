@@ -112,12 +112,23 @@ def print_evaluation(evaluation: dict) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from airec.catalogue.files import import_items
     from airec.imports import import_file
 
+    if args.format is None and not args.items:
+        print(
+            "error: --format is required to import interactions (or --items for a catalogue)", file=sys.stderr
+        )
+        raise SystemExit(2)
     settings = Settings.from_env()
     bootstrap(settings)
     try:
-        result = import_file(args.file, args.format, min_rating=args.min_rating, batch_size=args.batch_size)
+        if args.items:
+            result = import_items(args.file, args.format, batch_size=args.batch_size)
+        else:
+            result = import_file(
+                args.file, args.format, min_rating=args.min_rating, batch_size=args.batch_size
+            )
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -126,17 +137,25 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Every record as JSON lines (`airec import --format jsonl` reads them back)."""
+    """Every record as JSON lines (`airec import --format jsonl` reads them back), or with --items the
+    catalogue (`airec import --items` reads it back)."""
+    from airec.catalogue.files import export_items, format_of
     from airec.exports import export_records
 
     settings = Settings.from_env()
     bootstrap(settings)
+
+    def write(out) -> dict:
+        if args.items:
+            return export_items(out, format_of(args.file, None))
+        return export_records(out)
+
     try:
         if args.file == "-":
-            result = export_records(sys.stdout)
+            result = write(sys.stdout)
         else:
-            with open(args.file, "w", encoding="utf-8") as out:
-                result = export_records(out)
+            with open(args.file, "w", encoding="utf-8", newline="") as out:
+                result = write(out)
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -284,7 +303,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airec", description="Self-hosted neural recommender service.")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_service_commands(sub)
+    _add_data_commands(sub)
+    _add_admin_commands(sub)
+    return parser
 
+
+def _add_service_commands(sub) -> None:
+    """serve, train, worker, evaluate, bench: running the service and its models."""
     serve = sub.add_parser("serve", help="run the web service under gunicorn")
     serve.add_argument("--host", default=os.environ.get("AIREC_HOST", "127.0.0.1"))
     # String defaults go through type=int at parse time: a bad AIREC_PORT is a usage error, not a crash.
@@ -298,17 +324,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--warm-start", action="store_true", default=None, help="start from the active model")
     train.set_defaults(func=cmd_train)
 
-    imp = sub.add_parser("import", help="import interactions from a file")
-    imp.add_argument("file")
-    imp.add_argument("--format", required=True, choices=["movielens", "csv", "baskets", "jsonl"])
-    imp.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this (rating data)")
-    imp.add_argument("--batch-size", type=int, default=5000)
-    imp.set_defaults(func=cmd_import)
-
-    exp = sub.add_parser("export", help="write every record as JSON lines (import them with --format jsonl)")
-    exp.add_argument("file", help="output file, or - for stdout")
-    exp.set_defaults(func=cmd_export)
-
     worker = sub.add_parser("worker", help="train queued runs and run the schedule (AIREC_TRAINER=worker)")
     worker.set_defaults(func=cmd_worker)
 
@@ -321,6 +336,31 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help)")
     bench.set_defaults(func=cmd_bench)
 
+
+def _add_data_commands(sub) -> None:
+    """import and export: data in and out of the database."""
+    imp = sub.add_parser("import", help="import interactions (or with --items a catalogue) from a file")
+    imp.add_argument("file")
+    imp.add_argument(
+        "--format",
+        choices=["movielens", "csv", "baskets", "jsonl"],
+        help="with --items: csv or jsonl (default: by extension)",
+    )
+    imp.add_argument("--items", action="store_true", help="the file is an item catalogue (CSV or JSON lines)")
+    imp.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this (rating data)")
+    imp.add_argument("--batch-size", type=int, default=5000)
+    imp.set_defaults(func=cmd_import)
+
+    exp = sub.add_parser("export", help="write every record as JSON lines (import them with --format jsonl)")
+    exp.add_argument("file", help="output file, or - for stdout")
+    exp.add_argument(
+        "--items", action="store_true", help="the item catalogue instead (CSV if FILE ends in .csv)"
+    )
+    exp.set_defaults(func=cmd_export)
+
+
+def _add_admin_commands(sub) -> None:
+    """models and keys: what an operator administers."""
     models = sub.add_parser("models", help="list model versions or activate one (rollback)")
     models_sub = models.add_subparsers(dest="action", required=True)
     models_sub.add_parser("list", help="versions, newest first, with status and held-out metric")
@@ -338,7 +378,6 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("--name", required=True)
     keys.set_defaults(func=cmd_keys)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -145,6 +145,23 @@ class State(BaseModel):
         table_name = "state"
 
 
+class ItemMeta(BaseModel):
+    """What a shop says about an item (airec/catalogue): keyed by name, not by items.id, so an item can be
+    described before any interaction names it without counting as a stored item."""
+
+    name = pw.CharField(max_length=256, primary_key=True)
+    categories = JSONField(default=list)
+    labels = JSONField(default=list)
+    hidden = pw.BooleanField(default=False)
+    available_from = pw.DateTimeField(null=True)  # naive UTC
+    available_until = pw.DateTimeField(null=True)  # naive UTC
+    properties = JSONField(default=dict)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "item_catalogue"
+
+
 class ApiKey(BaseModel):
     """An API key: only its SHA-256 hash is stored, with a short prefix to tell keys apart."""
 
@@ -183,6 +200,7 @@ ALL_TABLES = [
     ModelFile,
     ModelFilePart,
     State,
+    ItemMeta,
     ApiKey,
     ConsoleSession,
 ]

@@ -267,7 +267,7 @@ def test_a_read_key_sees_no_admin_buttons_and_a_forged_admin_post_gets_403(brows
     other = next(v["version"] for v in versions["versions"] if v["status"] == "ready")
     with opened(browser, server, role="read", refusals=(403,)) as page:
         nav = page.get_by_role("navigation", name="Main").get_by_role("link").all_inner_texts()
-        assert nav == ["Overview", "Try it"]
+        assert nav == ["Overview", "Try it", "Items"]  # Items: read may look, not hide
         for name in ("Train now", "Activate", "Roll back", "Archive", "Revoke", "Create key"):
             assert page.get_by_role("button", name=name).count() == 0
             assert page.get_by_role("link", name=name).count() == 0
@@ -364,6 +364,8 @@ def page_paths(server) -> dict[str, str]:
         "try-user": "/try?user=u7&k=5",
         "keys": "/keys",
         "revoke": "/keys/browser-read/revoke",
+        "items": "/items?q=g2",
+        "item": "/items/show?item=g2-i0",
     }
 
 
@@ -409,3 +411,39 @@ def test_each_page_html_is_served_in_under_100ms(server):
     measurements["html"] = timings
     slow = {name: t for name, t in timings.items() if t["median_ms"] >= HTML_BUDGET_SECONDS * 1000}
     assert slow == {}, slow
+
+
+def test_find_an_item_hide_it_in_one_click_and_no_answer_holds_it(browser, server):
+    assert call(server, "PUT", "/api/v1/items/g4-i1", json={"categories": ["shoes"]}).status_code == 200
+    basket = {"items": ["g4-i0", "g4-i2"], "k": 5}
+
+    def answered() -> set[str]:
+        names = set()
+        for _ in range(10):  # new connections: both workers
+            answer = call(server, "POST", "/api/v1/recommendations", json=basket)
+            names.update(entry["item"] for entry in answer.json()["items"])
+        return names
+
+    assert "g4-i1" in answered()
+    with opened(browser, server) as page:
+        page.get_by_role("link", name="Items").click()
+        page.get_by_label("Category").fill("shoes")
+        page.get_by_role("button", name="Filter").click()
+        rows = page.locator("tr[data-item]").evaluate_all("rows => rows.map(row => row.dataset.item)")
+        assert rows == ["g4-i1"]
+        check_accessible(page, "items, filtered")
+        page.get_by_role("link", name="g4-i1", exact=True).click()
+        page.get_by_role("button", name="Hide g4-i1").click()
+        assert page.locator("#visibility").inner_text().startswith("Hidden")
+        check_accessible(page, "item, hidden")
+        time.sleep(1.0)
+        assert "g4-i1" not in answered()
+        page.goto(f"{server.url}/try?items=g4-i0&k=5&category=shoes")
+        assert page.locator("#proposals .name").all_inner_texts() == []
+        page.goto(f"{server.url}/items/show?item=g4-i1")
+        page.get_by_role("button", name="Show g4-i1").click()
+        assert page.locator("#visibility").inner_text() == "Recommendable now."
+        time.sleep(1.0)
+        assert "g4-i1" in answered()
+        page.goto(f"{server.url}/try?items=g4-i0&k=5&category=shoes")
+        assert page.locator("#proposals .name").all_inner_texts() == ["g4-i1"]

@@ -70,6 +70,7 @@ def test_no_model_falls_back_to_database_popularity(client):
         "model_version": None,
         "unknown_items": [],
         "fallback": "popularity",
+        "filtered": 0,
     }
     answer = recommend(client, ["a"], k=5, exclude=["c"])
     assert names(answer) == ["b", "d"] and answer["fallback"] == "popularity"

@@ -26,7 +26,7 @@ def same_as_schema_dump(body: dict, schema, keys: set[str]) -> None:
             assert isinstance(because["item"], str) and type(because["contribution"]) is float
 
 
-KEYS = {"items", "model_version", "unknown_items", "fallback"}
+KEYS = {"items", "model_version", "unknown_items", "fallback", "filtered"}
 
 
 def test_every_answer_shape_matches_the_schema(client):
@@ -58,7 +58,7 @@ def test_every_answer_shape_matches_the_schema(client):
     same_as_schema_dump(user.json, UserRecommendationSchema(), user_keys)
     similar = client.get("/api/v1/items/g1-i0/similar?k=3")
     assert similar.status_code == 200
-    same_as_schema_dump(similar.json, SimilarItemsSchema(), {"item", "items", "model_version"})
+    same_as_schema_dump(similar.json, SimilarItemsSchema(), {"item", "items", "model_version", "filtered"})
 
 
 def test_names_are_written_verbatim_in_utf8(client):
@@ -93,6 +93,15 @@ QUERIES = [
     {"items": ["a"], "exclude": "b"},
     {"items": ["a"], "exclude": None},
     {"items": ["a"], "other": 1},
+    {
+        "items": ["a"],
+        "categories": ["shoes", "shoes/running"],
+        "labels": ["sale"],
+        "exclude_labels": ["adult"],
+    },
+    {"items": ["a"], "categories": [""]},
+    {"items": ["a"], "labels": "sale"},
+    {"items": ["a"], "exclude_labels": ["x"] * 101},
     {"k": 3},
     [],
     None,
@@ -138,6 +147,16 @@ def test_a_plain_recommendation_body_takes_the_one_pass_check(client, monkeypatc
 
     monkeypatch.setattr(schemas, "_plain_query", counting)
     answer = client.post("/api/v1/recommendations", json={"items": ["a"], "k": 2})
-    assert answer.status_code == 200 and seen == [{"items": ["a"], "k": 2, "exclude": [], "explain": False}]
+    assert answer.status_code == 200 and seen == [
+        {
+            "items": ["a"],
+            "k": 2,
+            "exclude": [],
+            "explain": False,
+            "categories": [],
+            "labels": [],
+            "exclude_labels": [],
+        }
+    ]
     refused = client.post("/api/v1/recommendations", json={"items": ["a"], "k": 0})
     assert refused.status_code == 422 and "k" in str(refused.get_json()) and seen[-1] is None

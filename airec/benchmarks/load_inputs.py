@@ -20,7 +20,8 @@ def make_keys(database_url: str) -> dict[str, str]:
     return keys
 
 
-def write_bodies(path: Path, sets: list[list[str]], k: int = 10) -> Path:
-    """wrk's request bodies, one JSON recommendation request (`sets` item names, top `k`) a line."""
-    path.write_text("".join(json.dumps({"items": s, "k": k}) + "\n" for s in sets), encoding="utf-8")
+def write_bodies(path: Path, sets: list[list[str]], k: int = 10, **extra) -> Path:
+    """wrk's request bodies, one JSON recommendation request (`sets` item names, top `k`) a line;
+    `extra` keys (e.g. catalogue filters) go into every body."""
+    path.write_text("".join(json.dumps({"items": s, "k": k, **extra}) + "\n" for s in sets), encoding="utf-8")
     return path

@@ -3,7 +3,8 @@
 Starts real gunicorn on 127.0.0.1 with `make run`'s defaults (2 workers, API keys on), POSTs
 ml-latest-small (ratings >= 4) over HTTP, trains with the default request (`{}`), then drives it with
 wrk (airec.benchmarks.wrk) in rounds of: a trivial endpoint (the generator's own ceiling), /healthz,
-recommendations (10 items in, k=10, read key), the reads a dashboard polls, and recommendations at
+recommendations (10 items in, k=10, read key), the same with a category filter that keeps ~10% of the
+items, the same with 1% of the items hidden, the reads a dashboard polls, and recommendations at
 half the saturated rate. Every figure is the median over the rounds; ratios are taken within each
 round (same server, same minute) before the median. Then one phase while a training run is in
 flight, and (unless --catalogues none) latency across catalogue sizes (airec.benchmarks.catalogue).
@@ -33,6 +34,28 @@ READS = (  # (row name, path, role)
     ("GET /api/v1/models", "/api/v1/models", "admin"),
 )
 RECOMMEND = "POST /api/v1/recommendations"
+
+
+#: The catalogue rows: every item in one of CATEGORIES categories (a filter keeps ~1/CATEGORIES of the
+#: items), and one item in HIDDEN_EVERY hidden for the hidden row only.
+CATEGORIES, HIDDEN_EVERY = 10, 100
+FILTERED_ROW = "POST recommendations, ~10% category"
+HIDDEN_ROW = "POST recommendations, 1% hidden"
+
+
+def _catalogue(items: list[str], hide: bool) -> list[dict]:
+    return [
+        {"item": name, "categories": [f"bench/c{i % CATEGORIES}"], "hidden": hide and i % HIDDEN_EVERY == 0}
+        for i, name in enumerate(items)
+    ]
+
+
+def describe_catalogue(server: Gunicorn, key: str, items: list[str], *, hide: bool) -> None:
+    """Describe every item (bulk upserts), hiding 1% of them when `hide`; then let the workers see it."""
+    entries = _catalogue(items, hide)
+    for s in range(0, len(entries), 10000):
+        _call(server, key, "POST", "/api/v1/items", json={"items": entries[s : s + 10000]})
+    time.sleep(1.5)  # every worker reads the catalogue's version at most every 0.5 s
 
 
 def dataset_records() -> tuple[list[dict], list[list[str]]]:
@@ -71,7 +94,7 @@ def _train(server: Gunicorn, admin: str) -> dict:
 
 
 def one_round(
-    server: Gunicorn, keys: dict, bodies: Path, seconds: float, ceiling_url: str
+    server: Gunicorn, keys: dict, bodies: Path, seconds: float, ceiling_url: str, catalogue: dict
 ) -> dict[str, Load]:
     pids = server.worker_pids()
     out = {"trivial endpoint (wrk's ceiling)": run_wrk(ceiling_url, seconds=seconds)}
@@ -79,6 +102,10 @@ def one_round(
     rec_url = server.url + "/api/v1/recommendations"
     post = {"key": keys["read"], "method": "POST", "bodies": bodies, "pids": pids}
     out[RECOMMEND] = run_wrk(rec_url, seconds=seconds, **post)
+    out[FILTERED_ROW] = run_wrk(rec_url, seconds=seconds, **{**post, "bodies": catalogue["filtered_bodies"]})
+    describe_catalogue(server, keys["ingest"], catalogue["items"], hide=True)
+    out[HIDDEN_ROW] = run_wrk(rec_url, seconds=seconds, **post)
+    describe_catalogue(server, keys["ingest"], catalogue["items"], hide=False)
     for name, path, role in READS:
         out[name] = run_wrk(server.url + path, seconds=seconds, key=keys[role], pids=pids)
     # Half the saturated rate: 8 connections, each pausing so that together they send rate / 2.
@@ -131,6 +158,12 @@ def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
             results["model"] = run_["model_version"]
             log(f"trained {run_['model_version']} in {run_['duration_seconds']:.0f} s")
             time.sleep(3)  # every worker follows the pointer (AIREC_MODEL_POLL_SECONDS=2)
+            items = list(dict.fromkeys(name for record in records for name in record["items"]))
+            describe_catalogue(server, keys["ingest"], items, hide=False)
+            catalogue = {
+                "items": items,
+                "filtered_bodies": write_bodies(Path(tmp) / "filtered.txt", queries, categories=["bench/c3"]),
+            }
             run_wrk(
                 server.url + "/api/v1/recommendations",
                 seconds=2,
@@ -139,7 +172,9 @@ def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
                 bodies=bodies,
             )  # warm-up
             for r in range(args.rounds):
-                results["rounds"].append(one_round(server, keys, bodies, args.seconds, ceiling_url))
+                results["rounds"].append(
+                    one_round(server, keys, bodies, args.seconds, ceiling_url, catalogue)
+                )
                 log(f"round {r + 1}/{args.rounds} done")
             results["training"] = _while_training(server, keys, bodies, args.seconds)
 
@@ -204,6 +239,9 @@ def format_table(results: dict, args: argparse.Namespace) -> str:
     )
     if not results["training"]["still_running"]:
         lines.append("note: the training run ended before that phase did; its tail ran idle")
+    for name in (FILTERED_ROW, HIDDEN_ROW):
+        against = statistics.median(r[name].rps / r[RECOMMEND].rps for r in rounds)
+        lines.append(f"{name}: {against:.2f}x the unfiltered rate (same rounds; the target is >= 0.9)")
     half = [r["POST recommendations at half rate"].rps / r[RECOMMEND].rps for r in rounds]
     lines.append(
         f"half-rate row: {statistics.median(half):.2f} of the saturated rate "

@@ -19,10 +19,15 @@ def item_names() -> list[str]:
     return [name for name, _ in item_popularity()]
 
 
-def propose(*, items: list[str], k: int) -> dict:
-    """Old response shape: parallel lists of names and scores from the serving layer."""
+def propose(*, items: list[str], k: int, **rules: list[str]) -> dict:
+    """Old response shape: parallel lists of names and scores from the serving layer (plus `filtered`,
+    the catalogue filters' count; the old keys are unchanged)."""
     from airec.serving.service import recommend  # imported late: serving loads models and is optional here
 
-    result = recommend(items=items, k=k, exclude=None)
+    result = recommend(items=items, k=k, exclude=None, **rules)
     ranked = result.get("items") or []
-    return {"items": [row["item"] for row in ranked], "scores": [row["score"] for row in ranked]}
+    return {
+        "items": [row["item"] for row in ranked],
+        "scores": [row["score"] for row in ranked],
+        "filtered": result["filtered"],
+    }

@@ -18,7 +18,7 @@ from airec.compat import service
 from airec.extensions import Blueprint
 from airec.ingestion.schemas import IngestResultSchema, Name, RecordSchema
 from airec.ingestion.views import store
-from airec.serving.schemas import ITEMS_CAP, ItemsWithinLimit
+from airec.serving.schemas import FILTERED, ITEMS_CAP, CatalogueRules, ItemsWithinLimit
 
 bp = Blueprint("compat", __name__, description="Routes of the original system, kept for its clients.")
 
@@ -34,6 +34,7 @@ class NamesSchema(ma.Schema):
 class ProposalSchema(ma.Schema):
     items = ma.fields.List(ma.fields.String(), metadata={"example": ["chips", "salsa"]})
     scores = ma.fields.List(ma.fields.Float(), metadata={"example": [0.21, 0.08]})
+    filtered = FILTERED
 
 
 def _body(schema: type[ma.Schema]) -> dict:
@@ -41,7 +42,7 @@ def _body(schema: type[ma.Schema]) -> dict:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-class ProposeSchema(ItemsWithinLimit, ma.Schema):
+class ProposeSchema(ItemsWithinLimit, CatalogueRules, ma.Schema):
     """Body of POST /proposeInteraction."""
 
     items = ma.fields.List(
@@ -107,5 +108,4 @@ def list_items():
 @bp.response(200, ProposalSchema)
 def propose_interaction():
     """Recommendations in the old shape: {"items": [names], "scores": [floats]}."""
-    args = _load(ProposeSchema())
-    return jsonify(service.propose(items=args["items"], k=args["k"]))
+    return jsonify(service.propose(**_load(ProposeSchema())))

@@ -24,6 +24,7 @@ NAV = (
     ("console.models", "Models"),
     ("console.training", "Training"),
     ("console.try_it", "Try it"),
+    ("console.items", "Items"),
     ("console.keys", "Access"),
 )
 #: Everything a page loads comes from airec itself; no inline script or style, no framing.

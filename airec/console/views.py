@@ -266,6 +266,15 @@ def _k(errors: dict, field: str) -> int:
     return int(text)
 
 
+def _catalogue_filters() -> dict:
+    """/try's category and label filters (each one name, or left out when empty)."""
+    picked = {
+        name: request.args.get(field, "").strip()
+        for name, field in (("categories", "category"), ("labels", "label"))
+    }
+    return {name: [value] for name, value in picked.items() if value}
+
+
 def _load(schema, values: dict, errors: dict, field: str) -> dict | None:
     try:
         return schema.load(values)
@@ -281,7 +290,7 @@ def try_it():
     answer: dict = {}
     if "items" in args:
         items = [name.strip() for name in args.getlist("items") if name.strip()]
-        values = {"items": items, "k": _k(errors, "items"), "explain": True}
+        values = {"items": items, "k": _k(errors, "items"), "explain": True, **_catalogue_filters()}
         query = _load(RecommendationQuerySchema(), values, errors, "items")
         if query is not None:
             answer["proposals"] = {"items": items, **serving_service.recommend(**query)}

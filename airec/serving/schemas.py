@@ -55,8 +55,58 @@ class ItemsWithinLimit:
 
 NAME = ma.fields.String(validate=validate.Length(min=1, max=256))
 
+#: At most this many names in one of a query's catalogue filters.
+RULES_CAP = 100
+_RULE_FIELDS = {
+    "categories": (
+        "Only items in at least one of these categories (a category matches its '/' sub-paths).",
+        ["shoes"],
+    ),
+    "labels": ("Only items that have all of these labels.", ["sale"]),
+    "exclude_labels": ("No item that has any of these labels.", ["adult"]),
+}
 
-class RecommendationQuerySchema(KWithinLimit, ItemsWithinLimit, ma.Schema):
+
+def _rule_field(name: str, repeated: bool = False) -> ma.fields.List:
+    description, example = _RULE_FIELDS[name]
+    return ma.fields.List(
+        ma.fields.String(validate=validate.Length(min=1, max=256)),
+        load_default=list,
+        validate=validate.Length(max=RULES_CAP),
+        metadata={
+            "example": example,
+            "description": description
+            + (" Repeat the parameter." if repeated else "")
+            + " Hidden and out-of-window items are never answered anyway.",
+        },
+    )
+
+
+class CatalogueRules:
+    """Schema mixin: the catalogue filters every answer accepts."""
+
+    categories = _rule_field("categories")
+    labels = _rule_field("labels")
+    exclude_labels = _rule_field("exclude_labels")
+
+
+class CatalogueRulesInQuery:
+    categories = _rule_field("categories", repeated=True)
+    labels = _rule_field("labels", repeated=True)
+    exclude_labels = _rule_field("exclude_labels", repeated=True)
+
+
+FILTERED = ma.fields.Integer(
+    metadata={
+        "example": 0,
+        "description": "Candidates ranked above the answer's last item that a rule removed (hidden, "
+        "outside its availability window, category, label, exclude); every removed one if the answer is "
+        "short.",
+    }
+)
+
+
+class RecommendationQuerySchema(KWithinLimit, ItemsWithinLimit, CatalogueRules, ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
@@ -99,7 +149,7 @@ class RecommendationQuerySchema(KWithinLimit, ItemsWithinLimit, ma.Schema):
         return super().load(data, many=many, partial=partial, unknown=unknown)
 
 
-_QUERY_KEYS = frozenset({"items", "k", "exclude", "explain"})
+_QUERY_KEYS = frozenset({"items", "k", "exclude", "explain", *_RULE_FIELDS})
 
 
 def _plain_names(value: Any, most: int) -> bool:
@@ -120,7 +170,12 @@ def _plain_query(data: Any) -> dict | None:
         return None
     if not _plain_names(items, max_input_items()) or not _plain_names(exclude, 10000):
         return None
-    return {"items": list(items), "k": k, "exclude": list(exclude), "explain": explain}
+    rules = {name: data.get(name, []) for name in _RULE_FIELDS}
+    if not all(_plain_names(names, RULES_CAP) for names in rules.values()):
+        return None
+    query = {"items": list(items), "k": k, "exclude": list(exclude), "explain": explain}
+    query.update((name, list(names)) for name, names in rules.items())
+    return query
 
 
 class BecauseSchema(ma.Schema):
@@ -146,6 +201,7 @@ class RecommendationSchema(ma.Schema):
         allow_none=True,
         metadata={"example": None, "description": "'popularity' when no model or no known input item"},
     )
+    filtered = FILTERED
 
 
 def _exclude_field() -> ma.fields.List:
@@ -157,7 +213,7 @@ def _exclude_field() -> ma.fields.List:
     )
 
 
-class UserRecommendationQuerySchema(KWithinLimit, ma.Schema):
+class UserRecommendationQuerySchema(KWithinLimit, CatalogueRulesInQuery, ma.Schema):
     k = ma.fields.Integer(load_default=10, validate=validate.Range(min=1, max=K_CAP), metadata={"example": 5})
     exclude = _exclude_field()
     explain = ma.fields.Boolean(
@@ -184,7 +240,7 @@ class UserRecommendationSchema(RecommendationSchema):
     )
 
 
-class SimilarQuerySchema(KWithinLimit, ma.Schema):
+class SimilarQuerySchema(KWithinLimit, CatalogueRulesInQuery, ma.Schema):
     k = ma.fields.Integer(load_default=10, validate=validate.Range(min=1, max=K_CAP), metadata={"example": 5})
     exclude = _exclude_field()
 
@@ -193,3 +249,4 @@ class SimilarItemsSchema(ma.Schema):
     item = ma.fields.String(metadata={"example": "g1-i0"})
     items = ma.fields.List(ma.fields.Nested(ScoredItemSchema))
     model_version = ma.fields.String(metadata={"example": "20261127T101500000000Z-itemknn-3fa2"})
+    filtered = FILTERED

@@ -7,6 +7,9 @@ import time
 import weakref
 from collections.abc import Iterable
 
+from airec.catalogue.masks import Rules, blocked_for
+from airec.catalogue.ranking import popular_within, rank_within
+from airec.catalogue.service import unrecommendable
 from airec.db import database
 from airec.serving.active import ActiveModel
 from airec.serving.served import served_model
@@ -36,54 +39,83 @@ def clear_cache() -> None:
         _popular_cache.clear()
 
 
-def _fallback(model: ActiveModel | None, k: int, skip: set[str]) -> list[dict]:
-    if model is not None:
-        return model.popular(k, exclude=model.indices(skip))
+def _fallback_without_model(k: int, skip: set[str], rules: Rules) -> tuple[list[dict], int]:
+    """Popular items from the database under the catalogue's rules: (answer, filtered)."""
     ranked = [(name, count) for name, count in _popular_from_database(k + len(skip)) if name not in skip]
+    removed = unrecommendable([name for name, _ in ranked], rules)
+    kept = [(name, count) for name, count in ranked if name not in removed][:k]
+    if len(kept) < k:
+        filtered = len(removed)
+    else:
+        last = next(i for i, (name, _) in enumerate(ranked) if name == kept[-1][0])
+        filtered = sum(1 for name, _ in ranked[:last] if name in removed)
     total = float(sum(count for _, count in ranked)) or 1.0
-    return [{"item": name, "score": count / total} for name, count in ranked[:k]]
+    return [{"item": name, "score": count / total} for name, count in kept], filtered
 
 
 def recommend(
-    *, items: Iterable[str], k: int = 10, exclude: Iterable[str] | None = None, explain: bool = False
+    *,
+    items: Iterable[str],
+    k: int = 10,
+    exclude: Iterable[str] | None = None,
+    explain: bool = False,
+    categories: Iterable[str] = (),
+    labels: Iterable[str] = (),
+    exclude_labels: Iterable[str] = (),
 ) -> dict:
-    """The k items most likely to complete `items`; input and excluded items are never proposed."""
+    """The k items most likely to complete `items`; input and excluded items are never proposed, nor
+    items the catalogue hides or the filters (categories, labels, exclude_labels) leave out."""
     model = served_model.active  # read once: a swap mid-request cannot mix versions
     items = list(dict.fromkeys(items))
     exclude = list(dict.fromkeys(exclude or ()))
-    skip = set(items) | set(exclude)
+    rules = Rules.of(categories, labels, exclude_labels)
     if model is None:
+        proposals, filtered = _fallback_without_model(k, set(items) | set(exclude), rules)
         return {
-            "items": _fallback(None, k, skip),
+            "items": proposals,
             "model_version": None,
             "unknown_items": items,
             "fallback": "popularity",
+            "filtered": filtered,
         }
     known, unknown = model.split_known(items)
     excluded = model.indices(exclude)
+    blocked = blocked_for(model, rules)
     if not known:
-        proposals, fallback = _fallback(model, k, skip), "popularity"
+        proposals, filtered = popular_within(model, k, inputs=known, exclude=excluded, blocked=blocked)
+        fallback = "popularity"
     else:
-        proposals, fallback = model.rank(known, k, exclude=excluded, explain=explain), None
+        proposals, filtered, _ = rank_within(
+            model, known, k, exclude=excluded, blocked=blocked, explain=explain
+        )
+        fallback = None
     return {
         "items": proposals,
         "model_version": model.version,
         "unknown_items": unknown,
         "fallback": fallback,
+        "filtered": filtered,
     }
 
 
-def similar_items(*, item: str, k: int = 10, exclude: Iterable[str] | None = None) -> dict | None:
-    """Items that go with `item`: the model's completion of the one-item set. None if item unknown."""
+def similar_items(
+    *,
+    item: str,
+    k: int = 10,
+    exclude: Iterable[str] | None = None,
+    categories: Iterable[str] = (),
+    labels: Iterable[str] = (),
+    exclude_labels: Iterable[str] = (),
+) -> dict | None:
+    """Items that go with `item`: the model's completion of the one-item set, under the catalogue's
+    rules. None if item unknown."""
     model = served_model.active
     if model is None or item not in model.index:
         return None
     excluded = model.indices(exclude or ())
-    return {
-        "item": item,
-        "items": model.rank([model.index[item]], k, exclude=excluded),
-        "model_version": model.version,
-    }
+    blocked = blocked_for(model, Rules.of(categories, labels, exclude_labels))
+    proposals, filtered, _ = rank_within(model, [model.index[item]], k, exclude=excluded, blocked=blocked)
+    return {"item": item, "items": proposals, "model_version": model.version, "filtered": filtered}
 
 
 def active_model() -> ActiveModel | None:
@@ -124,6 +156,7 @@ def recommend_for_user(
     exclude: Iterable[str] | None = None,
     explain: bool = False,
     max_history: int = 500,
+    **rules: Iterable[str],
 ) -> dict:
     """Complete the user's stored history; what the user already has is never proposed.
 
@@ -132,6 +165,6 @@ def recommend_for_user(
     history = user_history(user)
     scored, older = history[:max_history], history[max_history:]
     # Oldest first: the set's last items are its most recent, the ones an explanation weighs.
-    out = recommend(items=scored[::-1], k=k, exclude=[*(exclude or ()), *older], explain=explain)
+    out = recommend(items=scored[::-1], k=k, exclude=[*(exclude or ()), *older], explain=explain, **rules)
     out.pop("unknown_items", None)
     return {"user": user, "history_size": len(history), "history_used": len(scored), **out}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from airec.catalogue import service as catalogue_service
+from airec.catalogue.schemas import ItemListQuerySchema
 from airec.extensions import Blueprint
 from airec.readcache import cached_read
 from airec.stats import service
@@ -34,11 +36,16 @@ class Daily(MethodView):
 class Items(MethodView):
     @cached_read
     @blp.response(200, ItemCountSchema(many=True))
+    @blp.arguments(ItemListQuerySchema, location="query")
     @blp.paginate(page_size=100, max_page_size=1000)
-    def get(self, pagination_parameters):
-        """Items with their interaction counts, most popular first (ties by name)."""
-        page, total = service.list_items(
-            offset=pagination_parameters.first_item, limit=pagination_parameters.page_size
+    def get(self, query, pagination_parameters):
+        """Items with their interaction counts, most popular first (ties by name).
+
+        Items described in the catalogue that no interaction names yet are listed with count 0.
+        `category` (any of, sub-paths included), `label` (all of) and `hidden` filter by the catalogue.
+        """
+        page, total = catalogue_service.list_items(
+            offset=pagination_parameters.first_item, limit=pagination_parameters.page_size, **query
         )
         pagination_parameters.item_count = total
         return page
