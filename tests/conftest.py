@@ -1,22 +1,69 @@
-"""Shared fixtures: the real app (Flask test client) over a fresh SQLite file per test."""
+"""Shared fixtures: the real app (Flask test client) over a fresh SQLite file per test.
+
+The repository is importable through setup.cfg's `pythonpath = .` (no sys.path edits here). Markers
+(setup.cfg, `--strict-markers`) say what a test needs: `postgres`, `redis`, `gunicorn`, `browser`,
+`datasets`, and `slow` (deselected by default).
+"""
 
 from __future__ import annotations
 
-import sys
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import marks
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 #: The PostgreSQL on this machine (trust auth); tests create and drop their own databases on it.
 PG_ADMIN = {"dbname": "test", "host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
-#: Real public datasets, read (never copied) by tests marked slow; they skip when it is absent.
-DATASETS = Path("/work/shared/datasets")
+#: Real public datasets, read in place (never copied): `../shared/datasets` beside the repository, or
+#: AIREC_DATASETS. Tests that read them skip when the folder is absent.
+DATASETS = Path(os.environ.get("AIREC_DATASETS") or ROOT.parent / "shared" / "datasets")
+
+#: Threads a test's app may leave behind (training runs, mask rebuilds): teardown waits this long.
+THREAD_GRACE_SECONDS = 60.0
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marks.current[0] = item  # helpers check that a test using PostgreSQL or gunicorn says so
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    marks.current[0] = None
+
+
+def shut_down(app) -> None:
+    """Stop what `create_app` started and close what it opened, while the test's folder still exists:
+    its poller and scheduler, training runs and mask rebuilds still in flight, pending key-use stamps,
+    and the database connections (pooled ones included)."""
+    from airec.app import stop_background
+    from airec.auth.cache import last_used
+
+    app_scope = app.extensions["airec_scope"]
+    if "airec_threads_pid" in app.extensions:
+        stop_background(app)
+    for thread in list(app_scope.threads) + _app_threads():
+        thread.join(THREAD_GRACE_SECONDS)
+    last_used.flush()
+    db = app_scope.database
+    if not db.is_closed():
+        db.close()
+    getattr(db, "close_all", lambda: None)()  # a pool's idle connections (and their file handles)
+
+
+def _app_threads() -> list[threading.Thread]:
+    """Threads an app started for one piece of work (tests run one at a time: they are this test's)."""
+    prefixes = ("airec-train-", "airec-catalogue-masks")
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith(prefixes) and t is not threading.current_thread()
+    ]
 
 
 @pytest.fixture
@@ -35,10 +82,12 @@ def settings_overrides(tmp_path: Path) -> dict:
 
 
 @pytest.fixture
-def app(settings_overrides: dict):
+def app(settings_overrides: dict) -> Iterator:
     from airec.app import create_app
 
-    return create_app(settings_overrides)
+    app = create_app(settings_overrides)
+    yield app
+    shut_down(app)
 
 
 @pytest.fixture
@@ -49,8 +98,9 @@ def client(app):
 @pytest.fixture
 def datasets() -> Path:
     """The shared real datasets (read in place, never copied); skips the test when absent."""
+    marks.require("datasets", "the shared datasets")
     if not DATASETS.is_dir():
-        pytest.skip(f"{DATASETS} is not available")
+        pytest.skip(f"{DATASETS} is not available (set AIREC_DATASETS to their folder)")
     return DATASETS
 
 
@@ -67,11 +117,13 @@ def db(tmp_path: Path) -> Iterator:
 
 
 @pytest.fixture
-def auth_app(settings_overrides: dict):
+def auth_app(settings_overrides: dict) -> Iterator:
     """The app with authentication on (as in production)."""
     from airec.app import create_app
 
-    return create_app({**settings_overrides, "auth": True})
+    app = create_app({**settings_overrides, "auth": True})
+    yield app
+    shut_down(app)
 
 
 @pytest.fixture

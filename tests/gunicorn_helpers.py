@@ -11,12 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from airec.benchmarks.server import Gunicorn, planted_records
+from tests import marks
 
 __all__ = ["Gunicorn", "planted_records", "serve", "versions_seen", "wait_until"]
 
 
 def serve(tmp_path: Path, *, workers: int = 2, env: dict[str, str] | None = None, **kwargs) -> Gunicorn:
     """A not yet started server (use it as a context manager); fast model polling by default."""
+    marks.require("gunicorn", "a gunicorn server")
     return Gunicorn(
         tmp_path / "server",
         workers=workers,

@@ -8,10 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import marks
+
 
 @contextlib.contextmanager
 def fresh_database(prefix: str = "airec_t") -> Iterator[str]:
     """Create a uniquely named database, yield its URL, drop it (skips the test with no PostgreSQL)."""
+    marks.require("postgres", "PostgreSQL")
     psycopg2 = pytest.importorskip("psycopg2")
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:

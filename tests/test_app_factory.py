@@ -7,6 +7,8 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from airec.app import create_app, stop_background
 from tests.gunicorn_helpers import serve, versions_seen, wait_until
 from tests.synthetic import ingest, planted, train
@@ -50,6 +52,7 @@ def test_a_second_app_leaves_the_first_ones_database_model_and_poller_alone(sett
         stop_background(second)
 
 
+@pytest.mark.gunicorn
 def test_threads_start_after_the_fork_so_preload_is_safe(tmp_path):
     """With --preload the master builds the app once; each worker must still poll the pointer itself."""
     env = {"GUNICORN_CMD_ARGS": "--preload", "AIREC_ACTIVATE": "always"}

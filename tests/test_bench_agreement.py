@@ -178,11 +178,12 @@ def test_bench_and_service_agree_on_a_baskets_file(env, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.datasets
 def test_bench_and_service_agree_on_ml_100k(env, monkeypatch):
     path = DATASETS / "ml-100k" / "u.data"
     if not path.is_file():
         pytest.skip(f"{path} is absent")
-    bench = bench_dataset("ml-100k", 1, ["ease", "popularity"], seed_offset=0)
+    bench = bench_dataset("ml-100k", 1, ["ease", "popularity"], root=DATASETS, seed_offset=0)
     service = service_numbers(path, {"ease": {}}, monkeypatch, seed=0, min_support=5, max_items=4000)
     assert bench["shape"] == [942, 1008]
     assert assert_agree(bench, service) > 30

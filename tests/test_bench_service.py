@@ -43,6 +43,7 @@ def run(path: Path, tmp_path: Path, *extra: str) -> dict:
     return json.loads(out.read_text())["planted.data"]["shapes"]["user"]
 
 
+@pytest.mark.gunicorn
 def test_the_trained_service_is_measured_against_the_baselines(ratings_file, tmp_path, capsys):
     result = run(ratings_file, tmp_path)
     printed = capsys.readouterr().out
@@ -60,6 +61,7 @@ def test_the_trained_service_is_measured_against_the_baselines(ratings_file, tmp
     assert direct["rows"]["service"]["recall@20"] == pytest.approx(rows["service"]["recall@20"], abs=1e-9)
 
 
+@pytest.mark.gunicorn
 def test_a_service_that_only_knows_popularity_comes_out_below_the_baselines(ratings_file, tmp_path):
     result = run(ratings_file, tmp_path, "--env", "AIREC_ALGORITHM=popularity")
     assert result["algorithms"] == ["popularity"]

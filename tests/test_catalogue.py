@@ -105,6 +105,7 @@ def test_the_item_list_filters_by_category_label_and_hidden(client):
     check_writes_then_masks(client)
 
 
+@pytest.mark.postgres
 def test_the_catalogue_works_on_postgresql(settings_overrides):
     from airec.app import create_app
 

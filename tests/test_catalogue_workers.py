@@ -12,6 +12,8 @@ from airec.benchmarks.server import Gunicorn
 from tests.gunicorn_helpers import planted_records, serve, versions_seen, wait_until
 from tests.pg_helpers import fresh_database
 
+pytestmark = pytest.mark.gunicorn
+
 BASKET = {"items": ["g0-i0", "g0-i1"], "k": 3}
 
 
@@ -72,6 +74,7 @@ ENV = {
 }
 
 
+@pytest.mark.postgres
 @pytest.mark.slow
 def test_hiding_an_item_reaches_both_hosts_within_a_second(tmp_path):
     with fresh_database("airec_catalogue_hosts") as url:

@@ -15,6 +15,7 @@ def _assert_exact(result: BenchResult, expected_records: int) -> None:
     assert (result.lost, result.duplicated, result.unexpected) == (0, 0, 0), result.table()
 
 
+@pytest.mark.gunicorn
 def test_concurrent_batches_during_training_lose_and_duplicate_nothing(tmp_path):
     result = run(clients=6, batches=6, records=25, workers=3, train=True, workdir=str(tmp_path))
     _assert_exact(result, 6 * 6 * 25)
@@ -23,6 +24,7 @@ def test_concurrent_batches_during_training_lose_and_duplicate_nothing(tmp_path)
     assert table[0].split() == ["clients", "records", "interactions", "seconds", "interactions/s", "errors"]
 
 
+@pytest.mark.gunicorn
 @pytest.mark.slow
 def test_heavier_concurrent_ingest_on_sqlite(tmp_path):
     result = run(clients=16, batches=20, records=50, workers=4, train=True, workdir=str(tmp_path))

@@ -24,6 +24,8 @@ import requests
 from tests.gunicorn_helpers import planted_records, serve
 from tests.test_docs_browser import BROWSER_ARGS, CHROMIUM, make_key, sync_api
 
+pytestmark = [pytest.mark.browser, pytest.mark.gunicorn]
+
 axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
 
 ROOT = Path(__file__).resolve().parents[1]

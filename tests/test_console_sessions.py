@@ -42,7 +42,7 @@ def refused(answer) -> bool:
     return answer.status_code == 303 and answer.headers["Location"].startswith("/login")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def hosts(request, settings_overrides):
     from airec.app import stop_background
 

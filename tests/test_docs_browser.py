@@ -14,6 +14,8 @@ import pytest
 
 from tests.gunicorn_helpers import serve
 
+pytestmark = [pytest.mark.browser, pytest.mark.gunicorn]
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sync_api = pytest.importorskip("playwright.sync_api")
 if not shutil.which("chromium"):

@@ -30,6 +30,7 @@ def export_text() -> str:
     return out.getvalue()
 
 
+@pytest.mark.postgres
 def test_export_then_import_moves_sqlite_data_to_postgresql(tmp_path, monkeypatch):
     monkeypatch.setattr("airec.exports.PAGE", 2)  # several pages, and a record split from its items
     sqlite = init_db(f"sqlite:///{tmp_path}/old.db")
@@ -61,6 +62,7 @@ def test_export_then_import_moves_sqlite_data_to_postgresql(tmp_path, monkeypatc
         pg.close()
 
 
+@pytest.mark.postgres
 def test_a_bad_line_on_postgresql_keeps_earlier_batches_and_names_the_line(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("user,item\nu1,a\nu1,b\nu2,a\nu3,c\nu4," + "x" * 300 + "\n", encoding="utf-8")

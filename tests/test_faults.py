@@ -130,6 +130,7 @@ def pg_database():
     admin.close()
 
 
+@pytest.mark.postgres
 def test_postgres_down_at_start_then_up_then_down_then_up(settings_overrides, pg_database):
     gate = Gate(("127.0.0.1", 5432))
     url = f"postgresql://postgres@127.0.0.1:{gate.port}/{pg_database}?connect_timeout=2"
@@ -232,6 +233,7 @@ def test_locked_database_is_retried_not_a_500(settings_overrides, tmp_path):
     assert client.get("/api/v1/stats").get_json()["interactions"] == 2
 
 
+@pytest.mark.gunicorn
 def test_gunicorn_master_survives_an_unreachable_database(monkeypatch):
     """on_starting runs migrations; with no database it logs and lets workers retry later."""
     import runpy

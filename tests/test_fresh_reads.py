@@ -152,6 +152,7 @@ def test_a_model_folder_copied_in_by_hand_appears_on_the_next_listing(client, se
     assert client.get(f"{MODELS}/{copied}").get_json()["version"] == copied
 
 
+@pytest.mark.postgres
 def test_sqlite_and_postgresql_apps_in_one_process_each_list_with_their_own_sql(
     settings_overrides, postgres_url
 ):

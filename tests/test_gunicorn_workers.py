@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from tests.gunicorn_helpers import planted_records, serve, versions_seen, wait_until
+
+pytestmark = pytest.mark.gunicorn
 
 TRAIN = "/api/v1/training"
 #: An autoencoder run long enough (a couple of seconds) that the second request surely overlaps it.
@@ -78,6 +82,7 @@ def test_four_workers_train_once_and_follow_activation_and_rollback(tmp_path):
         assert {v["version"]: v["status"] for v in listing["versions"]} == {v1: "active", v2: "ready"}
 
 
+@pytest.mark.postgres
 def test_four_workers_on_postgresql_train_once_and_agree(tmp_path, postgres_url):
     with serve(tmp_path, workers=4, database_url=postgres_url) as server:
         response = server.post("/api/v1/interactions", json={"records": planted_records(users=300)})

@@ -177,6 +177,7 @@ def test_a_utf8_bom_is_not_part_of_the_first_name(db, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.datasets
 def test_real_movielens_100k(db, datasets):
     path = datasets / "ml-100k" / "u.data"
     result = import_file(path, "movielens", min_rating=4, progress=False)

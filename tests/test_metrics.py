@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from tests.gunicorn_helpers import planted_records, serve
 from tests.synthetic import ingest, join_training_threads, planted, train
 
@@ -62,6 +64,7 @@ def test_metrics_without_model_has_no_version_sample(client):
     assert "# TYPE airec_active_model_age_seconds gauge" in text
 
 
+@pytest.mark.gunicorn
 def test_metrics_add_up_across_gunicorn_workers(tmp_path):
     with serve(tmp_path, workers=3) as server:
         response = server.post("/api/v1/interactions", json={"records": planted_records(users=40)})

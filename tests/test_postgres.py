@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import PG_ADMIN
 
+pytestmark = pytest.mark.postgres
+
 psycopg2 = pytest.importorskip("psycopg2")
 
 

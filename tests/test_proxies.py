@@ -115,6 +115,7 @@ def access_lines_of(server) -> list[dict]:
     return [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
 
 
+@pytest.mark.gunicorn
 def test_real_gunicorn_behind_one_proxy_counts_logs_and_secures_each_client(tmp_path):
     """The setting read from the environment by real gunicorn, as nginx would forward two clients."""
     from tests.gunicorn_helpers import serve
@@ -136,6 +137,7 @@ def test_real_gunicorn_behind_one_proxy_counts_logs_and_secures_each_client(tmp_
     assert readiness and all(line["client"] == "127.0.0.1" for line in readiness)  # no proxy header: the peer
 
 
+@pytest.mark.gunicorn
 def test_real_gunicorn_with_no_trusted_proxy_believes_no_forwarded_header(tmp_path):
     """gunicorn itself trusts X-Forwarded-Proto from 127.0.0.1 unless told not to (gunicorn.conf.py)."""
     from tests.gunicorn_helpers import serve

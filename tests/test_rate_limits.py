@@ -100,6 +100,7 @@ def test_without_a_key_the_budget_is_the_client_address(settings_overrides):
     assert ask(client, REMOTE_ADDR="10.0.0.2").status_code == 200
 
 
+@pytest.mark.redis
 def test_redis_storage_is_one_count_for_every_app_instance(settings_overrides, prefix):
     """Two apps (as two workers or hosts would be) over one database and the real Redis."""
     from airec.app import create_app
@@ -127,6 +128,7 @@ def test_redis_storage_is_one_count_for_every_app_instance(settings_overrides, p
         stored.close()
 
 
+@pytest.mark.redis
 def test_an_unreachable_storage_falls_back_to_counting_in_the_process(settings_overrides, prefix):
     """Redis down is no outage of the API: each process counts on its own until it is back."""
     from airec.app import create_app
@@ -153,6 +155,8 @@ def test_bad_settings_are_refused_at_startup(setting, value, words):
         Settings.from_env({setting: value})
 
 
+@pytest.mark.redis
+@pytest.mark.gunicorn
 @pytest.mark.slow  # two gunicorn boots, ~20 s; the two-app test above shows the same in-process
 def test_two_gunicorn_servers_share_one_count_in_redis(tmp_path, prefix):
     """Two real gunicorn servers (one worker each, their own database: two hosts) share the budget of

@@ -8,7 +8,7 @@ import pytest
 from airec.db import init_db, migrate
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def migrated(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/indexes.db"

@@ -15,6 +15,8 @@ from airec.modelstore import folders
 from tests.gunicorn_helpers import versions_seen, wait_until
 from tests.pg_helpers import fresh_database
 
+pytestmark = [pytest.mark.postgres, pytest.mark.gunicorn]
+
 ENV = {
     "AIREC_TRAINER": "worker",
     "AIREC_MODEL_STORE": "database",

@@ -20,7 +20,7 @@ from tests.pg_helpers import fresh_database
 from tests.synthetic import TRAINING, ingest, planted
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/worker.db"
@@ -161,6 +161,7 @@ def test_a_queued_run_waits_for_a_worker_however_long(worker_settings, db):
     assert TrainingRun.get_by_id(run.id).status == "failed"
 
 
+@pytest.mark.postgres
 def test_claim_skips_a_run_row_locked_by_another_transaction(tmp_path):
     with fresh_database("airec_skip") as url:
         settings = Settings.from_env(

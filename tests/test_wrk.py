@@ -18,6 +18,7 @@ def test_wrk_against_the_trivial_endpoint_reports_requests_and_latency():
     assert load.rps > 0 and 0 < load.p50 <= load.p99
 
 
+@pytest.mark.gunicorn
 def test_wrk_sends_the_key_and_the_bodies(tmp_path):
     """Against the real app on gunicorn: a POST with a read key and a JSON body is answered 200."""
     from airec.benchmarks.load_inputs import make_keys, write_bodies

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from airec.recsys.data import build_matrix  # noqa: E402
+from airec.recsys.data import build_matrix
 
 N_BLOCKS = 5
 BLOCK = 10
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: runs on the real datasets (skipped when they are absent)")
 
 
 def block_matrix(n_units: int = 400, seed: int = 0) -> sp.csr_matrix:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from airec.recsys.bench import format_table, main, prepare, run_accuracy_bench
-from airec.recsys.datasets import DEFAULT_ROOT, LOADERS, DatasetMissing, load_dataset
+from airec.recsys.datasets import LOADERS, DatasetMissing, load_dataset
+from tests.conftest import DATASETS
 
 EXPECTED = {  # (units, items, kind) after the documented filtering
     "ml-100k": (942, 1447, "ratings"),
@@ -57,11 +58,12 @@ def test_groceries_parsing(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.datasets
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_real_dataset_shapes(name: str) -> None:
-    if not (DEFAULT_ROOT / name).is_dir():
-        pytest.skip(f"{DEFAULT_ROOT / name} is absent")
-    ds = load_dataset(name)
+    if not (DATASETS / name).is_dir():
+        pytest.skip(f"{DATASETS / name} is absent (set AIREC_DATASETS to the datasets' folder)")
+    ds = load_dataset(name, DATASETS)
     units, items, kind = EXPECTED[name]
     assert ds.X.shape == (units, items) and ds.kind == kind
     assert set(np.unique(ds.X.data).tolist()) == {1.0}
@@ -69,14 +71,27 @@ def test_real_dataset_shapes(name: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.datasets
 def test_bench_on_ml_100k(capsys: pytest.CaptureFixture) -> None:
-    if not (DEFAULT_ROOT / "ml-100k").is_dir():
-        pytest.skip("ml-100k is absent")
-    res = run_accuracy_bench(["ml-100k"], seeds=1, algorithms=["popularity", "ease"], out=lambda s: None)
+    if not (DATASETS / "ml-100k").is_dir():
+        pytest.skip(f"{DATASETS / 'ml-100k'} is absent (set AIREC_DATASETS to the datasets' folder)")
+    res = run_accuracy_bench(
+        ["ml-100k"], seeds=1, algorithms=["popularity", "ease"], out=lambda s: None, root=DATASETS
+    )
     mean = res["ml-100k"]["mean"]
     assert mean["ease"]["ndcg@100"] > mean["popularity"]["ndcg@100"] + 0.05
     assert "ease" in format_table("ml-100k", res["ml-100k"])
-    assert main(["--datasets", "bread-basket", "--seeds", "1", "--algorithms", "popularity"]) == 0
+    argv = [
+        "--datasets",
+        "bread-basket",
+        "--seeds",
+        "1",
+        "--algorithms",
+        "popularity",
+        "--root",
+        str(DATASETS),
+    ]
+    assert main(argv) == 0
     assert "bread-basket" in capsys.readouterr().out
 
 
