@@ -34,7 +34,8 @@ def test_a_second_app_leaves_the_first_ones_database_model_and_poller_alone(sett
         assert first_client.get("/api/v1/stats").get_json()["interactions"] > 0
         assert second_client.get("/api/v1/stats").get_json()["interactions"] == 0
         ingest(second_client, [{"user": "only-in-second", "items": ["x", "y"]}])
-        assert first_client.get("/api/v1/users/only-in-second/recommendations").status_code == 404
+        unknown = first_client.get("/api/v1/users/only-in-second/recommendations")
+        assert unknown.status_code == 404 and "'only-in-second'" in unknown.get_json()["message"]
         answer = first_client.post("/api/v1/recommendations", json={"items": ["g0-i0"], "k": 3}).get_json()
         assert answer["model_version"] == version
         assert (

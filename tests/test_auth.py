@@ -125,7 +125,9 @@ def test_ingest_key_writes_and_cannot_read(auth_client, keys):
         "/api/v1/interactions", json={"user": "u", "items": ["a", "b"]}, headers=bearer(keys["ingest"])
     )
     assert answer.status_code == 201 and answer.json == {"records": 1, "interactions": 2}
-    assert auth_client.get("/api/v1/stats", headers=bearer(keys["ingest"])).status_code == 403
+    refused = auth_client.get("/api/v1/stats", headers=bearer(keys["ingest"]))
+    assert refused.status_code == 403
+    assert refused.json["message"] == "This needs a key with the 'read' role; this key has 'ingest'."
     compat = auth_client.post("/recordInteraction", json={"items": ["c"]}, headers=bearer(keys["read"]))
     assert compat.status_code == 403
     assert auth_client.get("/api/v1/stats", headers=bearer(keys["read"])).json["interactions"] == 2
@@ -179,7 +181,8 @@ def test_keys_api_create_list_revoke(auth_client, keys):
     # Takes effect at once: the very next request with the key is refused.
     again = auth_client.post("/api/v1/interactions", json={"items": ["x"]}, headers=new)
     assert again.status_code == 401
-    assert auth_client.delete("/api/v1/keys/scanner", headers=admin).status_code == 404
+    gone = auth_client.delete("/api/v1/keys/scanner", headers=admin)
+    assert gone.status_code == 404 and gone.json["message"] == "No key named 'scanner'."
 
 
 def test_revoking_an_admin_key_works_against_itself(auth_client, keys):
@@ -212,7 +215,10 @@ def test_keys_api_validates_input(auth_client, keys, body, status):
 def test_keys_api_is_admin_only(auth_client, keys):
     for role in ("ingest", "read"):
         headers = bearer(keys[role])
-        assert auth_client.get("/api/v1/keys", headers=headers).status_code == 403
+        listing = auth_client.get("/api/v1/keys", headers=headers)
+        assert (
+            listing.status_code == 403 and f"'admin' role; this key has '{role}'" in listing.json["message"]
+        )
         create = auth_client.post("/api/v1/keys", json={"name": "n", "role": "admin"}, headers=headers)
         assert create.status_code == 403
         assert auth_client.delete("/api/v1/keys/test-admin", headers=headers).status_code == 403

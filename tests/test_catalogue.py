@@ -189,7 +189,11 @@ def test_patch_that_puts_the_window_out_of_order_with_what_is_stored_is_refused(
 
 
 def test_bad_names_in_the_path_and_too_many_items_are_refused(client):
-    assert client.put("/api/v1/items/" + "n" * 257, json={}).status_code == 422
+    too_long = client.put("/api/v1/items/" + "n" * 257, json={})
+    assert (
+        too_long.status_code == 422
+        and too_long.json["message"] == "Invalid input. item: Longer than 256 characters."
+    )
     too_many = {"items": [{"item": f"i{n}"} for n in range(10_001)]}
     answer = client.post("/api/v1/items", json=too_many)
     assert answer.status_code == 422 and "split" in answer.json["message"]
@@ -213,8 +217,12 @@ def test_readers_read_and_only_ingest_or_admin_keys_write(auth_app):
     def as_role(role: str) -> dict:
         return {"Authorization": f"Bearer {keys[role]}"}
 
-    assert client.put("/api/v1/items/x", json={}, headers=as_role("read")).status_code == 403
-    assert client.put("/api/v1/items/x", json={}, headers=as_role("ingest")).status_code == 200
+    refused = client.put("/api/v1/items/x", json={}, headers=as_role("read"))
+    assert refused.status_code == 403 and "'ingest' role" in refused.json["message"]
+    described = client.put("/api/v1/items/x", json={}, headers=as_role("ingest"))
+    assert (
+        described.status_code == 200 and described.json["item"] == "x" and described.json["described"] is True
+    )
     assert client.patch("/api/v1/items/x", json={"hidden": True}, headers=as_role("admin")).status_code == 200
     assert (
         client.post("/api/v1/items", json={"items": [{"item": "y"}]}, headers=as_role("read")).status_code

@@ -289,7 +289,10 @@ def test_model_page_shows_the_api_manifest_and_archive_works(auth_client, keys, 
     sign_in(auth_client, keys["admin"])
     page = auth_client.get(f"/models/{older}").get_data(as_text=True)
     assert "Manifest" in page and "&#34;evaluation&#34;" in page and "Archive this version" in page
-    assert auth_client.get("/models/no-such-version").status_code == 404
+    missing = auth_client.get("/models/no-such-version")
+    assert missing.status_code == 404 and "No model version &#39;no-such-version&#39;" in missing.get_data(
+        as_text=True
+    )
     assert post_form(auth_client, f"/models/{newer}/archive").status_code == 409  # the active one
     assert post_form(auth_client, f"/models/{older}/archive").status_code == 303
     listed = auth_client.get(f"/api/v1/models/{older}", headers=bearer(keys["admin"])).json
@@ -320,8 +323,9 @@ def test_train_now_refuses_a_bad_algorithm_and_a_second_run(auth_client, keys, s
     sign_in(auth_client, keys["admin"])
     bad = post_form(auth_client, "/training", {"algorithm": "magic"})
     assert bad.status_code == 422 and "algorithm" in bad.get_data(as_text=True)
-    assert auth_client.get("/training?run=999").status_code == 404
-    assert auth_client.get("/training/runs/999/progress").status_code == 404
+    for path in ("/training?run=999", "/training/runs/999/progress"):
+        missing = auth_client.get(path)
+        assert missing.status_code == 404 and "No training run with id 999." in missing.get_data(as_text=True)
     first = post_form(auth_client, "/training", {"algorithm": "autoencoder"})
     second = post_form(auth_client, "/training", {"algorithm": "itemknn"})
     assert first.status_code == 303  # the run holds the training lease from here until it finishes

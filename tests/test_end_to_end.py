@@ -62,7 +62,8 @@ def test_auto_keeps_the_best_candidate_and_lists_all_scores(client):
 
 
 def test_evaluation_beats_popularity_and_matches_the_manifest(client):
-    assert client.post(EVALUATION, json={"k": 10}).status_code == 409  # nothing trained yet
+    untrained = client.post(EVALUATION, json={"k": 10})  # nothing trained yet
+    assert untrained.status_code == 409 and "train one first" in untrained.get_json()["message"]
     records, _ = planted(seed=2)
     ingest(client, records)
     train(client, {"algorithm": "itemknn"})
@@ -97,5 +98,9 @@ def test_evaluation_rejects_bad_input(client, body):
 def test_evaluation_without_a_model_is_a_json_409(client):
     response = client.post(EVALUATION, json={"k": 10})
     assert response.status_code == 409
-    assert response.is_json
+    assert response.get_json() == {
+        "code": 409,
+        "status": "Conflict",
+        "message": "no model is active yet: train one first (POST /api/v1/training)",
+    }
     assert "train" in response.get_json()["message"]

@@ -100,8 +100,12 @@ def test_activate_refuses_a_corrupt_folder_with_422(client, two_versions, settin
 
 
 def test_bad_input(client, two_versions):
-    assert client.post(f"{MODELS}/unknown-version/activate").status_code == 404
-    assert client.delete(f"{MODELS}/unknown-version").status_code == 404
+    for missing in (
+        client.post(f"{MODELS}/unknown-version/activate"),
+        client.delete(f"{MODELS}/unknown-version"),
+    ):
+        assert missing.status_code == 404
+        assert missing.get_json()["message"] == "No model version 'unknown-version'."
     bad = client.get(MODELS, query_string={"status": "bogus"})
     assert bad.status_code == 422 and "status" in bad.get_json()["message"]
     bad = client.get(MODELS, query_string={"limit": 0})
