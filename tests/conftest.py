@@ -91,6 +91,22 @@ def app(settings_overrides: dict) -> Iterator:
 
 
 @pytest.fixture
+def make_app() -> Iterator:
+    """`make_app(config)`: more apps for one test (workers, hosts, restarts), each shut down afterwards."""
+    from airec.app import create_app
+
+    made = []
+
+    def make(config: dict):
+        made.append(create_app(config))
+        return made[-1]
+
+    yield make
+    for app in reversed(made):
+        shut_down(app)
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

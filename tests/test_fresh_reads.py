@@ -18,10 +18,8 @@ MODELS = "/api/v1/models"
 
 
 @pytest.fixture
-def workers(settings_overrides):
-    from airec.app import create_app
-
-    return create_app(settings_overrides).test_client(), create_app(settings_overrides).test_client()
+def workers(settings_overrides, make_app):
+    return make_app(settings_overrides).test_client(), make_app(settings_overrides).test_client()
 
 
 def versions_by_name(client) -> dict:

@@ -113,11 +113,9 @@ def test_failed_batch_stores_nothing(client):
 
 
 @pytest.fixture
-def small_client(settings_overrides):
-    from airec.app import create_app
-
+def small_client(settings_overrides, make_app):
     settings_overrides.update(max_batch_records=3, max_items_per_record=2, max_name_length=5)
-    return create_app(settings_overrides).test_client()
+    return make_app(settings_overrides).test_client()
 
 
 def test_limits_come_from_settings(small_client):

@@ -23,14 +23,13 @@ class Clock:
 
 
 @pytest.fixture
-def workers(settings_overrides):
+def workers(settings_overrides, make_app):
     """(worker A, worker B, their clocks): two apps over one SQLite file, keys on, 5-second cache."""
-    from airec.app import create_app
     from airec.auth import cache
 
     apps, clocks = [], []
     for _ in range(2):
-        app = create_app({**settings_overrides, "auth": True, "key_cache_seconds": 5.0})
+        app = make_app({**settings_overrides, "auth": True, "key_cache_seconds": 5.0})
         clock = Clock()
         app.extensions["airec_key_cache"].clock = clock
         apps.append(app)

@@ -41,13 +41,11 @@ def _count(url: str, table: str) -> int:
 
 
 @pytest.fixture
-def pg_app(settings_overrides, postgres_url, monkeypatch):
+def pg_app(settings_overrides, postgres_url, monkeypatch, make_app):
     """The app on PostgreSQL with a pool of 3 connections and no poller (its connection would come and
     go). The pool size comes from the environment, as in production."""
-    from airec.app import create_app
-
     monkeypatch.setenv("AIREC_DB_POOL_SIZE", "3")
-    return create_app({**settings_overrides, "database_url": postgres_url, "model_poll_seconds": 0})
+    return make_app({**settings_overrides, "database_url": postgres_url, "model_poll_seconds": 0})
 
 
 # --- 5. a connection pool ---------------------------------------------------------------------------
