@@ -17,6 +17,8 @@ from typing import IO, Any
 
 import requests
 
+from airec.config import TrainerMode
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,7 +41,7 @@ class Gunicorn:
         database_url: str | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).resolve()  # the server runs in it: its paths must not be relative
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -57,7 +59,7 @@ class Gunicorn:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes a fresh one
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # airec.gunicorn_conf makes a fresh one
         # The boot and 'ready' lines wait_ready counts are INFO; a quieter level has none to count.
         self._info_logs = self.env.get("AIREC_LOG_LEVEL", "INFO").upper() in ("DEBUG", "INFO")
         self.process: subprocess.Popen | None = None
@@ -69,18 +71,21 @@ class Gunicorn:
             "-m",
             "gunicorn",
             "-c",
-            str(ROOT / "gunicorn.conf.py"),
+            "python:airec.gunicorn_conf",
             "--bind",
             f"127.0.0.1:{self.port}",
             "--workers",
             str(self.workers),
-            "--chdir",
-            str(ROOT),
-            "wsgi:app",
+            "airec.wsgi:app",
         ]
         self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        self.process = subprocess.Popen(  # in its own folder, as an installed service runs
+            argv,
+            cwd=self.workdir,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             self.wait_ready()
@@ -177,7 +182,7 @@ class TrainingWorker:
             **os.environ,
             "AIREC_DATABASE_URL": database_url,
             "AIREC_MODELS_DIR": str(self.workdir / "models"),
-            "AIREC_TRAINER": "worker",
+            "AIREC_TRAINER": TrainerMode.WORKER.value,
             "AIREC_TRAIN_EVERY": "off",
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
