@@ -19,8 +19,6 @@ import requests
 
 from airec.config import TrainerMode
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -174,7 +172,7 @@ class TrainingWorker:
         env: dict[str, str] | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).resolve()  # the worker runs in it: its paths must not be relative
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "worker.log"
         self.startup_timeout = startup_timeout
@@ -194,7 +192,7 @@ class TrainingWorker:
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "airec.cli", "worker"],
-            cwd=ROOT,
+            cwd=self.workdir,  # as an installed worker runs: no checkout needed
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
