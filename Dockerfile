@@ -10,16 +10,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     AIREC_BIND=0.0.0.0:8000 \
     AIREC_WORKERS=2
 
-WORKDIR /app
+WORKDIR /src
 
 # The CPU build of torch keeps the image small (the default PyPI wheel pulls CUDA).
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
-COPY setup.cfg pyproject.toml README.md wsgi.py gunicorn.conf.py ./
+COPY setup.py setup.cfg pyproject.toml README.md ./
 COPY airec ./airec
 COPY migrations ./migrations
-# Editable install: the package finds migrations/ beside it, as in a checkout.
-RUN pip install -e '.[postgres]'
+# A regular install, as from the wheel: the package carries its migrations (airec/migrations), gunicorn
+# settings (airec.gunicorn_conf), app (airec.wsgi) and console files, so the sources are not kept.
+RUN pip install '.[postgres]' && rm -rf /src
+WORKDIR /app
 
 RUN useradd --create-home --uid 10001 airec \
     && mkdir -p /data /models_store \
@@ -32,4 +34,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
 
-ENTRYPOINT ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+ENTRYPOINT ["gunicorn", "-c", "python:airec.gunicorn_conf", "airec.wsgi:app"]

@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: install run test test-slow lint bench clean
+.PHONY: install run test test-slow test-wheel lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: install
 test-slow: install
 	$(BIN)/pytest -q -m slow
 
+# The wheel, installed in a fresh virtualenv outside the checkout, serves, trains and recommends.
+# Dependencies come from .cache/wheelhouse (filled once by `pip wheel`, torch from the local file).
+test-wheel: install
+	$(BIN)/pytest -q -m wheel tests/test_wheel.py
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -36,4 +41,4 @@ bench: install
 	$(BIN)/airec bench accuracy --seeds 3
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache build dist

@@ -1,9 +1,6 @@
-"""WSGI entry point: `gunicorn wsgi:app` (settings from AIREC_* environment variables).
+"""WSGI entry point from a checkout: `gunicorn -c gunicorn.conf.py wsgi:app`; the app is airec.wsgi's,
+which an installed wheel carries (`gunicorn -c python:airec.gunicorn_conf airec.wsgi:app`)."""
 
-The app's threads (model poller, scheduler) start in each worker after the fork (gunicorn.conf.py's
-post_worker_init, or a worker's first request under another server), so `--preload` is safe.
-"""
+from airec.wsgi import app
 
-from airec.app import create_app
-
-app = create_app(start_threads=False)
+__all__ = ["app"]

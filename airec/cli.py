@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from airec.config import Settings
+from airec.config import Settings, TrainerMode
 
 
 def bootstrap(settings: Settings) -> None:
@@ -28,21 +28,19 @@ def bootstrap(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run gunicorn with the project's config (wsgi:app)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """Run gunicorn with the package's settings and app (airec.gunicorn_conf, airec.wsgi:app): both are
+    modules of the installed package, so this works from any folder, with or without a checkout."""
     argv = [
         sys.executable,
         "-m",
         "gunicorn",
         "-c",
-        os.path.join(root, "gunicorn.conf.py"),
+        "python:airec.gunicorn_conf",
         "--bind",
         f"{args.host}:{args.port}",
         "--workers",
         str(args.workers),
-        "--chdir",
-        root,
-        "wsgi:app",
+        "airec.wsgi:app",
     ]
     os.execv(sys.executable, argv)
     return 0
@@ -179,7 +177,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     worker = Worker(settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
-    if settings.trainer != "worker":
+    if settings.trainer != TrainerMode.WORKER:
         print(
             "note: AIREC_TRAINER is not 'worker': web processes train in their own threads and queue "
             "nothing; set AIREC_TRAINER=worker on every process",
@@ -363,6 +361,8 @@ def _add_data_commands(sub) -> None:
 
 def _add_admin_commands(sub) -> None:
     """models and keys: what an operator administers."""
+    from airec.auth.roles import KEY_ROLES
+
     models = sub.add_parser("models", help="list model versions or activate one (rollback)")
     models_sub = models.add_subparsers(dest="action", required=True)
     models_sub.add_parser("list", help="versions, newest first, with status and held-out metric")
@@ -375,7 +375,7 @@ def _add_admin_commands(sub) -> None:
     keys_sub = keys.add_subparsers(dest="action", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it (once)")
     create.add_argument("--name", required=True)
-    create.add_argument("--role", required=True, choices=["ingest", "read", "admin"])
+    create.add_argument("--role", required=True, choices=[role.value for role in KEY_ROLES])
     keys_sub.add_parser("list", help="list keys (never the keys themselves)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("--name", required=True)

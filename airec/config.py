@@ -6,9 +6,25 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
 from airec.modelstore.base import StoreKind
+
+
+class ActivationMode(StrEnum):
+    """AIREC_ACTIVATE: when a newly trained model goes live (training's publish step applies it)."""
+
+    IF_BETTER = "if-better"  # its held-out metric is not worse than the active model's
+    ALWAYS = "always"
+
+
+class TrainerMode(StrEnum):
+    """AIREC_TRAINER: where training runs execute."""
+
+    THREAD = "thread"  # in the web process that asked
+    WORKER = "worker"  # web processes only queue runs; `airec worker` processes claim and execute them
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -34,6 +50,14 @@ def _env(name: str, default: Any, kind: str) -> Any:
     except ValueError as exc:
         raise ValueError(f"AIREC_{name}={raw!r} is not a valid {kind}") from exc
     return raw
+
+
+def _member(kind: type[StrEnum], value: Any, message: str) -> Any:
+    """The enum member a setting's text names; ValueError(message) for any other text."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(message) from None
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -134,18 +158,17 @@ class Settings:
     train_refit: bool = True  # choose on validation, then fit the choice again on every unit
     train_max_memory: str | None = None  # e.g. 12G; unset: half the machine's RAM
     train_lease_seconds: float = 120.0  # a run whose process stopped renewing is failed after this
-    activate: str = "if-better"  # a new model goes live if its held-out metric is not worse ("always")
+    activate: ActivationMode = ActivationMode.IF_BETTER  # a new model goes live if its metric is not worse
     train_nice: int = 10
     ease_max_items: int = 20000
     keep_versions: int = 5
     model_poll_seconds: float = 2.0
-    #: Where training runs: "thread" (in the web process that asked, the default) or "worker" (web
-    #: processes only queue runs; `airec worker` processes claim and execute them).
-    trainer: str = "thread"
+    #: Where training runs: in the web process that asked (the default) or in `airec worker` processes.
+    trainer: TrainerMode = TrainerMode.THREAD
     worker_poll_seconds: float = 1.0  # how often an idle `airec worker` looks for a queued run
-    #: Where model folders live: "files" (AIREC_MODELS_DIR only) or "database" (the files are stored in
-    #: the database too, and each host keeps a verified copy in its own AIREC_MODELS_DIR).
-    model_store: str = "files"
+    #: Where model folders live: AIREC_MODELS_DIR only, or the database too (each host then keeps a
+    #: verified copy in its own AIREC_MODELS_DIR).
+    model_store: StoreKind = StoreKind.FILES
 
     # Limits on what clients may send.
     max_batch_records: int = 10000
@@ -205,14 +228,13 @@ class Settings:
             parse_size(self.train_max_memory)
         if self.train_lease_seconds < 2:
             raise ValueError("AIREC_TRAIN_LEASE_SECONDS must be at least 2")
-        if self.activate not in ("if-better", "always"):
-            raise ValueError("AIREC_ACTIVATE must be if-better or always")
-        if self.trainer not in ("thread", "worker"):
-            raise ValueError(
-                "AIREC_TRAINER must be thread (train in the web process) or worker (airec worker)"
-            )
-        if self.model_store not in [kind.value for kind in StoreKind]:
-            raise ValueError("AIREC_MODEL_STORE must be files or database")
+        self.activate = _member(ActivationMode, self.activate, "AIREC_ACTIVATE must be if-better or always")
+        self.trainer = _member(
+            TrainerMode,
+            self.trainer,
+            "AIREC_TRAINER must be thread (train in the web process) or worker (airec worker)",
+        )
+        self.model_store = _member(StoreKind, self.model_store, "AIREC_MODEL_STORE must be files or database")
         if self.worker_poll_seconds <= 0:
             raise ValueError("AIREC_WORKER_POLL_SECONDS must be positive")
         if self.train_min_item_support < 1:

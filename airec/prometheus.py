@@ -1,7 +1,7 @@
 """Prometheus metrics at /metrics, every name prefixed `airec_`.
 
 Under gunicorn each worker is its own process, so counters live in prometheus_client's multiprocess
-mode: gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR (a fresh directory) before any worker imports
+mode: airec.gunicorn_conf sets PROMETHEUS_MULTIPROC_DIR (a fresh directory) before any worker imports
 prometheus_client, and a scrape on any worker adds up the files of all of them. Without that
 variable (Flask test client, `airec train`) metrics stay in this process.
 
@@ -52,7 +52,7 @@ TRAINING_DURATION = Histogram(
 
 
 #: Decided once, like prometheus_client itself does when the metrics above are created: a variable
-#: set later in this process (e.g. by loading gunicorn.conf.py) must not switch the mode half-way.
+#: set later in this process (e.g. by loading airec.gunicorn_conf) must not switch the mode half-way.
 _MULTIPROC_DIR = os.environ.get(MULTIPROC_ENV) or None
 
 

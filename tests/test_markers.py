@@ -24,12 +24,12 @@ def test_a_helper_accepts_a_test_with_its_marker(request):
     marks.require("gunicorn", "a gunicorn server")
 
 
-def test_every_marker_is_registered_and_only_slow_is_left_out_by_default():
+def test_every_marker_is_registered_and_only_slow_and_wheel_are_left_out_by_default():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     section = config["tool:pytest"]
     registered = {line.split(":")[0].strip() for line in section["markers"].strip().splitlines()}
-    assert registered == {"slow", "postgres", "redis", "gunicorn", "browser", "datasets"}
+    assert registered == {"slow", "postgres", "redis", "gunicorn", "browser", "datasets", "wheel"}
     assert "--strict-markers" in section["addopts"].split()
-    assert '-m "not slow"' in section["addopts"]
+    assert '-m "not slow and not wheel"' in section["addopts"]
     assert section["pythonpath"].strip() == "."

@@ -50,4 +50,8 @@ def authorize() -> None:
         _refuse_unauthenticated("The API key is invalid or has been revoked.", "invalid_token")
     g.principal = principal
     if not principal.may(required):
-        abort(403, message=f"This needs a key with the {required!r} role; this key has {principal.role!r}.")
+        abort(
+            403,
+            message=f"This needs a key with the {str(required)!r} role; "
+            f"this key has {str(principal.role)!r}.",
+        )

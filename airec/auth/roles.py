@@ -9,15 +9,26 @@ recommendations and statistics, `admin` trains, manages models and keys, and may
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from flask import Flask
 
 from airec.config import Settings
 
-PUBLIC = "public"
-INGEST = "ingest"
-READ = "read"
-ADMIN = "admin"
+
+class Role(StrEnum):
+    """What an endpoint requires, and (all but PUBLIC) what an API key may hold."""
+
+    PUBLIC = "public"  # no key needed; never a key's role
+    INGEST = "ingest"
+    READ = "read"
+    ADMIN = "admin"  # implies every other role
+
+
+#: The roles a key can be created with, in the order they are offered.
+KEY_ROLES = (Role.INGEST, Role.READ, Role.ADMIN)
+#: Short names for the table below (the same members).
+PUBLIC, INGEST, READ, ADMIN = Role.PUBLIC, Role.INGEST, Role.READ, Role.ADMIN
 
 
 @dataclass(frozen=True)
@@ -25,13 +36,13 @@ class Configurable:
     """Public when the named setting is true, otherwise `role`."""
 
     setting: str
-    role: str
+    role: Role
 
 
 DOCS = Configurable("public_docs", READ)
 
 #: endpoint -> role for every method, or {method: role}. HEAD follows GET; OPTIONS is always open.
-ENDPOINT_ROLES: dict[str, str | Configurable | dict[str, str | Configurable]] = {
+ENDPOINT_ROLES: dict[str, Role | Configurable | dict[str, Role | Configurable]] = {
     "ops.Health": PUBLIC,
     "ops.Ready": Configurable("public_readyz", READ),
     "metrics": Configurable("public_metrics", READ),
@@ -93,7 +104,7 @@ ENDPOINT_ROLES: dict[str, str | Configurable | dict[str, str | Configurable]] = 
 }
 
 
-def required_role(endpoint: str, method: str, settings: Settings) -> str | None:
+def required_role(endpoint: str, method: str, settings: Settings) -> Role | None:
     """The role an (endpoint, method) needs, PUBLIC, or None when the table has no decision."""
     method = "GET" if method == "HEAD" else method.upper()
     entry = ENDPOINT_ROLES.get(endpoint)

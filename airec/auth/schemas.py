@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from airec.auth.roles import Role
 from airec.auth.service import NAME_PATTERN, ROLES
 
 
@@ -20,13 +21,13 @@ class KeyCreateSchema(ma.Schema):
     role = ma.fields.String(
         required=True,
         validate=validate.OneOf(ROLES),
-        metadata={"example": "read", "description": "ingest | read | admin (admin implies all)."},
+        metadata={"example": Role.READ.value, "description": f"{' | '.join(ROLES)} (admin implies all)."},
     )
 
 
 class KeySchema(ma.Schema):
     name = ma.fields.String(metadata={"example": "ops"})
-    role = ma.fields.String(metadata={"example": "read"})
+    role = ma.fields.String(metadata={"example": Role.READ.value})
     prefix = ma.fields.String(metadata={"example": "airec_x1Yz9Q", "description": "First characters only."})
     created_at = ma.fields.DateTime(metadata={"example": "2026-11-27T10:15:00"})
     last_used_at = ma.fields.DateTime(

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 import peewee
 
 from airec.auth.cache import LAST_USED_EVERY, KeyCache, forget_everywhere, last_used
+from airec.auth.roles import KEY_ROLES, Role
 from airec.db import atomic_write, database
 from airec.tables import ApiKey, utcnow
 
 log = logging.getLogger(__name__)
 
-ROLES = ("ingest", "read", "admin")
+ROLES = KEY_ROLES  # the roles a key may hold (airec.auth.roles.Role)
 KEY_PREFIX = "airec_"
 PREFIX_CHARS = len(KEY_PREFIX) + 6
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -54,7 +55,7 @@ class Principal:
 
     def may(self, required: str) -> bool:
         """admin implies every role; ingest and read are separate."""
-        return self.role == "admin" or self.role == required
+        return self.role == Role.ADMIN or self.role == required
 
 
 def hash_key(key: str) -> str:

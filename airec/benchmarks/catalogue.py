@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from airec.auth.roles import Role
 from airec.benchmarks.load_inputs import make_keys, write_bodies
 from airec.benchmarks.server import Gunicorn
 from airec.benchmarks.wrk import rss_mb, run_wrk
@@ -93,7 +94,7 @@ def measure(items: int, *, seconds: float, workdir: Path, log) -> CatalogueRow:
     with Gunicorn(where, workers=2, database_url=database_url, env=env, startup_timeout=300) as server:
         pids = server.worker_pids()
         url = server.url + "/api/v1/recommendations"
-        common = {"key": keys["read"], "method": "POST", "bodies": bodies, "pids": pids}
+        common = {"key": keys[Role.READ], "method": "POST", "bodies": bodies, "pids": pids}
         run_wrk(url, seconds=2, connections=2, **common)  # warm-up
         light = run_wrk(url, seconds=seconds, connections=2, threads=1, **common)
         rss = float(np.mean([rss_mb(pid) for pid in pids]))

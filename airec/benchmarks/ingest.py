@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from airec.auth.roles import Role
 from airec.benchmarks.ingest_batches import make_batches
 from airec.benchmarks.load_inputs import make_keys
 from airec.benchmarks.server import Gunicorn
@@ -69,7 +70,7 @@ class BenchResult:
 def _make_keys(database_url: str) -> tuple[str, str]:
     """Migrate and create an ingest and an admin key, directly in the database."""
     keys = make_keys(database_url)
-    return keys["ingest"], keys["admin"]
+    return keys[Role.INGEST], keys[Role.ADMIN]
 
 
 def stored_pairs(database_url: str) -> Counter:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 def make_keys(database_url: str) -> dict[str, str]:
     """Migrate and create one key per role, directly in the database."""
+    from airec.auth.roles import KEY_ROLES
     from airec.auth.service import create_key
     from airec.db import init_db, migrate
 
     db = init_db(database_url)
     with db.connection_context():
         migrate(db)
-        keys = {role: create_key(name=f"bench-{role}", role=role)[1] for role in ("ingest", "read", "admin")}
+        keys = {role: create_key(name=f"bench-{role}", role=role)[1] for role in KEY_ROLES}
     db.close()
     return keys
 

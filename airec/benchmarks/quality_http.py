@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from airec.auth.roles import KEY_ROLES, Role
 from airec.benchmarks.server import Gunicorn
 from airec.config import Settings
 from airec.recsys.datasets import Dataset
@@ -101,8 +102,7 @@ def run_http(
             **env,
         }
         keys = {
-            role: _cli(service_env, "keys", "create", "--role", role, "--name", role)
-            for role in ("ingest", "admin", "read")
+            role: _cli(service_env, "keys", "create", "--role", role, "--name", role) for role in KEY_ROLES
         }
         server_env = {"AIREC_AUTH": "true", **env}
         with Gunicorn(
@@ -117,12 +117,12 @@ def run_http(
             started = time.perf_counter()
             for start in range(0, len(body), POST_BATCH):
                 chunk = body[start : start + POST_BATCH]
-                call("POST", "/api/v1/interactions", "ingest", json={"records": chunk})
+                call("POST", "/api/v1/interactions", Role.INGEST, json={"records": chunk})
             log(f"    posted {len(body)} records in {time.perf_counter() - started:.0f} s")
             run, seconds, peak = _train(call, server.process.pid)
-            version = call("GET", f"/api/v1/models/{run['model_version']}", "admin").json()
+            version = call("GET", f"/api/v1/models/{run['model_version']}", Role.ADMIN).json()
             log(f"    trained {version['algorithm']} in {seconds:.0f} s (peak RSS {peak:.0f} MB)")
-            ranked = _query(server.url, keys["read"], ds, holdout, version=run["model_version"])
+            ranked = _query(server.url, keys[Role.READ], ds, holdout, version=run["model_version"])
     metrics = metrics_of_scores(
         ranked_scores(ranked, holdout.X.shape[1]), holdout.test_input, holdout.test_hidden
     )
@@ -148,12 +148,12 @@ def _train(call: Callable[..., requests.Response], server_pid: int) -> tuple[dic
     """Train with `{}` and wait: the finished run, its seconds, and the peak RSS (MB) of the server's
     process tree meanwhile."""
     started = time.perf_counter()
-    run = call("POST", "/api/v1/training", "admin", json={}).json()["run"]
+    run = call("POST", "/api/v1/training", Role.ADMIN, json={}).json()["run"]
     peak = 0.0
     while run["status"] not in ("succeeded", "failed"):
         peak = max(peak, _tree_rss_mb(server_pid))
         time.sleep(0.5)
-        run = call("GET", f"/api/v1/training/runs/{run['id']}", "admin").json()["run"]
+        run = call("GET", f"/api/v1/training/runs/{run['id']}", Role.ADMIN).json()["run"]
     seconds = time.perf_counter() - started
     if run["status"] != "succeeded":
         raise RuntimeError(f"training failed: {run['error']}")

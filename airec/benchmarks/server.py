@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from airec.config import TrainerMode
 
 
 def free_port() -> int:
@@ -39,7 +39,7 @@ class Gunicorn:
         database_url: str | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).resolve()  # the server runs in it: its paths must not be relative
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -57,7 +57,7 @@ class Gunicorn:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes a fresh one
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # airec.gunicorn_conf makes a fresh one
         # The boot and 'ready' lines wait_ready counts are INFO; a quieter level has none to count.
         self._info_logs = self.env.get("AIREC_LOG_LEVEL", "INFO").upper() in ("DEBUG", "INFO")
         self.process: subprocess.Popen | None = None
@@ -69,18 +69,21 @@ class Gunicorn:
             "-m",
             "gunicorn",
             "-c",
-            str(ROOT / "gunicorn.conf.py"),
+            "python:airec.gunicorn_conf",
             "--bind",
             f"127.0.0.1:{self.port}",
             "--workers",
             str(self.workers),
-            "--chdir",
-            str(ROOT),
-            "wsgi:app",
+            "airec.wsgi:app",
         ]
         self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        self.process = subprocess.Popen(  # in its own folder, as an installed service runs
+            argv,
+            cwd=self.workdir,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             self.wait_ready()
@@ -169,7 +172,7 @@ class TrainingWorker:
         env: dict[str, str] | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).resolve()  # the worker runs in it: its paths must not be relative
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "worker.log"
         self.startup_timeout = startup_timeout
@@ -177,7 +180,7 @@ class TrainingWorker:
             **os.environ,
             "AIREC_DATABASE_URL": database_url,
             "AIREC_MODELS_DIR": str(self.workdir / "models"),
-            "AIREC_TRAINER": "worker",
+            "AIREC_TRAINER": TrainerMode.WORKER.value,
             "AIREC_TRAIN_EVERY": "off",
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
@@ -189,7 +192,7 @@ class TrainingWorker:
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "airec.cli", "worker"],
-            cwd=ROOT,
+            cwd=self.workdir,  # as an installed worker runs: no checkout needed
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -23,15 +23,16 @@ from pathlib import Path
 
 import requests
 
+from airec.auth.roles import Role
 from airec.benchmarks.load_inputs import make_keys, write_bodies
 from airec.benchmarks.server import Gunicorn
 from airec.benchmarks.wrk import Load, run_wrk, trivial_server, wrk_path
 
 READS = (  # (row name, path, role)
-    ("GET /api/v1/stats", "/api/v1/stats", "read"),
-    ("GET /api/v1/items", "/api/v1/items", "read"),
-    ("GET /api/v1/training/runs", "/api/v1/training/runs", "admin"),
-    ("GET /api/v1/models", "/api/v1/models", "admin"),
+    ("GET /api/v1/stats", "/api/v1/stats", Role.READ),
+    ("GET /api/v1/items", "/api/v1/items", Role.READ),
+    ("GET /api/v1/training/runs", "/api/v1/training/runs", Role.ADMIN),
+    ("GET /api/v1/models", "/api/v1/models", Role.ADMIN),
 )
 RECOMMEND = "POST /api/v1/recommendations"
 
@@ -100,12 +101,12 @@ def one_round(
     out = {"trivial endpoint (wrk's ceiling)": run_wrk(ceiling_url, seconds=seconds)}
     out["GET /healthz"] = run_wrk(server.url + "/healthz", seconds=seconds, pids=pids)
     rec_url = server.url + "/api/v1/recommendations"
-    post = {"key": keys["read"], "method": "POST", "bodies": bodies, "pids": pids}
+    post = {"key": keys[Role.READ], "method": "POST", "bodies": bodies, "pids": pids}
     out[RECOMMEND] = run_wrk(rec_url, seconds=seconds, **post)
     out[FILTERED_ROW] = run_wrk(rec_url, seconds=seconds, **{**post, "bodies": catalogue["filtered_bodies"]})
-    describe_catalogue(server, keys["ingest"], catalogue["items"], hide=True)
+    describe_catalogue(server, keys[Role.INGEST], catalogue["items"], hide=True)
     out[HIDDEN_ROW] = run_wrk(rec_url, seconds=seconds, **post)
-    describe_catalogue(server, keys["ingest"], catalogue["items"], hide=False)
+    describe_catalogue(server, keys[Role.INGEST], catalogue["items"], hide=False)
     for name, path, role in READS:
         out[name] = run_wrk(server.url + path, seconds=seconds, key=keys[role], pids=pids)
     # Half the saturated rate: 8 connections, each pausing so that together they send rate / 2.
@@ -152,14 +153,14 @@ def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
             started = time.perf_counter()
             for s in range(0, len(records), 1000):
                 batch = {"records": records[s : s + 1000]}
-                _call(server, keys["ingest"], "POST", "/api/v1/interactions", json=batch)
+                _call(server, keys[Role.INGEST], "POST", "/api/v1/interactions", json=batch)
             log(f"posted {len(records)} records in {time.perf_counter() - started:.1f} s")
-            run_ = _train(server, keys["admin"])
+            run_ = _train(server, keys[Role.ADMIN])
             results["model"] = run_["model_version"]
             log(f"trained {run_['model_version']} in {run_['duration_seconds']:.0f} s")
             time.sleep(3)  # every worker follows the pointer (AIREC_MODEL_POLL_SECONDS=2)
             items = list(dict.fromkeys(name for record in records for name in record["items"]))
-            describe_catalogue(server, keys["ingest"], items, hide=False)
+            describe_catalogue(server, keys[Role.INGEST], items, hide=False)
             catalogue = {
                 "items": items,
                 "filtered_bodies": write_bodies(Path(tmp) / "filtered.txt", queries, categories=["bench/c3"]),
@@ -167,7 +168,7 @@ def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
             run_wrk(
                 server.url + "/api/v1/recommendations",
                 seconds=2,
-                key=keys["read"],
+                key=keys[Role.READ],
                 method="POST",
                 bodies=bodies,
             )  # warm-up
@@ -180,18 +181,18 @@ def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
 
 
 def _while_training(server: Gunicorn, keys: dict, bodies: Path, seconds: float) -> dict:
-    run_ = _call(server, keys["admin"], "POST", "/api/v1/training", json={})["run"]
+    run_ = _call(server, keys[Role.ADMIN], "POST", "/api/v1/training", json={})["run"]
     time.sleep(1.0)
     load = run_wrk(
         server.url + "/api/v1/recommendations",
         seconds=seconds,
-        key=keys["read"],
+        key=keys[Role.READ],
         method="POST",
         bodies=bodies,
         pids=server.worker_pids(),
     )
-    status = _call(server, keys["admin"], "GET", f"/api/v1/training/runs/{run_['id']}")["run"]["status"]
-    _train_wait(server, keys["admin"], run_["id"])
+    status = _call(server, keys[Role.ADMIN], "GET", f"/api/v1/training/runs/{run_['id']}")["run"]["status"]
+    _train_wait(server, keys[Role.ADMIN], run_["id"])
     return {"load": load, "still_running": status == "running"}
 
 

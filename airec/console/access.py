@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from flask import current_app, flash, session
 
-from airec.auth import PUBLIC, READ, required_role
+from airec.auth import ADMIN, PUBLIC, READ, required_role
 from airec.auth.service import Principal, hash_key, verify
 from airec.config import Settings
 from airec.console import session_store
@@ -76,7 +76,7 @@ def current_viewer() -> Viewer | None:
     """The viewer of this request, or None when nobody (or a since-revoked key) is signed in."""
     settings: Settings = current_app.config["AIREC"]
     if not settings.auth:
-        return Viewer(name=None, role="admin")
+        return Viewer(name=None, role=ADMIN)
     token = session.get(SESSION_TOKEN)
     if not token:
         return None
@@ -103,7 +103,8 @@ def sign_in(key: str) -> Viewer:
         raise LoginRefused("That key is not valid: it is mistyped, or it has been revoked.", 401)
     if not principal.may(READ):
         raise LoginRefused(
-            f"The key {principal.name!r} has the {principal.role!r} role, which can only send interactions. "
+            f"The key {principal.name!r} has the {str(principal.role)!r} role, "
+            "which can only send interactions. "
             "Sign in with a read or admin key.",
             403,
         )

@@ -12,6 +12,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from airec.auth import service as auth_service
+from airec.auth.roles import Role
 from airec.auth.schemas import KeyCreateSchema
 from airec.console.access import OPEN, LoginRefused, current_viewer, required, sign_in, sign_out
 from airec.console.session import csrf
@@ -50,8 +51,8 @@ def gate():
     if not g.viewer.may(role):
         flask_abort(
             403,
-            description=f"This needs a key with the {role!r} role; you signed in with a "
-            f"{g.viewer.role!r} key.",
+            description=f"This needs a key with the {str(role)!r} role; you signed in with a "
+            f"{str(g.viewer.role)!r} key.",
         )
     return None
 
@@ -162,6 +163,7 @@ def _keys_page(status: int = 200, **extra):
         "console/keys.html",
         keys=rows,
         roles=auth_service.ROLES,
+        default_role=Role.READ,
         may_create=may("console.create_key"),
         may_revoke=may("console.revoke_key"),
         **{"error": None, "form": {}, **extra},

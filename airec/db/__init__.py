@@ -7,15 +7,15 @@ This file only re-exports, so that `from airec.db import database, atomic_write`
 from airec.db.clock import db_ago, db_now
 from airec.db.engine import SQLITE_PRAGMAS, init_db, make_database
 from airec.db.hot_reads import compiled, fetch
-from airec.db.migrations import MIGRATIONS_DIR, SchemaGate, migrate
+from airec.db.migrations import MigrationsMissing, SchemaGate, migrate, migrations_dir
 from airec.db.proxy import AppDatabase, database, is_sqlite
 from airec.db.retry import RETRYABLE_SQLSTATES, atomic_write, retry_reason
 
 __all__ = [
-    "MIGRATIONS_DIR",
     "RETRYABLE_SQLSTATES",
     "SQLITE_PRAGMAS",
     "AppDatabase",
+    "MigrationsMissing",
     "SchemaGate",
     "atomic_write",
     "compiled",
@@ -27,5 +27,6 @@ __all__ = [
     "is_sqlite",
     "make_database",
     "migrate",
+    "migrations_dir",
     "retry_reason",
 ]

@@ -1,5 +1,10 @@
 """The schema: migrations from migrations/ (peewee-migrate), applied at start-up or once the database
-is back."""
+is back.
+
+The files live in the checkout's top-level migrations/ folder; the wheel carries them as
+airec/migrations (setup.py maps the folder into the package), so an installed service finds them
+beside its code and a checkout finds them at the top.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,23 @@ from airec.db.proxy import database
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+PACKAGE_MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+CHECKOUT_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+class MigrationsMissing(RuntimeError):
+    """Neither the installed package nor a checkout holds the migrations: a broken install."""
+
+
+def migrations_dir() -> Path:
+    """The installed package's migrations if it has them, else the checkout's."""
+    for folder in (PACKAGE_MIGRATIONS, CHECKOUT_MIGRATIONS):
+        if any(folder.glob("[0-9][0-9][0-9]_*.py")):
+            return folder
+    raise MigrationsMissing(
+        f"no migrations found in {PACKAGE_MIGRATIONS} (installed package) nor in {CHECKOUT_MIGRATIONS} "
+        "(checkout): reinstall airec from a wheel or sdist built by its setup.py, which carries them"
+    )
 
 
 class SchemaGate:
@@ -60,7 +81,7 @@ def migrate(db: peewee.Database | None = None) -> list[str]:
     from peewee_migrate import Router
 
     target = db or database.obj
-    router = Router(target, migrate_dir=str(MIGRATIONS_DIR), logger=logging.getLogger("airec.migrate"))
+    router = Router(target, migrate_dir=str(migrations_dir()), logger=logging.getLogger("airec.migrate"))
     todo = list(router.diff)
     if todo:
         router.run()

@@ -6,6 +6,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
+from enum import StrEnum
 
 from airec.catalogue.masks import Rules, blocked_for
 from airec.catalogue.ranking import popular_within, rank_within
@@ -13,6 +14,13 @@ from airec.catalogue.service import unrecommendable
 from airec.db import database
 from airec.serving.active import ActiveModel
 from airec.serving.served import served_model
+
+
+class FallbackReason(StrEnum):
+    """A recommendation's `fallback`: what answered instead of the model (null when the model did)."""
+
+    POPULARITY = "popularity"  # no active model, or none of the input items is known to it
+
 
 _POPULAR_TTL_SECONDS = 10.0
 _POPULAR_DEPTH = 2000
@@ -75,7 +83,7 @@ def recommend(
             "items": proposals,
             "model_version": None,
             "unknown_items": items,
-            "fallback": "popularity",
+            "fallback": FallbackReason.POPULARITY,
             "filtered": filtered,
         }
     known, unknown = model.split_known(items)
@@ -83,7 +91,7 @@ def recommend(
     blocked = blocked_for(model, rules)
     if not known:
         proposals, filtered = popular_within(model, k, inputs=known, exclude=excluded, blocked=blocked)
-        fallback = "popularity"
+        fallback: FallbackReason | None = FallbackReason.POPULARITY
     else:
         proposals, filtered, _ = rank_within(
             model, known, k, exclude=excluded, blocked=blocked, explain=explain
