@@ -17,6 +17,8 @@ from typing import IO, Any
 
 import requests
 
+from airec.training.status import FINISHED
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -151,7 +153,7 @@ class Gunicorn:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             run = self.get(f"/api/v1/training/runs/{run_id}").json()["run"]
-            if run["status"] in ("succeeded", "failed"):
+            if run["status"] in FINISHED:
                 return run
             time.sleep(0.1)
         raise TimeoutError(f"run {run_id} not finished after {timeout}s")
