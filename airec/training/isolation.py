@@ -74,8 +74,9 @@ class FitTimedOut(FitCrashed):
 #: The child's heartbeat interval while its CPU time advances (shorter when the stall limit is short).
 HEARTBEAT_SECONDS = 30.0
 #: CPU time the child must have used per heartbeat interval (as a share of it) to count as working:
-#: the heartbeat thread's own wake-ups use a few microseconds, a working fit a whole core.
-MIN_CPU_SHARE = 0.05
+#: the heartbeat's own wake-up costs some microseconds, a working fit a whole core, and a niced fit
+#: starved by busy web workers still gets far more than this.
+MIN_CPU_SHARE = 0.002
 
 
 @dataclass(frozen=True)
