@@ -1,8 +1,8 @@
 """The training lease a run holds from its first step to its last: one run at a time across every
 process and host. While the run executes, a thread renews the lease and beats the run row; a renewal
-that fails (another owner took the lease over) marks the lease lost, which stops the fit. Whatever
-the run commits is fenced by the lease (`fence`), and the lease is released when the run ends, also
-after a database outage (released once the database answers again, else it expires after its TTL).
+that fails (another owner took the lease over) marks the lease lost, which stops the fit (what the
+run publishes is fenced by the lease: airec.leases.while_holding). The lease is released when the run
+ends, also after a database outage: once the database answers again, else it expires after its TTL.
 """
 
 from __future__ import annotations
@@ -11,17 +11,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 from airec import leases, scope
 from airec.config import Settings
 from airec.db import database
-from airec.training import runrow
+from airec.training import connection, runrow
 
 log = logging.getLogger(__name__)
 
 TRAINING_LEASE = "training"
-T = TypeVar("T")
 
 
 def heartbeat_seconds(settings: Settings) -> float:
@@ -55,23 +53,19 @@ class RunLease:
     def lost(self) -> bool:
         return self._lost.is_set() or self.should_stop()
 
-    def fence(self, fn: Callable[[], T]) -> T:
-        """Run `fn` in one transaction that commits only while this lease is held (else LeaseLost)."""
-        return leases.while_holding(TRAINING_LEASE, self.owner, self.ttl, fn)
-
     def release(self, patience: float | None = None) -> None:
         """Free the lease; while the database is unreachable try again every second, up to the TTL
         (after which the lease has expired anyway, and the next run may take it)."""
         deadline = time.monotonic() + (self.ttl if patience is None else patience)
-        while runrow.connected(deadline):
+        while connection.connected(deadline):
             try:
                 leases.release(TRAINING_LEASE, self.owner)
                 return
-            except runrow.UNREACHABLE:
+            except connection.UNREACHABLE:
                 if time.monotonic() >= deadline:
                     break
                 time.sleep(1.0)
-                runrow.reconnect()
+                connection.reconnect()
         log.warning("training lease not released (database unreachable); it expires after its TTL")
 
     def _heartbeat(self) -> None:
@@ -94,5 +88,5 @@ class RunLease:
             runrow.beat(self.run_id)
         except Exception:
             log.warning("training heartbeat failed", exc_info=True)
-            runrow.reconnect()
+            connection.reconnect()
         return True

@@ -18,7 +18,7 @@ from airec import leases
 from airec.config import Settings
 from airec.db import atomic_write
 from airec.prometheus import observe_training
-from airec.training import activation, fitting, isolation, loading, publish, runrow
+from airec.training import activation, connection, fitting, isolation, loading, publish, runrow
 from airec.training.fitting import TrainingRefused
 from airec.training.isolation import FitCrashed, FitFailed, FitLimits, FitStalled, FitTimedOut
 from airec.training.lease import TRAINING_LEASE, RunLease
@@ -155,7 +155,7 @@ def register_and_activate(
 
     try:
         return atomic_write(commit) if lease is None else leases.while_holding(*lease, commit)
-    except (leases.LeaseLost, *runrow.UNREACHABLE):
+    except (leases.LeaseLost, *connection.UNREACHABLE):
         publish.discard(settings, fitted["version"])
         raise
 
@@ -168,9 +168,9 @@ def after_publishing(model, settings: Settings) -> None:
         if model is not None:
             activation.serve_here(model)
         publish.prune_versions(settings)
-    except runrow.UNREACHABLE as exc:
+    except connection.UNREACHABLE as exc:
         log.warning("model published; serving it here and pruning wait for the database (%s)", exc)
-        runrow.reconnect()
+        connection.reconnect()
 
 
 def failure(exc: Exception, run_id: int, settings: Settings, lease_lost: bool) -> str:
@@ -187,9 +187,9 @@ def failure(exc: Exception, run_id: int, settings: Settings, lease_lost: bool) -
         error += "; nothing was published" if lease_lost else ""
         log.error("training run %d failed: %s", run_id, error, extra=extra)
         return error
-    if isinstance(exc, runrow.UNREACHABLE):
+    if isinstance(exc, connection.UNREACHABLE):
         log.error("training run %d: the database became unreachable: %s", run_id, exc, extra=extra)
-        runrow.reconnect()
+        connection.reconnect()
         reason = f"{type(exc).__name__}: {str(exc).strip()}"
         return f"the database became unreachable during the run ({reason}); nothing was published"
     log.exception("training run %d failed", run_id, extra=extra, exc_info=exc)

@@ -14,18 +14,16 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import peewee
 
-from airec.db import atomic_write, database, db_now
+from airec.db import atomic_write, db_now
 from airec.tables import TrainingRun, utcnow
+from airec.training.connection import UNREACHABLE, connected, reconnect
 from airec.training.status import RunStatus
 
 log = logging.getLogger(__name__)
 
 #: Entries of per-epoch history a run row keeps (the newest).
 HISTORY_KEPT = 500
-#: Errors that mean "the database is unreachable now" (connection refused, dropped or terminated).
-UNREACHABLE = (peewee.OperationalError, peewee.InterfaceError)
 
 
 def update(run_id: int, **fields) -> None:
@@ -95,32 +93,3 @@ def finish(
             reconnect()
     log.error("training run %d: could not record its outcome, the database stayed unreachable", run_id)
     return False
-
-
-def connected(deadline: float, give_up: Callable[[], bool] = lambda: False) -> bool:
-    """Wait (a second at a time) until this thread holds an open connection; False at the deadline."""
-    while database.is_closed() and not reconnect():
-        if time.monotonic() >= deadline or give_up():
-            return False
-        time.sleep(1.0)
-    return True
-
-
-def reconnect() -> bool:
-    """Replace this thread's connection, broken by an outage, with a fresh one (a pool discards the
-    closed one); False while the database is still unreachable (the thread then holds none). The
-    caller's `connection_context` stays open around the new connection."""
-    db = database.obj
-    state = db._state
-    kept = list(state.ctx)  # closing and connecting reset it; the context's exit pops it
-    try:
-        try:
-            db.close()
-        except Exception:  # a broken connection may not close cleanly: it is gone either way
-            state.reset()
-        db.connect()
-        return True
-    except UNREACHABLE:
-        return False
-    finally:
-        state.ctx = kept
