@@ -30,3 +30,12 @@ def works_silently(job, progress=None, seconds: float = 6.0):
     while time.monotonic() < deadline:
         spins += 1
     return fitting.fit_and_write(job, progress)
+
+
+def stops(job, progress=None):
+    """Reports one epoch, then the process is stopped (SIGSTOP: a frozen container): no CPU, no word."""
+    import os
+    import signal
+
+    progress({"epoch": 1, "max_epochs": 2, "train_loss": 1.0})
+    os.kill(os.getpid(), signal.SIGSTOP)

@@ -4,13 +4,15 @@ usual. A fit that works without reporting (CPU advancing) is kept alive by the c
 
 from __future__ import annotations
 
+import multiprocessing
 import re
+import time
 
 import pytest
 
 from airec import leases
 from airec.db import database
-from airec.training import fitting, scheduler
+from airec.training import fitting, isolation, scheduler
 from airec.training.lease import TRAINING_LEASE
 from tests import hung_fits
 from tests.synthetic import ingest, planted, train, wait_for_run
@@ -92,3 +94,13 @@ def test_bad_limits_are_refused_at_start_naming_the_setting(settings_overrides, 
 
     with pytest.raises(ValueError, match=words.replace("(", r"\(")):
         Settings.from_env({**settings_overrides, name: value})
+
+
+def test_a_stopped_training_process_is_a_stall_and_is_killed():
+    """SIGSTOP freezes every thread of the child, its heartbeat too: the parent kills it at the limit."""
+    started = time.monotonic()
+    with pytest.raises(isolation.FitStalled) as raised:
+        isolation.run_in_child(hung_fits.stops, None, limits=isolation.FitLimits(stall=2.0, timeout=60))
+    assert 2.0 <= raised.value.idle < 10 and time.monotonic() - started < 30
+    assert str(raised.value).startswith("the training process sent no progress for ")
+    assert not [p for p in multiprocessing.active_children() if p.name == "airec-fit"]  # killed, reaped
