@@ -50,6 +50,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from airec.training import service
+    from airec.training.status import RunStatus
 
     settings = Settings.from_env()
     bootstrap(settings)
@@ -88,7 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    if run.status != "succeeded":
+    if run.status != RunStatus.SUCCEEDED:
         print(f"training run {run.id} failed: {run.error}", file=sys.stderr)
         return 1
     from airec.tables import ModelVersion

@@ -158,6 +158,10 @@ class Settings:
     train_refit: bool = True  # choose on validation, then fit the choice again on every unit
     train_max_memory: str | None = None  # e.g. 12G; unset: half the machine's RAM
     train_lease_seconds: float = 120.0  # a run whose process stopped renewing is failed after this
+    #: A whole fit's wall-clock limit (e.g. 6h); past it the fit is killed and its run failed. off: none.
+    train_timeout: str = "off"
+    #: A fit that reports nothing (no epoch, no heartbeat while it uses CPU) this long is killed as hung.
+    train_stall_seconds: float = 600.0
     activate: ActivationMode = ActivationMode.IF_BETTER  # a new model goes live if its metric is not worse
     train_nice: int = 10
     ease_max_items: int = 20000
@@ -228,6 +232,12 @@ class Settings:
             parse_size(self.train_max_memory)
         if self.train_lease_seconds < 2:
             raise ValueError("AIREC_TRAIN_LEASE_SECONDS must be at least 2")
+        try:
+            parse_duration(self.train_timeout)
+        except ValueError as exc:
+            raise ValueError(f"AIREC_TRAIN_TIMEOUT: {exc}") from None
+        if not self.train_stall_seconds > 0:
+            raise ValueError("AIREC_TRAIN_STALL_SECONDS must be positive (seconds without progress)")
         self.activate = _member(ActivationMode, self.activate, "AIREC_ACTIVATE must be if-better or always")
         self.trainer = _member(
             TrainerMode,
@@ -287,3 +297,7 @@ class Settings:
     @property
     def train_every_seconds(self) -> int | None:
         return parse_duration(self.train_every)
+
+    @property
+    def train_timeout_seconds(self) -> int | None:
+        return parse_duration(self.train_timeout)

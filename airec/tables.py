@@ -8,6 +8,7 @@ import json
 import peewee as pw
 
 from airec.db import database
+from airec.training.status import RunStatus
 
 
 def utcnow() -> dt.datetime:
@@ -68,7 +69,7 @@ class Interaction(BaseModel):
 
 
 class TrainingRun(BaseModel):
-    status = pw.CharField(max_length=16, default="queued", index=True)
+    status = pw.CharField(max_length=16, default=RunStatus.QUEUED.value, index=True)
     algorithm = pw.CharField(max_length=32)
     params = JSONField(default=dict)
     created_at = pw.DateTimeField(default=utcnow)

@@ -16,7 +16,7 @@ from airec import leases
 from airec.db import database
 from airec.serving.served import served_model
 from airec.tables import State, TrainingRun
-from airec.training import publish, service
+from airec.training import pipeline, service
 from tests.synthetic import TRAINING, ingest, planted, train, wait_for_run
 
 KEY = service.TRAINING_LEASE
@@ -121,14 +121,14 @@ def test_the_reaper_never_fails_a_run_created_after_it_looked(app, settings, mon
 def gate(monkeypatch):
     """Hold every run just before it reads its data, until the test opens the gate."""
     opened, entered = threading.Event(), threading.Event()
-    real = publish.train_and_publish
+    real = pipeline.train_and_publish
 
     def held(**kwargs):
         entered.set()
         assert opened.wait(30)
         return real(**kwargs)
 
-    monkeypatch.setattr(publish, "train_and_publish", held)
+    monkeypatch.setattr(pipeline, "train_and_publish", held)
     opened.entered = entered
     yield opened
     opened.set()

@@ -17,7 +17,7 @@ from airec.modelstore import database as dbstore
 from airec.modelstore import folders
 from airec.serving.served import served_model
 from airec.tables import ModelFile, ModelFilePart, ModelVersion
-from airec.training import publish
+from airec.training import pipeline, publish
 from tests.synthetic import ingest, planted, recommend, train
 
 
@@ -125,7 +125,7 @@ def test_registration_without_the_lease_stores_no_files(client, settings_overrid
     ingest(client, records)
     settings = Settings.from_env(settings_overrides)
     with database.connection_context(), pytest.raises(leases.LeaseLost):
-        publish.train_and_publish(
+        pipeline.train_and_publish(
             algorithm="itemknn",
             params={},
             warm_start=False,

@@ -11,7 +11,7 @@ from airec import leases
 from airec.app import create_app, stop_background
 from airec.db import database
 from airec.tables import TrainingRun
-from airec.training import publish, scheduler
+from airec.training import pipeline, scheduler
 from tests.synthetic import ingest, planted, wait_for_run
 
 
@@ -59,14 +59,14 @@ def test_a_failed_run_does_not_count_as_trained(app, client):
 def test_tick_while_training_says_so(app, client, monkeypatch):
     ingest(client, planted(units=40)[0])
     gate, entered = threading.Event(), threading.Event()
-    real = publish.train_and_publish
+    real = pipeline.train_and_publish
 
     def held(**kwargs):
         entered.set()
         gate.wait(30)
         return real(**kwargs)
 
-    monkeypatch.setattr(publish, "train_and_publish", held)
+    monkeypatch.setattr(pipeline, "train_and_publish", held)
     run_id = started_id(tick(app, 1))
     assert entered.wait(10)
     try:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from airec.serving.served import served_model
-from airec.training import publish
+from airec.training import pipeline, publish
 from tests.synthetic import TRAINING, ingest, partners, planted, recommend, train, wait_for_run
 
 SMALL_AE = {"epochs": 6, "hidden": 32, "latent": 8}
@@ -24,14 +24,14 @@ def gate(monkeypatch):
     """Hold every run in 'running' until the test opens the gate (always opened at teardown)."""
     event = threading.Event()
     entered = threading.Event()
-    real = publish.train_and_publish
+    real = pipeline.train_and_publish
 
     def held(**kwargs):
         entered.set()
         assert event.wait(30), "test never opened the gate"
         return real(**kwargs)
 
-    monkeypatch.setattr(publish, "train_and_publish", held)
+    monkeypatch.setattr(pipeline, "train_and_publish", held)
     event.entered = entered
     yield event
     event.set()
@@ -105,7 +105,7 @@ def test_unexpected_errors_are_recorded_on_the_run(client, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(publish, "train_and_publish", broken)
+    monkeypatch.setattr(pipeline, "train_and_publish", broken)
     run = train(client, {"algorithm": "itemknn"}, expect="failed")
     assert run["error"] == "RuntimeError: disk on fire"
     monkeypatch.undo()

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from airec.training import isolation, publish
+from airec.training import fitting, isolation
 from tests.synthetic import ingest, planted, recommend, train
 
 
@@ -53,7 +53,7 @@ def test_a_fit_that_dies_fails_its_run_and_the_server_keeps_answering(client, mo
     train(client, {"algorithm": "itemknn"})
     served = recommend(client, ["g0-i0", "g0-i1"], k=3)
 
-    monkeypatch.setattr(publish, "fit_and_write", target)
+    monkeypatch.setattr(fitting, "fit_and_write", target)
     run = train(client, {"algorithm": "itemknn"}, expect="failed")
     assert words in run["error"]
     assert run["history"] and run["history"][0]["epoch"] == 1  # progress from the child still arrived
@@ -66,7 +66,7 @@ def test_a_fit_that_dies_fails_its_run_and_the_server_keeps_answering(client, mo
 
 def test_an_exception_in_the_child_is_the_runs_error(client, monkeypatch):
     ingest(client, planted(units=60)[0])
-    monkeypatch.setattr(publish, "fit_and_write", fail_plainly)
+    monkeypatch.setattr(fitting, "fit_and_write", fail_plainly)
     run = train(client, {"algorithm": "itemknn"}, expect="failed")
     assert run["error"] == "RuntimeError: a bug in the fit"
 

@@ -27,6 +27,7 @@ from airec.auth.roles import Role
 from airec.benchmarks.ingest_batches import make_batches
 from airec.benchmarks.load_inputs import make_keys
 from airec.benchmarks.server import Gunicorn
+from airec.training.status import RunStatus
 
 SEED_USERS = 60
 #: Over Gunicorn's defaults: keys required, no scheduler thread, and a quiet log (no access lines).
@@ -232,7 +233,7 @@ def _start_training(url: str, admin: dict) -> int | None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         status = requests.get(f"{url}/api/v1/training/runs/{run_id}", headers=admin, timeout=10).json()
-        if status["run"]["status"] != "queued":
+        if status["run"]["status"] != RunStatus.QUEUED:
             break
         time.sleep(0.1)
     return run_id

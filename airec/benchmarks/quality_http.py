@@ -23,6 +23,7 @@ from airec.benchmarks.server import Gunicorn
 from airec.config import Settings
 from airec.recsys.datasets import Dataset
 from airec.recsys.holdout import Holdout, metrics_of_scores, ranked_scores
+from airec.training.status import FINISHED, RunStatus
 
 POST_BATCH = 5000
 QUERY_CLIENTS = 4
@@ -150,12 +151,12 @@ def _train(call: Callable[..., requests.Response], server_pid: int) -> tuple[dic
     started = time.perf_counter()
     run = call("POST", "/api/v1/training", Role.ADMIN, json={}).json()["run"]
     peak = 0.0
-    while run["status"] not in ("succeeded", "failed"):
+    while run["status"] not in FINISHED:
         peak = max(peak, _tree_rss_mb(server_pid))
         time.sleep(0.5)
         run = call("GET", f"/api/v1/training/runs/{run['id']}", Role.ADMIN).json()["run"]
     seconds = time.perf_counter() - started
-    if run["status"] != "succeeded":
+    if run["status"] != RunStatus.SUCCEEDED:
         raise RuntimeError(f"training failed: {run['error']}")
     return run, seconds, peak
 

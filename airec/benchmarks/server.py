@@ -18,6 +18,7 @@ from typing import IO, Any
 import requests
 
 from airec.config import TrainerMode
+from airec.training.status import FINISHED
 
 
 def free_port() -> int:
@@ -154,7 +155,7 @@ class Gunicorn:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             run = self.get(f"/api/v1/training/runs/{run_id}").json()["run"]
-            if run["status"] in ("succeeded", "failed"):
+            if run["status"] in FINISHED:
                 return run
             time.sleep(0.1)
         raise TimeoutError(f"run {run_id} not finished after {timeout}s")

@@ -27,6 +27,7 @@ from airec.auth.roles import Role
 from airec.benchmarks.load_inputs import make_keys, write_bodies
 from airec.benchmarks.server import Gunicorn
 from airec.benchmarks.wrk import Load, run_wrk, trivial_server, wrk_path
+from airec.training.status import FINISHED, RunStatus
 
 READS = (  # (row name, path, role)
     ("GET /api/v1/stats", "/api/v1/stats", Role.READ),
@@ -86,10 +87,10 @@ def _call(server: Gunicorn, key: str, method: str, path: str, **kwargs) -> dict:
 
 def _train(server: Gunicorn, admin: str) -> dict:
     run = _call(server, admin, "POST", "/api/v1/training", json={})["run"]
-    while run["status"] not in ("succeeded", "failed"):
+    while run["status"] not in FINISHED:
         time.sleep(0.5)
         run = _call(server, admin, "GET", f"/api/v1/training/runs/{run['id']}")["run"]
-    if run["status"] != "succeeded":
+    if run["status"] != RunStatus.SUCCEEDED:
         raise RuntimeError(f"training failed: {run['error']}")
     return run
 
@@ -193,14 +194,14 @@ def _while_training(server: Gunicorn, keys: dict, bodies: Path, seconds: float) 
     )
     status = _call(server, keys[Role.ADMIN], "GET", f"/api/v1/training/runs/{run_['id']}")["run"]["status"]
     _train_wait(server, keys[Role.ADMIN], run_["id"])
-    return {"load": load, "still_running": status == "running"}
+    return {"load": load, "still_running": status == RunStatus.RUNNING}
 
 
 def _train_wait(server: Gunicorn, admin: str, run_id: int) -> None:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         run = _call(server, admin, "GET", f"/api/v1/training/runs/{run_id}")["run"]
-        if run["status"] in ("succeeded", "failed"):
+        if run["status"] in FINISHED:
             return
         time.sleep(0.5)
 

@@ -32,8 +32,9 @@ from airec.serving import service as serving_service
 from airec.serving.schemas import RecommendationQuerySchema, SimilarQuerySchema, UserRecommendationQuerySchema
 from airec.tables import TrainingRun
 from airec.training import service as training_service
-from airec.training.publish import CHOICES
+from airec.training.choices import CHOICES
 from airec.training.schemas import TrainingRequestSchema
+from airec.training.status import FINISHED, RunStatus
 from airec.training.views import run_dict
 from airec.versions import service as versions_service
 
@@ -193,11 +194,11 @@ def _run_panel(run: TrainingRun) -> dict:
     metrics = [series(key, key.replace("val_", "validation "), "s3") for key in metric_keys]
     epoch, max_epochs = data["progress"]["epoch"], data["progress"]["max_epochs"]
     percent = min(100, round(100 * epoch / max_epochs)) if max_epochs else 0
-    if data["status"] == "succeeded":
+    if data["status"] == RunStatus.SUCCEEDED:
         percent = 100
     return {
         **data,
-        "finished": data["status"] in ("succeeded", "failed"),
+        "finished": data["status"] in FINISHED,
         "percent": percent,
         "loss_series": losses,
         "metric_series": metrics,

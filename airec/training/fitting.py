@@ -1,17 +1,17 @@
-"""The fit itself: split, choose on validation, evaluate on test, write the model folder.
+"""The fit itself, in the child process: split, choose on validation, evaluate on test, refit on every
+unit, write the model folder.
 
 Pure computation on a matrix, with no database and no web framework, because it runs in a child
-process (airec.training.isolation): a native crash there fails the run, not the server. The parent
-(airec.training.publish) reads the data before and registers and activates the folder after.
+process (airec.training.isolation): a native crash there fails the run, not the server. The run's
+pipeline (airec.training.pipeline) reads the data before and publishes the folder after.
 """
 
 from __future__ import annotations
 
 import gc
-import inspect
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +20,17 @@ import scipy.sparse as sp
 
 from airec.config import Settings
 from airec.modelstore import folders
-from airec.recsys.algorithms import ALGORITHMS
 from airec.recsys.base import DataShape, ProgressCallback
-from airec.recsys.evaluation import (
-    DEFAULT_KS,
-    MAX_HOLDOUT,
-    Split,
-    evaluate,
-    make_split,
-    selection_metric,
-    validation_score,
+from airec.recsys.evaluation import Split, selection_metric, validation_score
+from airec.training import heldout
+from airec.training.choices import (  # noqa: F401  (re-exported: the fit's vocabulary)
+    AUTO_CANDIDATES,
+    CHOICES,
+    EVAL_KS,
+    TrainingRefused,
+    build_model,
+    memory_refusal,
 )
-
-AUTO_CANDIDATES = ("autoencoder", "ease", "itemknn", "popularity")
-CHOICES = tuple(ALGORITHMS) + ("auto",)
-#: Cut-offs of the stored held-out evaluation; the benchmark's largest (100), so top-k ties break alike.
-EVAL_KS = (1, 5, *DEFAULT_KS)
-
-
-class TrainingRefused(ValueError):
-    """The request cannot be trained as asked (bad parameters, too little data, EASE too large)."""
 
 
 @dataclass
@@ -56,24 +47,15 @@ class FitJob:
     warm_from: str | None = None  # folder of the active autoencoder to start from
 
 
-def build_model(algorithm: str, params: dict[str, Any], settings: Settings):
-    """Instantiate an algorithm, checking parameters against its constructor."""
-    cls = ALGORITHMS[algorithm]
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    unknown = sorted(set(params) - accepted)
-    if unknown:
-        raise TrainingRefused(
-            f"unknown parameter(s) for {algorithm}: {', '.join(unknown)}; "
-            f"accepted: {', '.join(sorted(accepted))}"
-        )
-    kwargs = {k: v for k, v in settings.training_overrides().items() if k in accepted}
-    if "max_items" in accepted:  # EASE, and the autoencoder's linear path: memory grows with items²
-        kwargs["max_items"] = settings.ease_max_items
-    kwargs.update(params)
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise TrainingRefused(f"bad parameters for {algorithm}: {exc}") from exc
+@dataclass
+class Choice:
+    """The candidate chosen on validation, and what every candidate scored."""
+
+    name: str
+    model: Any
+    scores: dict[str, dict]
+    warmed: set[str] = field(default_factory=set)  # candidates that started from the active model
+    warm: Any = None  # the active autoencoder's files, when warm starting
 
 
 def fit_and_write(job: FitJob, progress: ProgressCallback | None = None) -> dict:
@@ -98,93 +80,90 @@ def fit_model(job: FitJob, progress: ProgressCallback | None = None) -> tuple[An
     publish and its manifest."""
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     settings = job.settings
-    split = make_split(
-        job.X,
-        "auto",
-        holdout_fraction=settings.train_holdout_fraction,
-        max_holdout=MAX_HOLDOUT,
-        seed=settings.train_seed,
-        kind="baskets" if job.baskets else None,
-    )
-    if split.validation[1].nnz == 0:
-        raise TrainingRefused(
-            "not enough data to train: no validation unit has an item to hold out "
-            "(a user or basket needs at least 2 items to be held out; too few have)"
-        )
-    warm = _warm_source(job)
-    candidates = AUTO_CANDIDATES if job.algorithm == "auto" else (job.algorithm,)
-    fitted: dict[str, Any] = {}
-    scores: dict[str, dict] = {}
-    warmed: set[str] = set()
-    shape = DataShape.of(job.X)
-    for name in candidates:
-        model = build_model(name, job.params if job.algorithm != "auto" else {}, settings)
-        too_big = memory_refusal(model, shape, settings)
-        if too_big:
-            if job.algorithm != "auto":
-                raise TrainingRefused(too_big)
-            scores[name] = {"error": too_big}
-            continue
-        if warm is not None and _warm_start(model, warm, job.items):
-            warmed.add(name)
-        t0 = time.perf_counter()
-        try:
-            report = model.fit(split.train, validation=split.validation, progress=progress)
-        except ValueError as exc:
-            if job.algorithm != "auto":
-                raise TrainingRefused(str(exc)) from exc
-            scores[name] = {"error": str(exc)}
-            continue
-        metric = selection_metric(split.validation[1])
-        scores[name] = {
-            "validation": {metric: validation_score(model.score, split.validation, metric)},
-            "fit_seconds": round(time.perf_counter() - t0, 3),
-            "params": dict(report.params or model.get_params()),
-        }
-        fitted[name] = model
-    if not fitted:
-        reasons = "; ".join(score["error"] for score in scores.values())
-        raise TrainingRefused(f"no algorithm could be trained: {reasons}")
-    best = max(fitted, key=lambda n: next(iter(scores[n]["validation"].values())))
-    model = fitted[best]
-    evaluation = evaluate_split(model, split)
+    holdout = {"holdout_fraction": settings.train_holdout_fraction, "seed": settings.train_seed}
+    split = heldout.split_units(job.X, baskets=job.baskets, **holdout)
+    choice = choose(job, split, progress)
+    evaluation = heldout.evaluate_split(choice.model, split)
     refit = None
     if settings.train_refit:
-        t0 = time.perf_counter()
-        # The candidates' weights are not published: let them go before the refit allocates its own
-        # (at 20k items the linear path's matrix alone is 1.6 GB).
-        fitted.clear()
-        model = model.refit_copy()
-        gc.collect()
-        if best in warmed:
-            _warm_start(model, warm, job.items)
-        model.fit(job.X, progress=(lambda e: progress({**e, "stage": "refit"})) if progress else None)
-        refit = {"units": int(job.X.shape[0]), "seconds": round(time.perf_counter() - t0, 3)}
+        refit = refit_on_every_unit(job, choice, progress)
         evaluation["estimates"] = (
             "the published model, which is this configuration refitted on every unit, test units included"
         )
     manifest = {
         **job.manifest,
-        "algorithm": best,
+        "algorithm": choice.name,
         "requested_algorithm": job.algorithm,
-        "split": {
-            "protocol": split.protocol,
-            "seed": settings.train_seed,
-            "holdout_fraction": settings.train_holdout_fraction,
-            "max_holdout": MAX_HOLDOUT,
-            "order": "canonical",
-        },
-        "params": scores[best]["params"],
-        "validation": scores[best]["validation"],
+        "split": heldout.describe_split(split, **holdout),
+        "params": choice.scores[choice.name]["params"],
+        "validation": choice.scores[choice.name]["validation"],
         "evaluation": evaluation,
         "refit": refit,
-        "candidates": scores if job.algorithm == "auto" else None,
-        "warm_start": best in warmed,  # what happened, not what was asked (no active autoencoder: cold)
+        "candidates": choice.scores if job.algorithm == "auto" else None,
+        "warm_start": choice.name in choice.warmed,  # what happened, not what was asked
     }
     manifest["data"]["train_units"] = int(split.train.shape[0])
     manifest["training_seconds"] = round(time.perf_counter() - started, 3)
     manifest["training_cpu_seconds"] = round(_cpu_seconds() - cpu_started, 3)
-    return model, manifest
+    return choice.model, manifest
+
+
+def choose(job: FitJob, split: Split, progress: ProgressCallback | None) -> Choice:
+    """Fit each candidate on the training units and keep the best on validation ('auto' tries
+    several; a candidate that cannot be fitted is recorded with its reason)."""
+    choice = Choice(name="", model=None, scores={}, warm=_warm_source(job))
+    candidates = AUTO_CANDIDATES if job.algorithm == "auto" else (job.algorithm,)
+    fitted: dict[str, Any] = {}
+    for name in candidates:
+        model = build_model(name, job.params if job.algorithm != "auto" else {}, job.settings)
+        try:
+            choice.scores[name] = _fit_candidate(name, model, job, split, choice, progress)
+        except TrainingRefused as exc:
+            if job.algorithm != "auto":
+                raise
+            choice.scores[name] = {"error": str(exc)}
+            continue
+        fitted[name] = model
+    if not fitted:
+        reasons = "; ".join(score["error"] for score in choice.scores.values())
+        raise TrainingRefused(f"no algorithm could be trained: {reasons}")
+    choice.name = max(fitted, key=lambda n: next(iter(choice.scores[n]["validation"].values())))
+    choice.model = fitted[choice.name]
+    return choice
+
+
+def _fit_candidate(name: str, model, job: FitJob, split: Split, choice: Choice, progress) -> dict:
+    """Fit one candidate on the training units; its validation score, time and parameters."""
+    too_big = memory_refusal(model, DataShape.of(job.X), job.settings)
+    if too_big:
+        raise TrainingRefused(too_big)
+    if choice.warm is not None and _warm_start(model, choice.warm, job.items):
+        choice.warmed.add(name)
+    t0 = time.perf_counter()
+    try:
+        report = model.fit(split.train, validation=split.validation, progress=progress)
+    except ValueError as exc:
+        raise TrainingRefused(str(exc)) from exc
+    metric = selection_metric(split.validation[1])
+    return {
+        "validation": {metric: validation_score(model.score, split.validation, metric)},
+        "fit_seconds": round(time.perf_counter() - t0, 3),
+        "params": dict(report.params or model.get_params()),
+    }
+
+
+def refit_on_every_unit(job: FitJob, choice: Choice, progress: ProgressCallback | None) -> dict:
+    """Fit the chosen configuration again on every unit; `choice.model` becomes that model."""
+    t0 = time.perf_counter()
+    # The chosen fit's weights are not published: let them go before the refit allocates its own
+    # (at 20k items the linear path's matrix alone is 1.6 GB).
+    model, choice.model = choice.model.refit_copy(), None
+    gc.collect()
+    if choice.name in choice.warmed:
+        _warm_start(model, choice.warm, job.items)
+    model.fit(job.X, progress=(lambda e: progress({**e, "stage": "refit"})) if progress else None)
+    choice.model = model
+    return {"units": int(job.X.shape[0]), "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def _cpu_seconds() -> float:
@@ -192,35 +171,6 @@ def _cpu_seconds() -> float:
     CPU time the fit (with AIREC_TRAIN_THREADS=1 it is the wall time the fit takes on a quiet one)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def memory_refusal(model, shape: DataShape, settings: Settings) -> str | None:
-    """Why a fit would not fit in AIREC_TRAIN_MAX_MEMORY, or None: better refused now with a message
-    than killed by the kernel an hour in."""
-    need, budget = model.peak_bytes(shape), settings.train_memory_budget
-    if need <= budget:
-        return None
-    return (
-        f"{model.name} on {shape.units} units x {shape.items} items needs about {_gib(need)} at its peak, "
-        f"more than AIREC_TRAIN_MAX_MEMORY={_gib(budget)}: raise that setting, keep fewer items "
-        "(AIREC_TRAIN_MAX_ITEMS, AIREC_TRAIN_MIN_ITEM_SUPPORT) or choose another algorithm"
-    )
-
-
-def _gib(size: int) -> str:
-    return f"{size / 2**30:.1f} GiB" if size >= 2**28 else f"{size / 2**20:.0f} MiB"
-
-
-def evaluate_split(model, split: Split) -> dict:
-    """The model and a popularity baseline on the held-out test units, full catalogue."""
-    popularity = ALGORITHMS["popularity"]()
-    popularity.fit(split.train)
-    X_in, X_hidden = split.test
-    return {
-        "protocol": split.protocol,
-        "model": evaluate(model, X_in, X_hidden, ks=EVAL_KS),
-        "popularity": evaluate(popularity, X_in, X_hidden, ks=EVAL_KS),
-    }
 
 
 def _warm_source(job: FitJob):

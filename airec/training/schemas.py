@@ -2,7 +2,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from airec.serving.schemas import StrictBoolean
-from airec.training.fitting import CHOICES, EVAL_KS
+from airec.training.choices import CHOICES, EVAL_KS
+from airec.training.status import RunStatus
 
 
 class TrainingRequestSchema(ma.Schema):
@@ -38,7 +39,7 @@ class ProgressSchema(ma.Schema):
 class RunSchema(ma.Schema):
     id = ma.fields.Integer(metadata={"example": 1})
     status = ma.fields.String(
-        metadata={"example": "running", "description": "queued|running|succeeded|failed"}
+        metadata={"example": RunStatus.RUNNING.value, "description": "|".join(RunStatus)}
     )
     algorithm = ma.fields.String(metadata={"example": "autoencoder"})
     trigger = ma.fields.String(metadata={"example": "api"})

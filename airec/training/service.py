@@ -1,42 +1,36 @@
-"""Training runs: one at a time across every process and host, in a background thread.
+"""Training runs as the API and the console see them: start one (one at a time across every process
+and host), queue one for a worker, list them, and show as failed the runs whose process stopped.
 
-Flow: take the database lease -> queue a run row -> thread: heartbeat the lease and the row while
-airec.training.publish reads the data, fits (progress written to the run row), evaluates, writes,
-registers and activates the model -> record the outcome on the row, release the lease.
+Starting a run takes the training lease and records the run's row; the run itself then executes in a
+background thread as airec.training.pipeline lays it out (load, fit, evaluate, publish, activate).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
-import numpy as np
 from peewee import fn
 
 from airec import leases, scope
 from airec.config import Settings
 from airec.db import atomic_write, compiled, database, db_ago, db_now, fetch
-from airec.prometheus import observe_training
 from airec.tables import TrainingRun, utcnow
-from airec.training import publish
+from airec.training import pipeline
+from airec.training.choices import TrainingRefused, check_request
 from airec.training.dataset import last_interaction_id
-from airec.training.fitting import CHOICES, TrainingRefused, build_model
-from airec.training.isolation import FitCrashed, FitFailed
+from airec.training.lease import TRAINING_LEASE
+from airec.training.status import IN_FLIGHT, RunStatus
 
 log = logging.getLogger(__name__)
 
-TRAINING_LEASE = "training"
+#: What callers of this service catch or name, defined in the modules that own them.
+__all__ = ["TRAINING_LEASE", "TrainingRefused"]
 #: Lock row that makes "nothing in flight? then queue" one step across hosts (AIREC_TRAINER=worker).
 QUEUE_LOCK = "training_queue"
 #: A run as listings show it: every column but the per-epoch history.
 _LISTED = [field for field in TrainingRun._meta.sorted_fields if field is not TrainingRun.history]
-
-
-def heartbeat_seconds(settings: Settings) -> float:
-    """How often a run renews its lease: eight times per TTL, so a few missed beats do not lose it."""
-    return max(0.25, settings.train_lease_seconds / 8)
 
 
 class TrainingConflict(Exception):
@@ -54,10 +48,10 @@ def reap_stale_runs(settings: Settings) -> int:
     statement, so a run created meanwhile (with a fresh heartbeat) is never failed by a stale read.
     With nothing in flight (the usual case: dashboards poll this) it writes nothing at all."""
     worker = settings.trainer == "worker"
-    in_flight = TrainingRun.status.in_(("queued", "running"))
+    in_flight = TrainingRun.status.in_(IN_FLIGHT)
     if worker:  # a queued run no worker took yet waits for one, however long
-        in_flight = (TrainingRun.status == "running") | (
-            (TrainingRun.status == "queued") & TrainingRun.owner.is_null(False)
+        in_flight = (TrainingRun.status == RunStatus.RUNNING) | (
+            (TrainingRun.status == RunStatus.QUEUED) & TrainingRun.owner.is_null(False)
         )
     sql, params = compiled(
         ("in-flight owners", worker), lambda: TrainingRun.select(TrainingRun.owner).where(in_flight)
@@ -71,7 +65,7 @@ def reap_stale_runs(settings: Settings) -> int:
     return atomic_write(
         lambda: (
             TrainingRun.update(
-                status="failed",
+                status=RunStatus.FAILED,
                 finished_at=utcnow(),
                 error="interrupted: the process running it stopped (restart or crash)",
             )
@@ -93,11 +87,9 @@ def list_runs(*, settings: Settings, limit: int) -> list[TrainingRun]:
 
 
 def current_run() -> TrainingRun | None:
+    """The run queued or running now, if any."""
     return (
-        TrainingRun.select()
-        .where(TrainingRun.status.in_(("queued", "running")))
-        .order_by(TrainingRun.id.desc())
-        .first()
+        TrainingRun.select().where(TrainingRun.status.in_(IN_FLIGHT)).order_by(TrainingRun.id.desc()).first()
     )
 
 
@@ -113,13 +105,8 @@ def start_run(
 ) -> TrainingRun:
     """Queue a run and start it (in a thread unless background=False). Raises TrainingConflict."""
     algorithm = algorithm or settings.algorithm
-    if algorithm not in CHOICES:
-        raise TrainingRefused(f"unknown algorithm {algorithm!r}; choose one of {', '.join(CHOICES)}")
     params = dict(params or {})
-    if algorithm != "auto":
-        build_model(algorithm, params, settings)  # refuse bad parameters before queueing
-    elif params:
-        raise TrainingRefused("'auto' trains every algorithm with its defaults and takes no params")
+    check_request(algorithm, params, settings)  # refuse bad parameters before queueing
     warm = settings.train_warm_start if warm_start is None else warm_start
     reap_stale_runs(settings)
     if settings.trainer == "worker" and background:
@@ -147,7 +134,7 @@ def start_run(
         )
         thread.start()
     else:
-        _run_holding_lease(run.id, settings, owner, on_progress)
+        pipeline.run(run.id, settings, owner, on_progress)
         run = TrainingRun.get_by_id(run.id)
     return run
 
@@ -187,138 +174,15 @@ def _acquire_after_finish(owner: str, ttl: float, wait_seconds: float = 3.0) -> 
 
 def _thread_main(run_id: int, settings: Settings, owner: str, on_progress) -> None:
     with database.connection_context():
-        _run_holding_lease(run_id, settings, owner, on_progress)
-
-
-def _run_holding_lease(
-    run_id: int, settings: Settings, owner: str, on_progress, should_stop: Callable[[], bool] | None = None
-) -> None:
-    """Heartbeat the lease and the row while the run executes, then release the lease. `should_stop`
-    (a worker shutting down) ends the fit early, as a lost lease does."""
-    stop = threading.Event()
-    lost = threading.Event()
-    ttl, every = settings.train_lease_seconds, heartbeat_seconds(settings)
-
-    def heartbeat() -> None:
-        with database.connection_context():
-            while not stop.wait(every):
-                try:
-                    if not leases.renew(TRAINING_LEASE, owner, ttl):
-                        log.error(
-                            "training run %d lost its lease; stopping it", run_id, extra={"run_id": run_id}
-                        )
-                        lost.set()
-                        return
-                    _update(run_id, heartbeat_at=db_now())
-                except Exception:
-                    log.warning("training heartbeat failed", exc_info=True)
-
-    beat = scope.thread(heartbeat, name=f"airec-train-beat-{run_id}")
-    beat.start()
-    try:
-        execute_run(
-            run_id,
-            settings,
-            owner=owner,
-            lease_lost=(lambda: lost.is_set() or should_stop()) if should_stop else lost.is_set,
-            on_progress=on_progress,
-        )
-    finally:
-        stop.set()
-        beat.join(timeout=every)  # no renewal (or connection close) after we return
-        leases.release(TRAINING_LEASE, owner)
-
-
-def _update(run_id: int, **fields) -> None:
-    atomic_write(lambda: TrainingRun.update(**fields).where(TrainingRun.id == run_id).execute())
-
-
-def execute_run(
-    run_id: int,
-    settings: Settings,
-    *,
-    owner: str,
-    lease_lost: Callable[[], bool] = lambda: False,
-    on_progress: Callable[[dict], None] | None = None,
-) -> None:
-    """Do the work of one run under the training lease `owner` holds, recording the outcome on its row.
-    `lease_lost` turning true (the heartbeat could not renew) stops the fit."""
-    run = TrainingRun.get_by_id(run_id)
-    started = time.perf_counter()
-    _update(run_id, status="running", started_at=utcnow(), heartbeat_at=db_now())
-    log.info("training run %d started (%s)", run_id, run.algorithm, extra={"run_id": run_id})
-    history: list[dict] = []
-
-    def progress(event: dict) -> None:
-        event = {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in event.items()}
-        history.append(event)
-        # The refit has no validation: its epochs move the progress on, the last validation loss stays.
-        losses = {k: event[k] for k in ("train_loss", "val_loss") if k in event}
-        _update(
-            run_id,
-            epoch=int(event.get("epoch", 0) or 0),
-            max_epochs=int(event.get("max_epochs", 0) or 0),
-            **losses,
-            history=history[-500:],
-            heartbeat_at=db_now(),
-        )
-        if on_progress:
-            on_progress(event)
-
-    try:
-        outcome = publish.train_and_publish(
-            algorithm=run.algorithm,
-            params=run.params.get("params", {}),
-            warm_start=bool(run.params.get("warm_start")),
-            settings=settings,
-            run_id=run_id,
-            progress=progress,
-            lease=(TRAINING_LEASE, owner, settings.train_lease_seconds),
-            should_stop=lease_lost,
-        )
-        _update(
-            run_id,
-            status="succeeded",
-            finished_at=utcnow(),
-            model_version=outcome.version,
-            last_interaction_id=outcome.last_interaction_id,
-            activated=outcome.activated,
-            note=outcome.note,
-            history=history[-500:],
-        )
-        observe_training("succeeded", time.perf_counter() - started)
-        log.info(
-            "training run %d succeeded in %.1fs: model %s%s",
-            run_id,
-            time.perf_counter() - started,
-            outcome.version,
-            "" if outcome.activated else f", not activated ({outcome.note})",
-            extra={"run_id": run_id, "version": outcome.version},
-        )
-    except leases.LeaseLost as exc:
-        _update(run_id, status="failed", finished_at=utcnow(), error=f"{exc}; nothing was published")
-        log.error("training run %d lost its lease; nothing published", run_id, extra={"run_id": run_id})
-        observe_training("failed", time.perf_counter() - started)
-    except TrainingRefused as exc:
-        _update(run_id, status="failed", finished_at=utcnow(), error=str(exc))
-        log.warning("training run %d refused: %s", run_id, exc, extra={"run_id": run_id})
-        observe_training("failed", time.perf_counter() - started)
-    except (FitCrashed, FitFailed) as exc:  # the child logged its own traceback, if it had one
-        error = f"{exc.kind}: {exc}" if isinstance(exc, FitFailed) else str(exc)
-        if lease_lost():
-            error += "; nothing was published"
-        log.error("training run %d failed: %s", run_id, error, extra={"run_id": run_id})
-        _update(run_id, status="failed", finished_at=utcnow(), error=error)
-        observe_training("failed", time.perf_counter() - started)
-    except Exception as exc:  # the run row must say what went wrong, whatever it was
-        log.exception("training run %d failed", run_id, extra={"run_id": run_id})
-        _update(run_id, status="failed", finished_at=utcnow(), error=f"{type(exc).__name__}: {exc}")
-        observe_training("failed", time.perf_counter() - started)
+        pipeline.run(run_id, settings, owner, on_progress)
 
 
 def new_data_since_last_run() -> bool:
     """True when interactions arrived after the newest successful run read its data."""
     last_run = (
-        TrainingRun.select().where(TrainingRun.status == "succeeded").order_by(TrainingRun.id.desc()).first()
+        TrainingRun.select()
+        .where(TrainingRun.status == RunStatus.SUCCEEDED)
+        .order_by(TrainingRun.id.desc())
+        .first()
     )
     return last_interaction_id() > (last_run.last_interaction_id if last_run else 0)

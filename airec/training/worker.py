@@ -24,7 +24,9 @@ from airec.config import Settings
 from airec.db import atomic_write, database, db_now, is_sqlite
 from airec.serving.served import served_model
 from airec.tables import TrainingRun
-from airec.training import scheduler, service
+from airec.training import pipeline, scheduler, service
+from airec.training.lease import TRAINING_LEASE
+from airec.training.status import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ ALIVE_FILE = ".worker-alive"
 
 
 def queued_exists() -> bool:
-    return TrainingRun.select().where(TrainingRun.status == "queued").exists()
+    return TrainingRun.select().where(TrainingRun.status == RunStatus.QUEUED).exists()
 
 
 def claim_next(settings: Settings, owner: str) -> int | None:
@@ -42,13 +44,13 @@ def claim_next(settings: Settings, owner: str) -> int | None:
     if not queued_exists():
         return None
     ttl = settings.train_lease_seconds
-    if not leases.try_acquire(service.TRAINING_LEASE, owner, ttl):
+    if not leases.try_acquire(TRAINING_LEASE, owner, ttl):
         return None
 
     def claim() -> int | None:
         query = (
             TrainingRun.select(TrainingRun.id)
-            .where(TrainingRun.status == "queued")
+            .where(TrainingRun.status == RunStatus.QUEUED)
             .order_by(TrainingRun.id)
             .limit(1)
         )
@@ -57,17 +59,17 @@ def claim_next(settings: Settings, owner: str) -> int | None:
         row = query.first()
         if row is None:
             return None
-        TrainingRun.update(status="running", owner=owner, heartbeat_at=db_now()).where(
+        TrainingRun.update(status=RunStatus.RUNNING, owner=owner, heartbeat_at=db_now()).where(
             TrainingRun.id == row.id
         ).execute()
         return row.id
 
     try:
-        run_id = leases.while_holding(service.TRAINING_LEASE, owner, ttl, claim)
+        run_id = leases.while_holding(TRAINING_LEASE, owner, ttl, claim)
     except leases.LeaseLost:
         run_id = None
     if run_id is None:
-        leases.release(service.TRAINING_LEASE, owner)
+        leases.release(TRAINING_LEASE, owner)
     return run_id
 
 
@@ -99,7 +101,7 @@ class Worker:
             return None
         log.info("worker claimed training run %d", run_id, extra={"run_id": run_id})
         with database.connection_context():
-            service._run_holding_lease(run_id, self.settings, owner, None, should_stop=self._stop.is_set)
+            pipeline.run(run_id, self.settings, owner, should_stop=self._stop.is_set)
             if self._stop.is_set():
                 self._note_shutdown(run_id)
         self.runs_done += 1
@@ -138,7 +140,7 @@ class Worker:
                 TrainingRun.update(
                     error="stopped: its worker was shut down (SIGTERM) during the run; nothing was published"
                 )
-                .where((TrainingRun.id == run_id) & (TrainingRun.status == "failed"))
+                .where((TrainingRun.id == run_id) & (TrainingRun.status == RunStatus.FAILED))
                 .execute()
             )
         )
