@@ -1,4 +1,4 @@
-# airec: one gunicorn service. Build: docker build -t airec .   Run: see README.
+# airec: one gunicorn service. Build: docker build -t airec .   Run: see docs/deploy.md.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
