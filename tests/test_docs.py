@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
+from enum import StrEnum
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,10 @@ def table_rows(page: Path, heading: str) -> list[re.Match]:
 
 
 def field_kind(field: dataclasses.Field) -> str:
+    """bool, int, float or str; a StrEnum field (a mode, a store kind) is documented as a str."""
+    hint = typing.get_type_hints(Settings)[field.name]
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        return "str"
     annotation = str(field.type)
     return next(kind for kind in ("bool", "int", "float", "str") if kind in annotation)
 
@@ -53,10 +59,10 @@ def test_configuration_lists_exactly_the_settings_config_reads_with_their_types(
 
 def test_configuration_lists_the_process_settings_gunicorn_and_serve_read():
     read = set()
-    for source in (ROOT / "gunicorn.conf.py", ROOT / "airec" / "cli.py"):
+    for source in (ROOT / "airec" / "gunicorn_conf.py", ROOT / "airec" / "cli.py"):
         read |= set(re.findall(r"""environ\.get\(["'](AIREC_[A-Z0-9_]+)["']""", source.read_text()))
     read -= {f"AIREC_{field.name.upper()}" for field in dataclasses.fields(Settings)}
-    heading = "## Process settings (`airec serve` and `gunicorn.conf.py`)"
+    heading = "## Process settings (`airec serve` and `airec/gunicorn_conf.py`)"
     rows = table_rows(ROOT / "docs" / "configuration.md", heading)
     assert {row.group(1) for row in rows} == read
 

@@ -45,11 +45,7 @@ FAMILIES = (
 #: airec/training/ is being rewritten by issue 18.2's engineer and not edited here; these comparisons
 #: (`policy != "if-better"`, `settings.trainer == "worker"`) become ActivationMode.IF_BETTER and
 #: TrainerMode.WORKER when that work is merged. (file, word) -> occurrences still allowed.
-PENDING_IN_TRAINING = {
-    ("airec/training/publish.py", "if-better"): 1,
-    ("airec/training/service.py", "worker"): 2,
-    ("airec/training/scheduler.py", "worker"): 1,
-}
+PENDING_IN_TRAINING: dict[tuple[str, str], int] = {}
 
 
 def _name(node: ast.AST | None) -> str:

@@ -14,7 +14,7 @@ import schedule
 from flask import Flask
 
 from airec import leases, scope
-from airec.config import Settings
+from airec.config import Settings, TrainerMode
 from airec.db import database
 from airec.training import service
 
@@ -42,7 +42,7 @@ def start_scheduler(app: Flask, stop: threading.Event) -> threading.Thread | Non
     every = settings.train_every_seconds
     if not settings.scheduler or every is None:
         return None
-    if settings.trainer == "worker":
+    if settings.trainer == TrainerMode.WORKER:
         log.info("scheduler: runs in `airec worker` (AIREC_TRAINER=worker), not in web processes")
         return None
     jobs = schedule.Scheduler()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from peewee import fn
 
 from airec import leases, scope
-from airec.config import Settings
+from airec.config import Settings, TrainerMode
 from airec.db import atomic_write, compiled, database, db_ago, db_now, fetch
 from airec.tables import TrainingRun, utcnow
 from airec.training import pipeline
@@ -47,7 +47,7 @@ def reap_stale_runs(settings: Settings) -> int:
     process and is gone. A live run that lost its lease stops and fails itself, saying so. One
     statement, so a run created meanwhile (with a fresh heartbeat) is never failed by a stale read.
     With nothing in flight (the usual case: dashboards poll this) it writes nothing at all."""
-    worker = settings.trainer == "worker"
+    worker = settings.trainer == TrainerMode.WORKER
     in_flight = TrainingRun.status.in_(IN_FLIGHT)
     if worker:  # a queued run no worker took yet waits for one, however long
         in_flight = (TrainingRun.status == RunStatus.RUNNING) | (
@@ -109,7 +109,7 @@ def start_run(
     check_request(algorithm, params, settings)  # refuse bad parameters before queueing
     warm = settings.train_warm_start if warm_start is None else warm_start
     reap_stale_runs(settings)
-    if settings.trainer == "worker" and background:
+    if settings.trainer == TrainerMode.WORKER and background:
         return queue_run(algorithm=algorithm, params=params, warm_start=warm, trigger=trigger)
     owner = leases.new_owner()
     ttl = settings.train_lease_seconds
