@@ -66,7 +66,7 @@ def fit_folder(models_dir: Path, items: int) -> tuple[int, str, float]:
         model = AutoEncoder(epochs=1, linear_path=False)
         model.fit(X[:2000])
     seconds = time.perf_counter() - started
-    linear = f"EASE {model.linear.form}" if model.linear is not None else "off (over the limit)"
+    linear = f"EASE {model.linear_model.form}" if model.linear_model is not None else "off (over the limit)"
     version = new_version("autoencoder")
     popularity = np.asarray(X.sum(axis=0)).ravel()
     write_model(

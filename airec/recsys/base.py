@@ -50,8 +50,9 @@ class Recommender:
     name: ClassVar[str] = "base"
     #: True when score(x) is linear in x (item-kNN, EASE): then leaving input j out of a set lowers
     #: each score by exactly what j alone scores, and serving explains with one row per input instead
-    #: of scoring the set again without each of them.
-    linear: ClassVar[bool] = False
+    #: of scoring the set again without each of them. A model that merely holds a linear part (the
+    #: autoencoder's linear path) is not linear in its input and leaves this False.
+    linear_in_input: ClassVar[bool] = False
 
     n_items: int = 0
 

@@ -108,7 +108,7 @@ class ActiveModel:
             only = self.items[indices[0]]
             return [[{"item": only, "contribution": 1.0}] for _ in proposed]
         candidates = list(indices)[-EXPLAIN_INPUTS:]
-        if not getattr(self.model, "linear", False):
+        if not self.model.linear_in_input:
             return self.explain_by_leaving_out(indices, candidates, proposed, full)
         # Linear scoring: leaving j out lowers every score by exactly what j alone scores.
         alone = self.model.score(self._rows([[j] for j in candidates]))[:, proposed]

@@ -175,7 +175,7 @@ class AutoEncoder(Recommender):
         self.chosen_lam: float | None = None
         self.best_epoch = 0
         self.alpha: float | None = None  # chosen weight of the linear path
-        self.linear: EASE | None = None  # the linear path, blended after training
+        self.linear_model: EASE | None = None  # the linear path, blended after training
         self._warm = False
         self._arrays: dict[str, np.ndarray] | None = None  # numpy views of the net's weights
 
@@ -259,7 +259,8 @@ class AutoEncoder(Recommender):
         self._warm = False
         self._arrays = None
         self.n_items, net = n_items, self.net
-        self.linear, self.alpha = None, None  # the network trains alone; the linear path is blended in after
+        # The network trains alone; the linear path is blended in after.
+        self.linear_model, self.alpha = None, None
         rng = np.random.default_rng(self.seed)
         torch.manual_seed(self.seed)
         # fused: the same update in one kernel per tensor; on a 16k-item catalogue a step over the
@@ -306,7 +307,7 @@ class AutoEncoder(Recommender):
         if self.linear_path and min(X.shape) <= self.max_items and self.blend != 0.0:
             linear = self._fit_linear(X, validation)
             if self.blend is not None:
-                self.alpha, self.linear = self.blend, linear
+                self.alpha, self.linear_model = self.blend, linear
             elif validation is not None:
                 best = self._choose_alpha(linear, validation, metric, report)
             else:
@@ -351,7 +352,7 @@ class AutoEncoder(Recommender):
             report.history.append({"alpha": float(a), "val_ndcg": value})
             if value > best + 1e-9:
                 best_a, best = float(a), value
-        self.alpha, self.linear = best_a, (linear if best_a > 0 else None)
+        self.alpha, self.linear_model = best_a, (linear if best_a > 0 else None)
         return best
 
     def _fit_alpha(self, linear: EASE, X: sp.csr_matrix, rng: np.random.Generator) -> None:
@@ -366,7 +367,7 @@ class AutoEncoder(Recommender):
         lin = torch.from_numpy(linear.score(kept))
         grid = np.geomspace(0.1, 1000.0, 21)
         self.alpha = float(grid[int(np.argmin([float(_nll(deep + a * lin, X_rows)) for a in grid]))])
-        self.linear = linear
+        self.linear_model = linear
 
     def _validate(self, validation: Pair, metric: str) -> tuple[float, float]:
         """Validation loss (multinomial NLL per unit of each unit's full item set given its input items)
@@ -395,8 +396,8 @@ class AutoEncoder(Recommender):
             out = self._numpy_logits(X)
         else:
             out = self._torch_logits(X)
-        if self.linear is not None and self.alpha:
-            out += self.alpha * self.linear.score(X)
+        if self.linear_model is not None and self.alpha:
+            out += self.alpha * self.linear_model.score(X)
         return out
 
     def _torch_logits(self, X: sp.csr_matrix) -> np.ndarray:
@@ -441,8 +442,8 @@ class AutoEncoder(Recommender):
         W_in = self._weights()["enc_in.weight"]
         values = np.full(idx.size, 1.0 / np.sqrt(max(idx.size, 1)), dtype=np.float32)
         out = self._numpy_head((W_in[:, idx] @ values)[None, :])[0]
-        if self.linear is not None and self.alpha:
-            out += self.alpha * self.linear.score_items(idx)
+        if self.linear_model is not None and self.alpha:
+            out += self.alpha * self.linear_model.score_items(idx)
         return out
 
     def _numpy_head(self, z: np.ndarray) -> np.ndarray:
@@ -463,9 +464,9 @@ class AutoEncoder(Recommender):
     def save(self, path: Path) -> None:
         state = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         np.savez(Path(path) / "weights.npz", **state)
-        if self.linear is not None:
+        if self.linear_model is not None:
             (Path(path) / LINEAR).mkdir()
-            self.linear.save(Path(path) / LINEAR)
+            self.linear_model.save(Path(path) / LINEAR)
         write_manifest(path, self.name, self.get_params(), {"n_items": self.n_items})
 
     @classmethod
@@ -480,7 +481,7 @@ class AutoEncoder(Recommender):
         net = model._build(model.n_items)
         with np.load(Path(path) / "weights.npz") as f:
             net.load_state_dict({k: torch.from_numpy(f[k]) for k in f.files})
-        model.linear = EASE.load(Path(path) / LINEAR) if (Path(path) / LINEAR).is_dir() else None
+        model.linear_model = EASE.load(Path(path) / LINEAR) if (Path(path) / LINEAR).is_dir() else None
         net.eval()
         model.net = net
         model._arrays = None

@@ -93,7 +93,7 @@ class EASE(Recommender):
     """Embarrassingly shallow autoencoder; lambda picked on validation unless given."""
 
     name = "ease"
-    linear = True
+    linear_in_input = True
 
     def __init__(
         self, lam: float | None = None, grid: Sequence[float] = DEFAULT_GRID, max_items: int = 20000
