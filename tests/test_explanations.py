@@ -11,7 +11,7 @@ from airec.serving.served import served_model
 from tests.synthetic import ingest, planted, recommend, train
 
 #: A small, fast network with its linear path always blended in (weight fixed, not chosen).
-AUTOENCODER = {"epochs": 4, "latent": 16, "blend": 1.0, "linear_lam": 50.0, "seed": 3}
+AUTOENCODER = {"epochs": 4, "latent": 16, "linear_weight": 1.0, "linear_lam": 50.0, "seed": 3}
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def autoencoder(client) -> None:
     train(client, {"algorithm": "autoencoder", "params": AUTOENCODER})
     model = served_model.active.model
     assert served_model.active.algorithm == "autoencoder"
-    assert model.linear_model is not None and model.alpha == 1.0  # the linear path is on
+    assert model.linear_model is not None and model.chosen_linear_weight == 1.0  # the linear path is on
 
 
 def _scores(client, items: list[str]) -> dict[str, float]:

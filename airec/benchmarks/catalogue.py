@@ -58,7 +58,7 @@ def fit_folder(models_dir: Path, items: int) -> tuple[int, str, float]:
     X = planted(items, units)
     started = time.perf_counter()
     if items <= EASE_LIMIT:
-        model = AutoEncoder(epochs=1, linear_lam=500.0, blend=1.0)
+        model = AutoEncoder(epochs=1, linear_lam=500.0, linear_weight=1.0)
         model.fit(X)
     else:
         # Both sides over the limit: the service fits no linear path. The network's shape does not

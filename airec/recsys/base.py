@@ -54,7 +54,16 @@ class Recommender:
     #: autoencoder's linear path) is not linear in its input and leaves this False.
     linear_in_input: ClassVar[bool] = False
 
+    #: Hyper-parameter names renamed since some models were saved, old -> new: a manifest written under
+    #: an old name is read under the new one (see current_params).
+    renamed_params: ClassVar[dict[str, str]] = {}
+
     n_items: int = 0
+
+    @classmethod
+    def current_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` as a manifest of any version wrote them, under today's names."""
+        return {cls.renamed_params.get(name, name): value for name, value in params.items()}
 
     def fit(
         self,

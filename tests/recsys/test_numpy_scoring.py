@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from airec.recsys.algorithms import AutoEncoder, load_model
-from airec.recsys.algorithms.autoencoder import NUMPY_ROWS
+from airec.recsys.algorithms.autoencoder_network import NUMPY_ROWS, numpy_logits, torch_logits
 
 
 def _rows(n_items: int, n: int, seed: int = 1) -> sp.csr_matrix:
@@ -41,8 +41,8 @@ def test_numpy_scores_equal_torch_scores(blocks: sp.csr_matrix, params: dict, tm
     loaded = load_model(tmp_path)  # what a worker serves
     for m in (model, loaded):
         X = _rows(blocks.shape[1], 20)
-        in_numpy = m._numpy_logits(X)
-        in_torch = m._torch_logits(X)
+        in_numpy = numpy_logits(m.net, m._weights(), X)
+        in_torch = torch_logits(m.net, X)
         assert in_numpy.dtype == np.float32 and in_numpy.shape == in_torch.shape
         np.testing.assert_allclose(in_numpy, in_torch, rtol=1e-5, atol=1e-5)
         # The full score (with the linear path when on) of a small batch is the numpy one and ranks
