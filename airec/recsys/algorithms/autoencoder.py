@@ -30,6 +30,7 @@ from airec.recsys.algorithms.autoencoder_network import (
     Schedule,
     numpy_logits,
     numpy_set_logits,
+    numpy_set_logits_without_each,
     numpy_weights,
     torch_logits,
     train_network,
@@ -271,6 +272,26 @@ class AutoEncoder(Recommender):
         if self.linear_model is not None and self.chosen_linear_weight:
             out += self.chosen_linear_weight * self.linear_model.score_items(idx)
         return out
+
+    def drops_without_each(
+        self,
+        items: Sequence[int],
+        left_out: Sequence[int],
+        columns: np.ndarray,
+        full: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Exact leave-one-out drops of `columns`' scores in one batched pass: the network's from the set's
+        first-layer sum minus each left-out item's column, the linear path's from each item alone (it is
+        linear in its input)."""
+        if self.net is None:
+            raise ValueError("model is not fitted")
+        idx = np.sort(np.asarray(list(set(items)), dtype=np.intp))
+        out = np.asarray(left_out, dtype=np.intp)
+        whole, without = numpy_set_logits_without_each(self.net, self._weights(), idx, out, columns)
+        drops = (whole[None, :] - without).astype(np.float64)
+        if self.linear_model is not None and self.chosen_linear_weight:
+            drops += self.chosen_linear_weight * self.linear_model.drops_without_each(idx, out, columns)
+        return drops
 
     def _weights(self) -> dict[str, np.ndarray]:
         """The net's parameters as numpy arrays sharing the tensors' memory, made once per fit or load."""
