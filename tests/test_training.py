@@ -256,4 +256,4 @@ def test_a_catalogue_over_the_ease_limit_trains_the_autoencoder_without_its_line
     train(small, {"algorithm": "ease"}, expect="failed")  # EASE itself is refused over the limit
     train(small, {"algorithm": "autoencoder", "params": {"epochs": 3}})
     assert served_model.active.algorithm == "autoencoder"
-    assert served_model.active.model.linear is None  # no items x items matrix was built
+    assert served_model.active.model.linear_model is None  # no items x items matrix was built

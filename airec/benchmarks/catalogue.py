@@ -59,7 +59,7 @@ def fit_folder(models_dir: Path, items: int) -> tuple[int, str, float]:
     X = planted(items, units)
     started = time.perf_counter()
     if items <= EASE_LIMIT:
-        model = AutoEncoder(epochs=1, linear_lam=500.0, blend=1.0)
+        model = AutoEncoder(epochs=1, linear_lam=500.0, linear_weight=1.0)
         model.fit(X)
     else:
         # Both sides over the limit: the service fits no linear path. The network's shape does not
@@ -67,7 +67,7 @@ def fit_folder(models_dir: Path, items: int) -> tuple[int, str, float]:
         model = AutoEncoder(epochs=1, linear_path=False)
         model.fit(X[:2000])
     seconds = time.perf_counter() - started
-    linear = f"EASE {model.linear.form}" if model.linear is not None else "off (over the limit)"
+    linear = f"EASE {model.linear_model.form}" if model.linear_model is not None else "off (over the limit)"
     version = new_version("autoencoder")
     popularity = np.asarray(X.sum(axis=0)).ravel()
     write_model(

@@ -41,7 +41,12 @@ from airec.recsys.holdout import (
 )
 
 SHAPES = ("lone", "order")  # basket data: no user / an order id as the user
-CHOICE_KEYS = ("best_epoch", "alpha", "chosen_lam", "chosen_n")  # what validation chose, for the JSON
+CHOICE_KEYS = (
+    "best_epoch",
+    "chosen_linear_weight",
+    "chosen_lam",
+    "chosen_n",
+)  # what validation chose, for the JSON
 
 
 # -- the same fit, in process ------------------------------------------------------------------------

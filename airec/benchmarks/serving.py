@@ -3,11 +3,12 @@
 Starts real gunicorn on 127.0.0.1 with `make run`'s defaults (2 workers, API keys on), POSTs
 ml-latest-small (ratings >= 4) over HTTP, trains with the default request (`{}`), then drives it with
 wrk (airec.benchmarks.wrk) in rounds of: a trivial endpoint (the generator's own ceiling), /healthz,
-recommendations (10 items in, k=10, read key), the same with a category filter that keeps ~10% of the
-items, the same with 1% of the items hidden, the reads a dashboard polls, and recommendations at
-half the saturated rate. Every figure is the median over the rounds; ratios are taken within each
-round (same server, same minute) before the median. Then one phase while a training run is in
-flight, and (unless --catalogues none) latency across catalogue sizes (airec.benchmarks.catalogue).
+recommendations (10 items in, k=10, read key), the same with explain=true, the same with a category
+filter that keeps ~10% of the items, the same with 1% of the items hidden, the reads a dashboard
+polls, and recommendations at half the saturated rate. Every figure is the median over the rounds;
+ratios are taken within each round (same server, same minute) before the median. Then one phase while
+a training run is in flight, and (unless --catalogues none) latency across catalogue sizes
+(airec.benchmarks.catalogue).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ RECOMMEND = "POST /api/v1/recommendations"
 CATEGORIES, HIDDEN_EVERY = 10, 100
 FILTERED_ROW = "POST recommendations, ~10% category"
 HIDDEN_ROW = "POST recommendations, 1% hidden"
+#: The same requests with explain=true: each proposed item names the inputs whose removal lowers its score.
+EXPLAIN_ROW = "POST recommendations explain=true"
 
 
 def _catalogue(items: list[str], hide: bool) -> list[dict]:
@@ -104,6 +107,7 @@ def one_round(
     rec_url = server.url + "/api/v1/recommendations"
     post = {"key": keys[Role.READ], "method": "POST", "bodies": bodies, "pids": pids}
     out[RECOMMEND] = run_wrk(rec_url, seconds=seconds, **post)
+    out[EXPLAIN_ROW] = run_wrk(rec_url, seconds=seconds, **{**post, "bodies": catalogue["explain_bodies"]})
     out[FILTERED_ROW] = run_wrk(rec_url, seconds=seconds, **{**post, "bodies": catalogue["filtered_bodies"]})
     describe_catalogue(server, keys[Role.INGEST], catalogue["items"], hide=True)
     out[HIDDEN_ROW] = run_wrk(rec_url, seconds=seconds, **post)
@@ -165,6 +169,7 @@ def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
             catalogue = {
                 "items": items,
                 "filtered_bodies": write_bodies(Path(tmp) / "filtered.txt", queries, categories=["bench/c3"]),
+                "explain_bodies": write_bodies(Path(tmp) / "explain.txt", queries, explain=True),
             }
             run_wrk(
                 server.url + "/api/v1/recommendations",
@@ -244,6 +249,9 @@ def format_table(results: dict, args: argparse.Namespace) -> str:
     for name in (FILTERED_ROW, HIDDEN_ROW):
         against = statistics.median(r[name].rps / r[RECOMMEND].rps for r in rounds)
         lines.append(f"{name}: {against:.2f}x the unfiltered rate (same rounds; the target is >= 0.9)")
+    against = statistics.median(r[EXPLAIN_ROW].rps / r[RECOMMEND].rps for r in rounds)
+    cost = statistics.median(r[EXPLAIN_ROW].p50 - r[RECOMMEND].p50 for r in rounds)
+    lines.append(f"{EXPLAIN_ROW}: {against:.2f}x the plain rate, p50 {cost:+.2f} ms (same rounds)")
     half = [r["POST recommendations at half rate"].rps / r[RECOMMEND].rps for r in rounds]
     lines.append(
         f"half-rate row: {statistics.median(half):.2f} of the saturated rate "

@@ -50,10 +50,20 @@ class Recommender:
     name: ClassVar[str] = "base"
     #: True when score(x) is linear in x (item-kNN, EASE): then leaving input j out of a set lowers
     #: each score by exactly what j alone scores, and serving explains with one row per input instead
-    #: of scoring the set again without each of them.
-    linear: ClassVar[bool] = False
+    #: of scoring the set again without each of them. A model that merely holds a linear part (the
+    #: autoencoder's linear path) is not linear in its input and leaves this False.
+    linear_in_input: ClassVar[bool] = False
+
+    #: Hyper-parameter names renamed since some models were saved, old -> new: a manifest written under
+    #: an old name is read under the new one (see current_params).
+    renamed_params: ClassVar[dict[str, str]] = {}
 
     n_items: int = 0
+
+    @classmethod
+    def current_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` as a manifest of any version wrote them, under today's names."""
+        return {cls.renamed_params.get(name, name): value for name, value in params.items()}
 
     def fit(
         self,
@@ -81,6 +91,27 @@ class Recommender:
         row = sp.csr_matrix((data, indices, indptr), shape=(1, self.n_items))
         return self.score(row)[0]
 
+    def drops_without_each(
+        self,
+        items: Sequence[int],
+        left_out: Sequence[int],
+        columns: np.ndarray,
+        full: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """How much the scores of `columns` for the set `items` drop when each item of `left_out` is left
+        out of the set in turn: (left_out x columns), what an explanation shares out. `full` holds those
+        columns' scores for the whole set when the caller has them.
+
+        A model linear in its input loses exactly what the left-out item alone scores (one single-item
+        row each); any other model scores the set again without each item, in one batch of rows.
+        Models override this with a cheaper exact way when they have one."""
+        if self.linear_in_input:
+            return self.score(item_rows([[j] for j in left_out], self.n_items))[:, columns]
+        if full is None:
+            full = self.score_items(list(items))[columns]
+        without = [[j for j in items if j != out] for out in left_out]
+        return np.asarray(full)[None, :] - self.score(item_rows(without, self.n_items))[:, columns]
+
     def save(self, path: Path) -> None:
         """Write everything needed to score into the folder `path` (which exists)."""
         raise NotImplementedError
@@ -103,6 +134,15 @@ class Recommender:
         neighbours, blend weight), so that fitting it without validation on more units repeats this
         configuration: the service chooses on a split, then refits on every unit it holds."""
         raise NotImplementedError
+
+
+def item_rows(sets: Sequence[Sequence[int]], n_items: int) -> sp.csr_matrix:
+    """One binary row per item set (distinct column indices), built as CSR directly."""
+    indices = np.fromiter((j for s in sets for j in sorted(s)), dtype=np.int32)
+    indptr = np.zeros(len(sets) + 1, dtype=np.int32)
+    np.cumsum([len(s) for s in sets], out=indptr[1:])
+    data = np.ones(len(indices), dtype=np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=(len(sets), n_items))
 
 
 MANIFEST = "model.json"

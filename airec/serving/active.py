@@ -108,16 +108,14 @@ class ActiveModel:
             only = self.items[indices[0]]
             return [[{"item": only, "contribution": 1.0}] for _ in proposed]
         candidates = list(indices)[-EXPLAIN_INPUTS:]
-        if not getattr(self.model, "linear", False):
-            return self.explain_by_leaving_out(indices, candidates, proposed, full)
-        # Linear scoring: leaving j out lowers every score by exactly what j alone scores.
-        alone = self.model.score(self._rows([[j] for j in candidates]))[:, proposed]
-        return self._shares(candidates, np.asarray(alone, dtype=np.float64))
+        drops = self.model.drops_without_each(indices, candidates, proposed, full)
+        return self._shares(candidates, np.asarray(drops, dtype=np.float64))
 
     def explain_by_leaving_out(
         self, indices: list[int], candidates: list[int], proposed: np.ndarray, full: np.ndarray
     ) -> list[list[dict]]:
-        """Score the set once without each candidate (any model): one row per candidate."""
+        """Score the set once without each candidate (any model): one row per candidate. What `explain`
+        computes, the long way (models compute their drops more cheaply where they can)."""
         rows = [[j for j in indices if j != left_out] for left_out in candidates]
         without = np.asarray(self.model.score(self._rows(rows))[:, proposed], dtype=np.float64)
         return self._shares(candidates, full[None, :] - without)

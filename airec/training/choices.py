@@ -34,6 +34,7 @@ def check_request(algorithm: str, params: dict, settings: Settings) -> None:
 def build_model(algorithm: str, params: dict[str, Any], settings: Settings):
     """Instantiate an algorithm, checking parameters against its constructor."""
     cls = ALGORITHMS[algorithm]
+    params = cls.current_params(params)  # a request under a parameter's old name (blend) still works
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(params) - accepted)
     if unknown:

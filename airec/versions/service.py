@@ -16,6 +16,7 @@ from typing import Any
 from airec import leases
 from airec.db import atomic_write, database, fetch
 from airec.modelstore import CorruptModel, UnsafeName, folders, safe_name
+from airec.recsys.algorithms import params_with_old_names
 from airec.serving.served import register_version, served_model
 from airec.tables import ModelVersion
 
@@ -95,7 +96,7 @@ def describe(row: ModelVersion, active: str | None, pinned: str | None = None) -
         "on_disk": on_disk,
         "run_id": manifest.get("run_id"),
         "data": manifest.get("data") or {},
-        "params": manifest.get("params") or {},
+        "params": params_with_old_names(row.algorithm, manifest.get("params") or {}),
         "validation": manifest.get("validation") or {},
         "evaluation": manifest.get("evaluation") or {},
         "refit": manifest.get("refit"),

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from airec.recsys.algorithms import AutoEncoder, load_model
-from airec.recsys.algorithms.autoencoder import NUMPY_ROWS
+from airec.recsys.algorithms.autoencoder_network import NUMPY_ROWS, numpy_logits, torch_logits
 
 
 def _rows(n_items: int, n: int, seed: int = 1) -> sp.csr_matrix:
@@ -41,8 +41,8 @@ def test_numpy_scores_equal_torch_scores(blocks: sp.csr_matrix, params: dict, tm
     loaded = load_model(tmp_path)  # what a worker serves
     for m in (model, loaded):
         X = _rows(blocks.shape[1], 20)
-        in_numpy = m._numpy_logits(X)
-        in_torch = m._torch_logits(X)
+        in_numpy = numpy_logits(m.net, m._weights(), X)
+        in_torch = torch_logits(m.net, X)
         assert in_numpy.dtype == np.float32 and in_numpy.shape == in_torch.shape
         np.testing.assert_allclose(in_numpy, in_torch, rtol=1e-5, atol=1e-5)
         # The full score (with the linear path when on) of a small batch is the numpy one and ranks
@@ -79,3 +79,52 @@ def test_ease_weights_are_row_major_when_fitted_saved_and_loaded(blocks: sp.csr_
     np.testing.assert_allclose(loaded.score(blocks[:5]), model.score(blocks[:5]), rtol=1e-6)
     np.save(tmp_path / "B.npy", np.asfortranarray(model.B))  # as an older version saved it
     assert load_model(tmp_path).B.flags.c_contiguous
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"linear_weight": 2.0, "linear_lam": 10.0},  # the network with its linear path
+        {"hidden": 16, "latent": 8, "linear_path": False},
+        {"variational": True, "latent": 8, "linear_weight": 0.5, "linear_lam": 10.0},
+        {"members": 3, "latent": 8, "linear_path": False},
+    ],
+)
+def test_leave_one_out_drops_equal_scoring_each_smaller_set(blocks: sp.csr_matrix, params: dict) -> None:
+    """The autoencoder's explanation shortcut (one batched pass from the set's first-layer sum) drops
+    each score by exactly what scoring the set again without each input would."""
+    model = AutoEncoder(epochs=3, seed=0, **params)
+    model.fit(blocks)
+    assert (model.linear_model is not None) == ("linear_weight" in params)
+    rng = np.random.default_rng(7)
+    for size in (2, 5, 30):
+        items = [int(i) for i in rng.choice(blocks.shape[1], size=size, replace=False)]
+        columns = rng.choice(blocks.shape[1], size=8, replace=False)
+        left_out = items[-4:]
+        fast = model.drops_without_each(items, left_out, columns)
+        full = model.score_items(items)[columns]
+        slow = np.array(
+            [full - model.score_items([j for j in items if j != out])[columns] for out in left_out]
+        )
+        assert fast.shape == (len(left_out), len(columns))
+        np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("units", [400, 40])  # more units than items: primal form; fewer: dual
+def test_ease_drops_are_each_left_out_items_own_scores(units: int) -> None:
+    """EASE is linear in its input: leaving j out drops every score by what j alone scores, read for the
+    asked columns only, in either form."""
+    from airec.recsys.algorithms import EASE
+
+    rng = np.random.default_rng(3)
+    X = sp.random(units, 120, density=0.08, format="csr", random_state=3, dtype=np.float32)
+    X.data[:] = 1.0
+    model = EASE(lam=5.0)
+    model.fit(X)
+    assert model.form == ("primal" if units > 120 else "dual")
+    items = [int(i) for i in rng.choice(120, size=12, replace=False)]
+    columns = np.concatenate([rng.choice(120, size=6, replace=False), items[:2]])  # inputs too
+    fast = model.drops_without_each(items, items, columns)
+    full = model.score_items(items)[columns]
+    slow = np.array([full - model.score_items([j for j in items if j != out])[columns] for out in items])
+    np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-5)

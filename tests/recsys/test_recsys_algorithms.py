@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 
 from airec.recsys.algorithms import ALGORITHMS, EASE, AutoEncoder, ItemKNN, Popularity, load_model
-from airec.recsys.algorithms.autoencoder import _sparse_input
+from airec.recsys.algorithms.autoencoder_network import sparse_input
 from airec.recsys.algorithms.ease import ease_weights, gram
 from airec.recsys.evaluation import evaluate, make_split
 from airec.recsys.metrics import mask_input, top_k
@@ -236,7 +236,7 @@ class TestAutoEncoderMembers(RecommenderTestMixin):
     def test_score_is_the_mean_of_the_members(self, fitted) -> None:
         model, split, _ = fitted
         with torch.inference_mode():
-            each = model.net(_sparse_input(split.test[0]), per_member=True)[0].numpy()
+            each = model.net(sparse_input(split.test[0]), per_member=True)[0].numpy()
         assert each.shape[0] == 3
         np.testing.assert_allclose(model.score(split.test[0]), each.mean(axis=0), rtol=1e-4, atol=1e-4)
 

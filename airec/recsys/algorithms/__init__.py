@@ -26,4 +26,22 @@ def load_model(path: Path) -> Recommender:
     return ALGORITHMS[algorithm].load(Path(path))
 
 
-__all__ = ["ALGORITHMS", "load_model", "AutoEncoder", "EASE", "ItemKNN", "Popularity"]
+def params_with_old_names(algorithm: str, params: dict) -> dict:
+    """A manifest's parameters under today's names and, for clients written before a rename, under
+    their old names too (e.g. the autoencoder's `linear_weight` also as `blend`)."""
+    cls = ALGORITHMS.get(algorithm)
+    if cls is None:
+        return dict(params)
+    current = cls.current_params(params)
+    return {**current, **{old: current[new] for old, new in cls.renamed_params.items() if new in current}}
+
+
+__all__ = [
+    "ALGORITHMS",
+    "load_model",
+    "params_with_old_names",
+    "AutoEncoder",
+    "EASE",
+    "ItemKNN",
+    "Popularity",
+]

@@ -93,7 +93,7 @@ class EASE(Recommender):
     """Embarrassingly shallow autoencoder; lambda picked on validation unless given."""
 
     name = "ease"
-    linear = True
+    linear_in_input = True
 
     def __init__(
         self, lam: float | None = None, grid: Sequence[float] = DEFAULT_GRID, max_items: int = 20000
@@ -265,6 +265,26 @@ class EASE(Recommender):
         dense_x = np.zeros(self.n_items, dtype=np.float32)
         dense_x[idx] = 1.0
         return self._dual_scores(dense_x, projected)
+
+    def drops_without_each(
+        self,
+        items: Sequence[int],
+        left_out: Sequence[int],
+        columns: np.ndarray,
+        full: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Linear in its input: leaving j out drops each score by what j alone scores, computed for the
+        asked columns only: B's entries in the primal form; in the dual form the training units holding
+        j, through K^-1, onto the units holding each column (never a full row of scores)."""
+        out = np.asarray(left_out, dtype=np.intp)
+        cols = np.asarray(columns, dtype=np.intp)
+        if self.K_inv is None:
+            return np.asarray(self.B[np.ix_(out, cols)], dtype=np.float32)
+        by_item = self._train_columns()  # units x items
+        reach = np.asarray(by_item[:, out].T @ self.K_inv, dtype=np.float32)  # (x X^T) K^-1, x = e_j
+        projected = np.asarray(by_item[:, cols].T @ reach.T, dtype=np.float32).T  # ... times X, asked columns
+        dense_x = (out[:, None] == cols[None, :]).astype(np.float32)
+        return (dense_x - (dense_x - projected) / (1.0 - self.e[cols])).astype(np.float32, copy=False)
 
     def _train_columns(self) -> sp.csc_matrix:
         """The training matrix by item column (which units hold an item), made once per X_train."""

@@ -53,7 +53,7 @@ class ItemKNN(Recommender):
     """score = X @ S with S the top-n cosine neighbours of each item; n picked on validation."""
 
     name = "itemknn"
-    linear = True
+    linear_in_input = True
 
     def __init__(self, n_neighbors: int | None = None, grid: Sequence[int] = DEFAULT_GRID) -> None:
         self.n_neighbors = n_neighbors
