@@ -39,6 +39,7 @@ from airec.ingestion.service import (
     DEFAULT_MAX_ITEMS_PER_RECORD,
     IngestError,
     get_or_create_ids,
+    ids_commit_in_order,
     ingest_records,
     normalize_records,
     to_utc_naive,
@@ -175,6 +176,7 @@ def copy_records(records: list[dict], *, max_items_per_record: int) -> dict:
     def store() -> dict:
         user_ids = get_or_create_ids(User, (user for user, _, _ in clean if user is not None))
         item_ids = get_or_create_ids(Item, (item for _, items, _ in clean for item in items))
+        ids_commit_in_order()  # before the first id is drawn, as API ingest does
         cursor = database.connection().cursor()
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence('records', 'id')) FROM generate_series(1, %s)",
