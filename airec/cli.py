@@ -358,6 +358,10 @@ def _add_data_commands(sub) -> None:
     )
     exp.set_defaults(func=cmd_export)
 
+    from airec.backup.commands import add_commands
+
+    add_commands(sub, bootstrap)
+
 
 def _add_admin_commands(sub) -> None:
     """models and keys: what an operator administers."""
