@@ -25,7 +25,7 @@ from airec.backup.archive import (
     table_member,
     write_manifest,
 )
-from airec.backup.tables import Table, applied_schema, data_tables, line_encoder
+from airec.backup.tables import Kind, Table, applied_schema, data_tables, line_encoder
 from airec.db import database, is_sqlite
 from airec.modelstore.folders import complete_versions, sha256_of
 from airec.modelstore.names import safe_relative
@@ -102,11 +102,36 @@ def _write_table(db: peewee.Database, table: Table, out: HashingWriter, advance:
         counting = _Counting(out, advance)
         db.cursor().copy_expert(f"COPY ({_select(table)}) TO STDOUT", counting)
         return
-    encode = line_encoder([kind for _, kind in table.columns])
+    kinds = [kind for _, kind in table.columns]
+    if set(kinds) <= {Kind.INT, Kind.TEXT}:  # SQLite writes the lines itself: no Python per value
+        cursor = db.execute_sql(_select_lines(table))
+        while rows := cursor.fetchmany(ROWS_PER_FETCH):
+            out.write("".join([row[0] for row in rows]))
+            advance(len(rows))
+        return
+    encode = line_encoder(kinds)
     cursor = db.execute_sql(_select(table))
     while rows := cursor.fetchmany(ROWS_PER_FETCH):
         out.write("".join(map(encode, rows)))
         advance(len(rows))
+
+
+def _select_lines(table: Table) -> str:
+    """SQLite: each row as its COPY text line (integers and escaped text only)."""
+    parts = []
+    for name, kind in table.columns:
+        value = f'CAST("{name}" AS TEXT)'
+        if kind is Kind.TEXT:
+            for char, escape in (
+                ("'\\'", "'\\\\'"),
+                ("char(9)", "'\\t'"),
+                ("char(10)", "'\\n'"),
+                ("char(13)", "'\\r'"),
+            ):
+                value = f"replace({value}, {char}, {escape})"
+        parts.append(f"coalesce({value}, '\\N')")
+    order = ", ".join(f'"{name}"' for name in table.order_by)
+    return f'SELECT {" || char(9) || ".join(parts)} || char(10) FROM "{table.name}" ORDER BY {order}'
 
 
 class _Counting:

@@ -11,7 +11,6 @@ the commit into folders that do not exist yet, each through a temporary folder r
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import zipfile
@@ -134,16 +133,29 @@ def _load_table(db, archive: zipfile.ZipFile, name: str, entry: dict, advance: C
         if not is_sqlite():
             db.cursor().copy_expert(f'COPY "{name}" ({listed}) FROM STDIN', _Counting(member, advance))
             return entry["rows"]
-        decode = line_decoder([Kind(kind) for _, kind in entry["columns"]])
+        kinds = [Kind(kind) for _, kind in entry["columns"]]
+        decode = line_decoder(kinds)
+        integers = all(kind is Kind.INT for kind in kinds)
         sql = f'INSERT INTO "{name}" ({listed}) VALUES ({", ".join("?" * len(columns))})'
-        lines = io.TextIOWrapper(member, encoding="utf-8", newline="\n")
         cursor = db.cursor()
         rows = 0
-        while batch := lines.readlines(1 << 22):
-            cursor.executemany(sql, [decode(line[:-1]) for line in batch])
+        while chunk := _whole_lines(member):
+            if integers and "\\N" not in chunk:  # integer columns turn the digits into integers themselves
+                batch = [line.split("\t") for line in chunk.splitlines()]
+            else:
+                batch = [decode(line) for line in chunk.split("\n")[:-1]]
+            cursor.executemany(sql, batch)
             rows += len(batch)
             advance(len(batch))
         return rows
+
+
+def _whole_lines(member, size: int = 1 << 22) -> str:
+    """About `size` bytes of the member, ending at a line's end ('' at the end of the member)."""
+    data = member.read(size)
+    if data and not data.endswith(b"\n"):
+        data += member.readline()
+    return data.decode("utf-8")
 
 
 class _Counting:
