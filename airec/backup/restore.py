@@ -131,7 +131,9 @@ def _load_table(db, archive: zipfile.ZipFile, name: str, entry: dict, advance: C
     listed = ", ".join(f'"{column}"' for column in columns)
     with archive.open(entry["member"]) as member:
         if not is_sqlite():
-            db.cursor().copy_expert(f'COPY "{name}" ({listed}) FROM STDIN', _Counting(member, advance))
+            db.cursor().copy_expert(
+                f'COPY "{name}" ({listed}) FROM STDIN', _Counting(member, advance), 1 << 20
+            )
             return entry["rows"]
         kinds = [Kind(kind) for _, kind in entry["columns"]]
         decode = line_decoder(kinds)
