@@ -3,6 +3,7 @@ time while ingest runs, damaged/altered/newer dumps refused with the database un
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import zipfile
@@ -94,29 +95,64 @@ def test_postgresql_dump_restores_into_sqlite_and_answers_the_same(
     _round_trip(settings_overrides, tmp_path, monkeypatch, capsys, pg_url, f"sqlite:///{tmp_path}/b.db")
 
 
-def test_the_dump_covers_every_table_of_the_database_not_a_list(db, tmp_path):
-    """A table added by someone else's migration (no model, no list names it) is dumped and restored."""
+EXTRA_TABLE = {
+    "sqlite": "id INTEGER PRIMARY KEY, note TEXT, seen BOOLEAN, at DATETIME, score REAL, data BLOB",
+    "postgresql": (
+        "id SERIAL PRIMARY KEY, note TEXT, seen BOOLEAN, at TIMESTAMP, score DOUBLE PRECISION, data BYTEA"
+    ),
+}
+EXTRA_ROWS = [
+    (
+        1,
+        "tab\there\nnew line \\ back \\N",
+        True,
+        dt.datetime(2026, 1, 2, 3, 4, 5, 500000),
+        0.1 + 0.2,
+        b"\0\1\xff\\\t",
+    ),
+    (2, None, False, None, None, None),
+    (3, "", False, dt.datetime(2026, 1, 2), -1e300, b""),
+]
+
+
+@pytest.mark.parametrize("source,target", [("sqlite", "postgresql"), ("postgresql", "sqlite")])
+def test_a_table_no_list_names_is_dumped_and_restored_with_every_kind_of_value(
+    source, target, tmp_path, pg_url
+):
+    """A table added by someone else's migration (no model, no list names it) goes into the dump and
+    comes back across engines: escaped text, booleans, timestamps, exact floats, bytes, NULLs."""
     from airec.backup.dump import dump
     from airec.backup.restore import restore
     from airec.db import init_db, migrate
 
-    db.execute_sql('CREATE TABLE "h11_extra" (id INTEGER PRIMARY KEY, note TEXT, seen BOOLEAN, at DATETIME)')
-    db.execute_sql(
-        "INSERT INTO h11_extra VALUES (1, 'tab\there\nnew line \\ back', 1, '2026-01-02 03:04:05.5'),"
-        " (2, NULL, 0, NULL)"
-    )
-    manifest = dump(tmp_path / "d.airec", progress=False)
-    assert "h11_extra" in manifest["tables"] and manifest["tables"]["h11_extra"]["rows"] == 2
-    target = init_db(f"sqlite:///{tmp_path}/target.db")
-    target.connect()
-    migrate(target)
-    target.execute_sql(
-        'CREATE TABLE "h11_extra" (id INTEGER PRIMARY KEY, note TEXT, seen BOOLEAN, at DATETIME)'
-    )
-    restore(tmp_path / "d.airec", progress=False)
-    rows = target.execute_sql("SELECT id, note, seen, at FROM h11_extra ORDER BY id").fetchall()
-    assert rows == [(1, "tab\there\nnew line \\ back", 1, "2026-01-02 03:04:05.500000"), (2, None, 0, None)]
-    target.close()
+    urls = {"sqlite": f"sqlite:///{tmp_path}/extra.db", "postgresql": pg_url}
+    for engine, url in ((source, urls[source]), (target, urls[target])):
+        db = init_db(url)
+        db.connect()
+        migrate(db)
+        db.execute_sql(f"CREATE TABLE h11_extra ({EXTRA_TABLE[engine]})")
+        if engine == source:
+            marks = ", ".join([db.param] * 6)
+            for row in EXTRA_ROWS:
+                db.execute_sql(
+                    f"INSERT INTO h11_extra (id, note, seen, at, score, data) VALUES ({marks})", row
+                )
+            manifest = dump(tmp_path / "d.airec", progress=False)
+            assert manifest["tables"]["h11_extra"]["rows"] == 3
+        else:
+            restore(tmp_path / "d.airec", progress=False)
+            got = db.execute_sql(
+                "SELECT id, note, seen, at, score, data FROM h11_extra ORDER BY id"
+            ).fetchall()
+        db.close()
+    normal = [
+        (i, note, bool(seen), None if at is None else str(at), score, None if data is None else bytes(data))
+        for i, note, seen, at, score, data in got
+    ]
+    assert normal == [
+        (i, note, seen, None if at is None else str(at), score, data)
+        for i, note, seen, at, score, data in EXTRA_ROWS
+    ]
 
 
 # --- one point in time while ingest goes on ---------------------------------------------------------
