@@ -176,26 +176,26 @@ class _Counting:
 
 
 def _reset_sequences(db: peewee.Database, tables: list[Table]) -> None:
-    """Next ids come after the restored ones, so `last_interaction_id` marks and cursors stay valid."""
-    for table in tables:
-        if table.serial is None:
-            continue
-        if is_sqlite():
-            continue  # an INTEGER PRIMARY KEY takes max(rowid) + 1 by itself
+    """Next ids come after the restored ones, so `last_interaction_id` marks and cursors stay valid.
+    SQLite's INTEGER PRIMARY KEY takes max(rowid) + 1 by itself; AUTOINCREMENT tables keep a counter."""
+    serial = [table for table in tables if table.serial is not None]
+    if not is_sqlite():
+        for table in serial:
+            db.execute_sql(
+                f'SELECT setval(pg_get_serial_sequence(%s, %s), max("{table.serial}"))'
+                f' FROM "{table.name}" HAVING count(*) > 0',
+                (f'"{table.name}"', table.serial),
+            )
+        return
+    if "sqlite_sequence" not in db.get_tables():
+        return
+    for table in serial:
+        db.execute_sql("DELETE FROM sqlite_sequence WHERE name = ?", (table.name,))
         db.execute_sql(
-            f'SELECT setval(pg_get_serial_sequence(%s, %s), COALESCE(max("{table.serial}"), 0) + 1, false)'
-            f' FROM "{table.name}"',
-            (f'"{table.name}"', table.serial),
+            f'INSERT INTO sqlite_sequence (name, seq) SELECT ?, max("{table.serial}") FROM "{table.name}"'
+            " HAVING count(*) > 0",
+            (table.name,),
         )
-    if is_sqlite() and "sqlite_sequence" in db.get_tables():
-        for table in tables:
-            if table.serial is not None:
-                db.execute_sql("DELETE FROM sqlite_sequence WHERE name = ?", (table.name,))
-                db.execute_sql(
-                    f'INSERT INTO sqlite_sequence (name, seq) SELECT ?, COALESCE(max("{table.serial}"), 0)'
-                    f' FROM "{table.name}"',
-                    (table.name,),
-                )
 
 
 def _analyze(db: peewee.Database) -> None:
