@@ -108,3 +108,28 @@ def test_a_bad_line_in_an_empty_database_keeps_the_batches_before_it_and_names_t
     (interactions,) = db.execute_sql("SELECT count(*) FROM interactions").fetchone()
     assert (users, interactions) == (30, 30)  # three whole batches of 10 stored, the fourth not
     db.close()
+
+
+def test_bench_load_prints_old_and_new_rates_on_both_engines(tmp_path, capsys):
+    """`airec bench load` runs every step at a tiny size and drops what it created."""
+    import psycopg2
+
+    from airec.cli import main
+    from tests.conftest import PG_ADMIN
+
+    try:
+        psycopg2.connect(**PG_ADMIN, connect_timeout=3).close()
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL on 127.0.0.1: {exc}")
+    argv = ["bench", "load", "--rows", "3000", "--workdir", str(tmp_path), "--db-prefix", "airec_h11_bench"]
+    assert main([*argv, "--admin-url", "postgresql://postgres@127.0.0.1:5432/test"]) == 0
+    table = capsys.readouterr().out
+    for engine in ("sqlite", "postgresql"):
+        for step in ("import, before", "import into an empty database", "dump", "restore", "live database"):
+            assert any(
+                line.startswith(engine) and step in line and "3,000" in line for line in table.splitlines()
+            )
+    with psycopg2.connect(**PG_ADMIN) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'airec_h11_bench%'")
+        assert cursor.fetchone() == (0,)
+    assert list(tmp_path.iterdir()) == []

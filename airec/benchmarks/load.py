@@ -35,11 +35,17 @@ def ml20m_shape(rows: int) -> Size:
 class Databases:
     """Fresh databases of one engine, dropped at the end."""
 
-    def __init__(self, engine: str, folder: Path, admin_url: str):
-        self.engine, self.folder, self.admin_url, self.made = engine, folder, admin_url, []
+    def __init__(self, engine: str, folder: Path, admin_url: str, prefix: str):
+        self.engine, self.folder, self.admin_url, self.prefix, self.made = (
+            engine,
+            folder,
+            admin_url,
+            prefix,
+            [],
+        )
 
     def new(self) -> str:
-        name = f"airec_bench_load_{uuid.uuid4().hex[:10]}"
+        name = f"{self.prefix}_{uuid.uuid4().hex[:10]}"
         self.made.append(name)
         if self.engine == "sqlite":
             return f"sqlite:///{self.folder / name}.db"
@@ -145,7 +151,7 @@ def timed_restore(url: str, path: Path) -> dict:
 
 
 def bench_engine(engine: str, csv_path: Path, folder: Path, args: argparse.Namespace) -> dict:
-    dbs = Databases(engine, folder, args.admin_url)
+    dbs = Databases(engine, folder, args.admin_url, args.db_prefix)
     out: dict[str, dict] = {}
     try:
         if not args.skip_old:
@@ -195,11 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--batch-size", type=int, default=20000, help="interactions per import transaction")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--db-prefix", default="airec_bench_load", help="names of the databases it creates start with this"
+    )
+    if_invalid = "letters, digits and _ only"
     parser.add_argument("--skip-old", action="store_true", help="do not measure the batch-by-batch import")
     parser.add_argument("--skip-live", action="store_true", help="do not import into the populated database")
     parser.add_argument("--workdir", default=None, help="where the CSV, SQLite files and dumps go")
     parser.add_argument("--json", default=None, help="also write every measurement to this file")
     args = parser.parse_args(argv)
+    if not args.db_prefix.replace("_", "").isalnum():
+        parser.error(f"--db-prefix: {if_invalid}")
     engines = [e for e in args.engines.split(",") if e]
     unknown = set(engines) - set(ENGINES)
     if unknown:
