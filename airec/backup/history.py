@@ -100,9 +100,7 @@ def load_into_empty(batches: Iterable[tuple[list[dict], list[int]]], *, max_item
 
 
 def _load(db: peewee.Database, batches, max_items: int, failure: list) -> dict | None:
-    ids_commit_in_order()
-    if not is_sqlite():
-        db.execute_sql("LOCK TABLE " + ", ".join(TABLES) + " IN EXCLUSIVE MODE")  # readers only, meanwhile
+    lock_in_writers_order(db, TABLES)
     if not is_empty():
         return None
     numbering = _Numbering(_first_ids(db))
@@ -117,6 +115,26 @@ def _load(db: peewee.Database, batches, max_items: int, failure: list) -> dict |
     load_bare(db, TABLES, lambda: _store(db, numbering, chunks()))
     _move_sequences(db)
     return {"records": len(numbering.records), "interactions": numbering.interactions}
+
+
+#: The tables a writer of interactions writes after taking the ids lock (the others it writes before).
+AFTER_IDS_LOCK = ("records", "interactions")
+
+
+def lock_in_writers_order(db: peewee.Database, tables: list[str]) -> None:
+    """Lock `tables` against writers (readers go on until the indexes are set aside) and take the ids
+    lock, in the order API ingest takes them: users and items (and any other table) first, the ids
+    lock, then records and interactions. In any other order a concurrent ingest that holds one and
+    waits for the other would deadlock with the load."""
+    if not is_sqlite():
+        before = [f'"{name}"' for name in tables if name not in AFTER_IDS_LOCK]
+        if before:
+            db.execute_sql(f"LOCK TABLE {', '.join(before)} IN EXCLUSIVE MODE")
+    ids_commit_in_order()
+    if not is_sqlite():
+        after = [f'"{name}"' for name in tables if name in AFTER_IDS_LOCK]
+        if after:
+            db.execute_sql(f"LOCK TABLE {', '.join(after)} IN EXCLUSIVE MODE")
 
 
 def _first_ids(db: peewee.Database) -> dict[str, int]:

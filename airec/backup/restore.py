@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from airec.backup.archive import DumpRefused, open_for_reading, verify_member
 from airec.backup.bulk import load_bare, sqlite_foreign_keys_off
+from airec.backup.history import lock_in_writers_order
 from airec.backup.tables import Kind, Table, code_schema, data_tables, line_decoder, schema_number
 from airec.db import database, is_sqlite
-from airec.ingestion.service import ids_commit_in_order
 from airec.modelstore.folders import TMP_PREFIX
 from airec.modelstore.names import child, safe_relative
 
@@ -104,7 +104,9 @@ def _load_all(db, archive, manifest: dict, targets: dict[str, Table], force: boo
         return {name: _load_table(db, archive, name, manifest["tables"][name], advance) for name in dumped}
 
     def transaction() -> dict:
-        ids_commit_in_order()  # restore writes interaction rows: it orders its commit like every writer
+        lock_in_writers_order(
+            db, names
+        )  # restore writes interactions: it orders its commit like every writer
         if force:
             _remove_everything(db, names)
         loaded = load_bare(db, names, load)
