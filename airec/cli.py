@@ -228,6 +228,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from airec.benchmarks.scale import main as scale_main
 
         return scale_main(args.rest) or 0
+    if args.which == "load":
+        from airec.benchmarks.load import main as load_main
+
+        return load_main(args.rest) or 0
     if args.which == "service":
         from airec.benchmarks.quality import main as quality_main
 
@@ -333,7 +337,7 @@ def _add_service_commands(sub) -> None:
     ev.set_defaults(func=cmd_evaluate)
 
     bench = sub.add_parser("bench", help="benchmarks that print tables")
-    bench.add_argument("which", choices=["accuracy", "service", "serving", "ingest", "scale"])
+    bench.add_argument("which", choices=["accuracy", "service", "serving", "ingest", "scale", "load"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help)")
     bench.set_defaults(func=cmd_bench)
 
@@ -358,6 +362,10 @@ def _add_data_commands(sub) -> None:
         "--items", action="store_true", help="the item catalogue instead (CSV if FILE ends in .csv)"
     )
     exp.set_defaults(func=cmd_export)
+
+    from airec.backup.commands import add_commands
+
+    add_commands(sub, bootstrap)
 
 
 def _add_admin_commands(sub) -> None:

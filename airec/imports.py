@@ -9,20 +9,21 @@ Formats:
              separated for FIMI .dat files and files whose first 100 lines hold no comma.
   jsonl      one record per line in the API shape: {"user": ..., "items": [...], "timestamp": ...}.
 
-On PostgreSQL each batch is loaded with COPY (airec.imports.copy_records), on SQLite with multi-row
+On PostgreSQL each batch is loaded with COPY (airec.ingestion.copying.copy_records), on SQLite with multi-row
 INSERTs (airec.ingestion.service.ingest_records); both check records the same way.
 
 Consecutive rows of the same user become one record (up to max_items_per_record items), whose
 timestamp is the earliest of its rows. Each batch of about `batch_size` interactions is one
 transaction: a bad line stops the import with its line number, and earlier batches stay stored.
-Importing a file twice stores its records twice.
+Importing a file twice stores its records twice. Into an empty database the whole file is one
+transaction instead, with indexes and foreign keys built after the load (airec.backup.history): a bad
+line then stores nothing.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import json
 import logging
 import os
@@ -33,17 +34,16 @@ from dataclasses import dataclass, field
 import marshmallow as ma
 from tqdm import tqdm
 
-from airec.db import atomic_write, database, is_sqlite
+from airec.backup.history import BadRecord, is_empty, load_into_empty
+from airec.db import database, is_sqlite
 from airec.errors import describe_validation
+from airec.ingestion.copying import copy_records
 from airec.ingestion.service import (
     DEFAULT_MAX_ITEMS_PER_RECORD,
     IngestError,
-    get_or_create_ids,
     ingest_records,
-    normalize_records,
     to_utc_naive,
 )
-from airec.tables import Item, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class ImportFormatError(ValueError):
     """A line that cannot be read or stored; the message starts with file:line."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """One parsed line: a user's single item (rating formats) or a whole basket/record."""
 
@@ -87,11 +87,14 @@ def import_file(
     batch_size: int = 5000,
     progress: bool = True,
     max_items_per_record: int = DEFAULT_MAX_ITEMS_PER_RECORD,
+    empty_fast: bool = True,
 ) -> dict:
     """Import `path` in format `fmt`; returns {"rows", "skipped", "records", "interactions"}.
 
     `min_rating` keeps only rows rated at least that much (movielens and csv only); `skipped`
-    counts the rows it dropped. Needs an initialised database (airec.db.init_db).
+    counts the rows it dropped. Into an empty database (and `empty_fast`) the whole file is one
+    transaction loaded at disk speed (airec.backup.history); otherwise each batch is one.
+    Needs an initialised database (airec.db.init_db).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -115,17 +118,13 @@ def import_file(
             ) as bar,
         ):
             lines = _decoded_lines(handle, path, bar)
-            rows = _PARSERS[fmt](lines, path)
-            rows = _filter(rows, min_rating, totals, path)
-            pending = _Pending()
-            for record, line in _records(rows, max_items_per_record):
-                pending.records.append(record)
-                pending.lines.append(line)
-                pending.interactions += len(record["items"])
-                if pending.interactions >= batch_size:
-                    _flush(pending, totals, path, max_items_per_record)
-                    pending = _Pending()
-            _flush(pending, totals, path, max_items_per_record)
+            rows = _filter(_PARSERS[fmt](lines, path), min_rating, totals, path)
+            batches = _batches(_records(rows, max_items_per_record), batch_size)
+            stored = _into_empty(batches, path, max_items_per_record) if empty_fast and is_empty() else None
+            if stored is not None:
+                totals.update(stored)
+            for pending in batches:  # a live database (or one that got rows meanwhile): batch by batch
+                _flush(pending, totals, path, max_items_per_record)
         if totals["interactions"]:
             refresh_statistics()
     finally:
@@ -133,6 +132,32 @@ def import_file(
             database.close()
     log.info("imported %s (%s): %s", path, fmt, totals)
     return totals
+
+
+def _batches(records: Iterable[tuple[dict, int]], batch_size: int) -> Iterator[_Pending]:
+    """Records (with their first lines) in batches of about `batch_size` interactions."""
+    pending = _Pending()
+    for record, line in records:
+        pending.records.append(record)
+        pending.lines.append(line)
+        pending.interactions += len(record["items"])
+        if pending.interactions >= batch_size:
+            yield pending
+            pending = _Pending()
+    if pending.records:
+        yield pending
+
+
+def _into_empty(batches: Iterator[_Pending], path: str, max_items: int) -> dict | None:
+    """The whole file into an empty database in one transaction; None when it was not empty after all
+    (then nothing was read from `batches`). A bad line is reported as batch by batch: the batches
+    before it are stored."""
+    try:
+        return load_into_empty(((p.records, p.lines) for p in batches), max_items=max_items)
+    except BadRecord as exc:
+        raise ImportFormatError(
+            f"{path}:{exc.line}: {exc.message} ({exc.stored['records']} records stored before this batch)"
+        ) from exc
 
 
 def refresh_statistics() -> None:
@@ -164,50 +189,39 @@ def _flush(pending: _Pending, totals: dict, path: str, max_items: int) -> None:
     totals["interactions"] += stored["interactions"]
 
 
-def copy_records(records: list[dict], *, max_items_per_record: int) -> dict:
-    """PostgreSQL: store records all-or-nothing with COPY, checked exactly as ingest_records checks
-    them. Record ids are taken from their sequence first, so interactions can name them; COPY then
-    loads both tables without one SQL statement per row (several times the multi-row INSERT rate)."""
-    clean = normalize_records(records, max_items_per_record=max_items_per_record)
-    if not clean:
-        return {"records": 0, "interactions": 0}
-
-    def store() -> dict:
-        user_ids = get_or_create_ids(User, (user for user, _, _ in clean if user is not None))
-        item_ids = get_or_create_ids(Item, (item for _, items, _ in clean for item in items))
-        cursor = database.connection().cursor()
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('records', 'id')) FROM generate_series(1, %s)",
-            (len(clean),),
-        )
-        record_ids = [row[0] for row in cursor.fetchall()]
-        now = utcnow().isoformat()
-        records_tsv, interactions_tsv = io.StringIO(), io.StringIO()
-        interactions = 0
-        for record_id, (user, items, timestamp) in zip(record_ids, clean, strict=True):
-            user_id = str(user_ids[user]) if user is not None else "\\N"
-            stamp = timestamp.isoformat() if timestamp is not None else "\\N"
-            records_tsv.write(f"{record_id}\t{user_id}\t{stamp}\t{now}\n")
-            interactions_tsv.writelines(f"{record_id}\t{user_id}\t{item_ids[item]}\n" for item in items)
-            interactions += len(items)
-        records_tsv.seek(0)
-        interactions_tsv.seek(0)
-        cursor.copy_expert('COPY records (id, user_id, "timestamp", created_at) FROM STDIN', records_tsv)
-        cursor.copy_expert("COPY interactions (record_id, user_id, item_id) FROM STDIN", interactions_tsv)
-        return {"records": len(clean), "interactions": interactions}
-
-    return atomic_write(store)
-
-
-def _decoded_lines(handle, path: str, bar: tqdm) -> Iterator[str]:
-    """UTF-8 lines (a leading BOM dropped), advancing the progress bar by bytes read."""
-    for number, raw in enumerate(handle, start=1):
-        bar.update(len(raw))
+def _decoded_lines(handle, path: str, bar: tqdm, block: int = 1 << 20) -> Iterator[str]:
+    """UTF-8 lines (a leading BOM dropped, line ends \\n or \\r\\n), advancing the progress bar by bytes
+    read. Decoded a block of whole lines at a time (per line, decoding and the bar's update took a
+    third of an import's parsing); a block that is not valid UTF-8 is decoded again line by line, to
+    name the line."""
+    number = 0
+    first = True
+    while data := handle.read(block):
+        if not data.endswith(b"\n"):
+            data += handle.readline()
+        bar.update(len(data))
         try:
-            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            text = data.decode("utf-8-sig" if first else "utf-8")
+        except UnicodeDecodeError:
+            _name_bad_line(data, number, path, first)
+        first = False
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        if "\r" in text:
+            lines = [line.rstrip("\r") for line in lines]
+        number += len(lines)
+        yield from lines
+
+
+def _name_bad_line(data: bytes, before: int, path: str, first: bool) -> None:
+    """Raise ImportFormatError naming the first line of `data` that is not valid UTF-8."""
+    for offset, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            raw.decode("utf-8-sig" if first and offset == 1 else "utf-8")
         except UnicodeDecodeError as exc:
-            raise ImportFormatError(f"{path}:{number}: not valid UTF-8 ({exc.reason})") from exc
-        yield text.rstrip("\r\n")
+            raise ImportFormatError(f"{path}:{before + offset}: not valid UTF-8 ({exc.reason})") from exc
+    raise AssertionError("a block that failed to decode has a line that fails")
 
 
 def _filter(rows: Iterable[Row], min_rating: float | None, totals: dict, path: str) -> Iterator[Row]:
@@ -340,21 +354,23 @@ def _parse_table(numbered: Iterable[tuple[int, str]], path: str) -> Iterator[Row
 
     user_col, item_col = find(USER_COLUMNS, True), find(ITEM_COLUMNS, True)
     time_col, rating_col = find(TIMESTAMP_COLUMNS, False), find(RATING_COLUMNS, False)
-    line_numbers: list[int] = []
+    current = [0]  # the number of the line csv.reader is on (only the last one: a list grew per row)
 
     def body() -> Iterator[str]:
         for n, line in numbered:
             if line.strip():
-                line_numbers.append(n)
+                current[0] = n
                 yield line
 
+    width, timestamp, rating = len(columns), None, None
     for fields in csv.reader(body(), delimiter=delimiter):
-        where = f"{path}:{line_numbers[-1]}"
-        if len(fields) != len(columns):
-            raise ImportFormatError(f"{where}: expected {len(columns)} columns, got {len(fields)}")
-        timestamp = _parse_time(fields[time_col], where) if time_col is not None else None
-        rating = _parse_rating(fields[rating_col], where) if rating_col is not None else None
-        yield Row(line_numbers[-1], fields[user_col], [fields[item_col]], timestamp, rating)
+        if len(fields) != width:
+            raise ImportFormatError(f"{path}:{current[0]}: expected {width} columns, got {len(fields)}")
+        if time_col is not None:
+            timestamp = _parse_time(fields[time_col], f"{path}:{current[0]}")
+        if rating_col is not None:
+            rating = _parse_rating(fields[rating_col], f"{path}:{current[0]}")
+        yield Row(current[0], fields[user_col], [fields[item_col]], timestamp, rating)
 
 
 def parse_baskets(lines: Iterable[str], path: str) -> Iterator[Row]:

@@ -128,14 +128,14 @@ def ingest_records(
 
 
 #: Key of the PostgreSQL advisory lock under which interaction ids are drawn and committed (see
-#: _ids_commit_in_order); any constant no other code uses (b"airecIDS" as a signed 64-bit integer).
+#: ids_commit_in_order); any constant no other code uses (b"airecIDS" as a signed 64-bit integer).
 INTERACTION_IDS_LOCK = int.from_bytes(b"airecIDS", "big", signed=True)
 
 
 def _store(clean: list[tuple[str | None, list[str], dt.datetime | None]]) -> dict:
     user_ids = get_or_create_ids(User, (user for user, _, _ in clean if user is not None))
     item_ids = get_or_create_ids(Item, (item for _, items, _ in clean for item in items))
-    _ids_commit_in_order()
+    ids_commit_in_order()
 
     now = utcnow()
     record_rows = [
@@ -154,9 +154,11 @@ def _store(clean: list[tuple[str | None, list[str], dt.datetime | None]]) -> dic
     return {"records": len(clean), "interactions": interactions}
 
 
-def _ids_commit_in_order() -> None:
+def ids_commit_in_order() -> None:
     """On PostgreSQL, take a transaction-scoped advisory lock before drawing record and interaction ids,
-    so that ids commit in the order they were drawn.
+    so that ids commit in the order they were drawn. Every writer of interaction rows calls it, in the
+    transaction that stores them, before it draws an id: API ingest (here), `airec import`
+    (airec.imports) and `airec restore` (airec.backup); one writer without it breaks the promise for all.
 
     Ids come from a sequence: without this, a batch that drew id 10 can commit after one that drew
     id 11. A reader that saw 11 and resumes "after 11" (GET /api/v1/interactions?after=, the training
