@@ -1,6 +1,6 @@
 """The `airec` command: serve, train, worker, evaluate, bench (running the service and its models);
-import, export (data in and out, interactions or with --items the catalogue); models, keys (what an
-operator administers)."""
+import, export (data in and out, interactions or with --items the catalogue); dump, restore (a whole
+database to one file and back); models, keys (what an operator administers)."""
 
 from __future__ import annotations
 
