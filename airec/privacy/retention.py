@@ -11,7 +11,7 @@ from typing import Any
 
 from airec.db import atomic_write
 from airec.privacy import ledger
-from airec.privacy.batches import Removed, _in, delete_batches, q, remove_unreferenced
+from airec.privacy.batches import Removed, _in, delete_batches, prune_candidates, q, remove_unreferenced
 from airec.privacy.registry import Owned
 from airec.tables import Interaction, Record, utcnow
 
@@ -49,6 +49,7 @@ def purge(days: int, *, now: dt.datetime | None = None) -> dict[str, Any]:
             "records",
             atomic_write(lambda ids=ids: remove_unreferenced(Record, [(Interaction, "record_id")], ids)),
         )
+        prune_candidates(removed)
         after = ids[-1]
     interactions = removed.counts.get("interactions", 0)
     if interactions:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -16,9 +17,11 @@ import peewee
 
 from airec.db import atomic_write, database
 from airec.privacy import ledger
-from airec.privacy.batches import Removed, delete_batches, q
+from airec.privacy.batches import Removed, delete_batches, prune_candidates, q
 from airec.privacy.registry import USER_ROWS, Owned
 from airec.tables import Interaction, Item, ItemMeta, Record, User, utcnow
+
+log = logging.getLogger(__name__)
 
 #: Rows read per query while streaming a user's data (keyset pages: memory stays flat).
 PAGE = 2000
@@ -40,12 +43,15 @@ def delete_user(name: str) -> tuple[dict[str, Any], Removed]:
     removed = Removed()
     for owned in USER_ROWS:
         delete_batches(owned, f"{q(owned.column)} = {database.obj.param}", [uid], removed)
+    removed.users.discard(uid)  # deleted below, whatever it holds by then
+    prune_candidates(removed)
 
     def finish() -> None:
         User.delete().where(User.id == uid).execute()  # cascades anything ingested since the last batch
         ledger.record("user", removed.counts.get("interactions", 0), removed.min_interaction_id)
 
     atomic_write(finish)
+    _log_batches("user", removed)
     return {"user": name, "removed": _counts(removed, other="items")}, removed
 
 
@@ -64,6 +70,8 @@ def delete_item(name: str) -> tuple[dict[str, Any], Removed]:
     if iid is not None:
         for owned in ITEM_ROWS:
             delete_batches(owned, f"{q(owned.column)} = {database.obj.param}", [iid], removed)
+        removed.items.discard(iid)
+        prune_candidates(removed)
 
     def finish() -> int:
         if iid is not None:
@@ -72,7 +80,23 @@ def delete_item(name: str) -> tuple[dict[str, Any], Removed]:
         return ItemMeta.delete().where(ItemMeta.name == name).execute()
 
     removed.add("catalogue", atomic_write(finish))
+    _log_batches("item", removed)
     return {"item": name, "removed": _counts(removed, other="users")}, removed
+
+
+def _log_batches(kind: str, removed: Removed) -> None:
+    longest_ms = round(removed.longest_batch_seconds * 1000, 1)
+    median_ms = round(removed.median_batch_seconds() * 1000, 1)
+    log.info(
+        "%s deleted: %d interactions in %d batches, each holding its transaction %.1f ms (median), "
+        "%.1f ms at most",
+        kind,
+        removed.counts.get("interactions", 0),
+        removed.batches,
+        median_ms,
+        longest_ms,
+        extra={"batches": removed.batches, "longest_batch_ms": longest_ms, "median_batch_ms": median_ms},
+    )
 
 
 def _counts(removed: Removed, *, other: str) -> dict[str, int]:
