@@ -92,6 +92,8 @@ ENDPOINT_ROLES: dict[str, str | Configurable | dict[str, str | Configurable]] = 
             "keys",
             "create_key",
             "revoke_key",
+            "audit_log",
+            "delete_user",
         )
     },
 }

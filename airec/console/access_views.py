@@ -27,6 +27,8 @@ NAV = (
     ("console.try_it", "Try it"),
     ("console.items", "Items"),
     ("console.keys", "Access"),
+    ("console.audit_log", "Audit"),
+    ("console.delete_user", "Delete user"),
 )
 #: Everything a page loads comes from airec itself; no inline script or style, no framing.
 CSP = (

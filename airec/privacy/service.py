@@ -210,3 +210,8 @@ def write_user_data(out: IO[str], name: str) -> dict[str, Any]:
     for piece in user_data(name, uid):
         out.write(piece)
     return {"user": name, "interactions": Interaction.select().where(Interaction.user == uid).count()}
+
+
+def interaction_count(uid: int) -> int:
+    """How many interactions a deletion of this user would remove (the console's confirmation)."""
+    return Interaction.select().where(Interaction.user == uid).count()
