@@ -222,6 +222,7 @@ def test_models_trained_before_a_deletion_are_marked(client):
     listing = {v["version"]: v for v in client.get("/api/v1/models").get_json()["versions"]}
     assert listing[first]["contains_deleted_data"] is True
     assert client.get(f"/api/v1/models/{first}").get_json()["contains_deleted_data"] is True
+    assert ">deleted data</span>" in client.get("/models").get_data(as_text=True)  # the console says so too
     second = train(client, {"algorithm": "popularity"})["model_version"]
     listing = {v["version"]: v for v in client.get("/api/v1/models").get_json()["versions"]}
     assert (

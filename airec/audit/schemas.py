@@ -15,8 +15,14 @@ class AuditQuerySchema(ma.Schema):
     actor = ma.fields.String(
         load_default=None, validate=validate.Length(min=1, max=128), metadata={"example": "ops-admin"}
     )
-    since = ma.fields.NaiveDateTime(load_default=None, metadata={"example": "2026-12-01T00:00:00"})
-    until = ma.fields.NaiveDateTime(load_default=None, metadata={"example": "2026-12-02T00:00:00"})
+    since = ma.fields.DateTime(
+        load_default=None,
+        metadata={"example": "2026-12-01T00:00:00Z", "description": "From (UTC if no zone)"},
+    )
+    until = ma.fields.DateTime(
+        load_default=None,
+        metadata={"example": "2026-12-02T00:00:00Z", "description": "Before (UTC if no zone)"},
+    )
     before = ma.fields.Integer(
         load_default=None,
         validate=validate.Range(min=1),
@@ -27,7 +33,7 @@ class AuditQuerySchema(ma.Schema):
 
 class AuditEntrySchema(ma.Schema):
     id = ma.fields.Integer(metadata={"example": 17})
-    at = ma.fields.DateTime(metadata={"example": "2026-12-01T09:30:00"})
+    at = ma.fields.AwareDateTime(format="iso", metadata={"example": "2026-12-01T09:30:00+00:00"})
     actor = ma.fields.String(metadata={"example": "ops-admin", "description": "Key name, `cli` or `system`"})
     action = ma.fields.String(metadata={"example": "model.activated"})
     target = ma.fields.String(
@@ -38,11 +44,15 @@ class AuditEntrySchema(ma.Schema):
         },
     )
     address = ma.fields.String(allow_none=True, metadata={"example": "10.0.0.7"})
-    details = ma.fields.Dict(allow_none=True)
+    details = ma.fields.Dict(
+        allow_none=True,
+        metadata={"example": {"previous": "20261130T080000000000Z-ease-77c1", "pinned": True}},
+    )
 
 
 class AuditPageSchema(ma.Schema):
     entries = ma.fields.List(ma.fields.Nested(AuditEntrySchema))
     next_before = ma.fields.Integer(
-        allow_none=True, metadata={"description": "Pass as `before` for older rows"}
+        allow_none=True,
+        metadata={"example": 17, "description": "Pass as `before` for older rows (null: no more)"},
     )

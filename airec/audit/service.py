@@ -88,6 +88,7 @@ def entries(
     limit: int = 100,
 ) -> dict[str, Any]:
     """A page of rows, newest first (keyset on id: `before` is the last page's `next_before`)."""
+    since, until = _naive_utc(since), _naive_utc(until)
     query = AuditEntry.select()
     if action:
         query = query.where(AuditEntry.action == action)
@@ -105,11 +106,18 @@ def entries(
     return {"entries": [describe(row) for row in rows], "next_before": rows[-1].id if more else None}
 
 
+def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Times are stored as naive UTC; an aware bound is converted, a naive one taken as UTC."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
 def describe(row: AuditEntry) -> dict[str, Any]:
     at = row.at if isinstance(row.at, dt.datetime) else dt.datetime.fromisoformat(str(row.at))
     return {
         "id": row.id,
-        "at": at,
+        "at": at.replace(tzinfo=dt.UTC),
         "actor": row.actor,
         "action": row.action,
         "target": row.target,

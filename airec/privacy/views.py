@@ -13,6 +13,20 @@ from airec.ingestion.service import name_problem
 from airec.privacy import retrain, service
 from airec.privacy.schemas import ItemDeletedSchema, UserDeletedSchema
 
+USER_DATA_EXAMPLE = {
+    "user": "a/b",
+    "exported_at": "2026-12-03T07:00:00Z",
+    "interactions": [
+        {
+            "id": 1041,
+            "item": "sku-123",
+            "record": 377,
+            "timestamp": "2026-11-30T18:02:11Z",
+            "stored_at": "2026-11-30T18:02:12.201Z",
+        }
+    ],
+}
+
 blp = Blueprint(
     "privacy",
     __name__,
@@ -46,7 +60,14 @@ class User(MethodView):
 
 @blp.route("/users/<path:user>/data")
 class UserData(MethodView):
-    @blp.doc(responses={"200": {"description": "One JSON document: the user, then their interactions"}})
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "One JSON document: the user, then their interactions",
+                "content": {"application/json": {"example": USER_DATA_EXAMPLE}},
+            }
+        }
+    )
     @blp.alt_response(404, description="No such user")
     def get(self, user):
         """Everything stored about a user as one JSON document (streamed: interactions with items, record
