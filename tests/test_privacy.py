@@ -325,3 +325,25 @@ def test_the_user_export_writes_to_any_text_stream(app, client):
         with pytest.raises(NotFound):
             write_user_data(io.StringIO(), "t")
     assert json.loads(out.getvalue())["interactions"][0]["item"] == "a"
+
+
+def test_the_housekeeping_thread_applies_retention_when_the_app_starts(settings_overrides):
+    from airec.app import start_background, stop_background
+    from airec.ingestion.service import ingest_records
+
+    app = create_app({**settings_overrides, "scheduler": True, "retention_days": 30}, start_threads=False)
+    client = app.test_client()
+    old = utcnow() - dt.timedelta(days=40)
+    with database.connection_context():  # no request yet: a request would start the threads at once
+        ingest_records([{"user": "old", "items": ["a"], "timestamp": old}, {"user": "new", "items": ["b"]}])
+    start_background(app)
+    try:
+        deadline = time.monotonic() + 20
+        while counts(client)["interactions"] != 1:
+            assert time.monotonic() < deadline, counts(client)
+            time.sleep(0.2)
+    finally:
+        stop_background(app)
+    assert counts(client) == {"users": 1, "items": 1, "records": 1, "interactions": 1}
+    audit = client.get("/api/v1/audit").get_json()["entries"]
+    assert [(e["actor"], e["action"]) for e in audit] == [("system", "retention.deleted")]

@@ -41,8 +41,14 @@ def hourly(settings: Settings, slot: int) -> str:
     return "; ".join(done)
 
 
-def tick(settings: Settings) -> str:
-    return f"{retrain.maybe_retrain(settings)}; {hourly(settings, int(time.time() // 3600))}"
+def tick(settings: Settings, seen: dict[str, int]) -> str:
+    """One minute's work; the hourly part only when this thread has not yet seen this hour's slot."""
+    done = retrain.maybe_retrain(settings)
+    slot = int(time.time() // 3600)
+    if seen.get("slot") != slot:
+        seen["slot"] = slot
+        done += "; " + hourly(settings, slot)
+    return done
 
 
 def start_housekeeping(app: Flask, stop: threading.Event) -> threading.Thread | None:
@@ -52,10 +58,11 @@ def start_housekeeping(app: Flask, stop: threading.Event) -> threading.Thread | 
         return None
 
     def loop() -> None:
+        seen: dict[str, int] = {}
         while True:
             try:
                 with database.connection_context():
-                    log.debug("housekeeping: %s", tick(settings))
+                    log.debug("housekeeping: %s", tick(settings, seen))
             except Exception:
                 log.exception("housekeeping failed")
             if stop.wait(TICK_SECONDS):
