@@ -42,6 +42,8 @@ def stats(server) -> dict:
 
 def test_delete_a_user_after_a_confirmation_naming_the_count_then_read_the_audit_log(browser, server):  # noqa: F811
     assert stats(server)["interactions"] == 74
+    document = call(server, "GET", "/api/v1/users/a/b/data")  # streamed by gunicorn
+    assert document.status_code == 200 and len(document.json()["interactions"]) == 14
     with opened(browser, server) as page:
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Delete user").click()
         check_accessible(page, "delete user, form")
