@@ -27,7 +27,6 @@ class Action(StrEnum):
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
     MODEL_ACTIVATED = "model.activated"
-    MODEL_PINNED = "model.pinned"
     MODEL_UNPINNED = "model.unpinned"
     MODEL_ARCHIVED = "model.archived"
     TRAINING_STARTED = "training.started"
