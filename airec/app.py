@@ -114,8 +114,9 @@ def _build(app: Flask, settings: Settings, db, app_scope: scope.AppScope) -> Non
 
 
 def start_background(app: Flask) -> None:
-    """Start this app's model poller and scheduler in this process, once (a forked worker starts its
-    own: threads do not survive a fork)."""
+    """Start this app's model poller, scheduler and housekeeping in this process, once (a forked worker
+    starts its own: threads do not survive a fork)."""
+    from airec.privacy.housekeeping import start_housekeeping
     from airec.training.scheduler import start_scheduler
 
     app_scope: scope.AppScope = app.extensions["airec_scope"]
@@ -129,7 +130,8 @@ def start_background(app: Flask) -> None:
         if settings.model_poll_seconds > 0:
             app_scope.served.start_polling(settings.model_poll_seconds)
         scheduler = start_scheduler(app, app_scope.stop)
-    app_scope.threads = [t for t in (app_scope.served._thread, scheduler) if t is not None]
+        housekeeping = start_housekeeping(app, app_scope.stop)
+    app_scope.threads = [t for t in (app_scope.served._thread, scheduler, housekeeping) if t is not None]
     log.info("airec worker %d started: %s", pid, ", ".join(t.name for t in app_scope.threads) or "no threads")
 
 
@@ -142,10 +144,12 @@ def stop_background(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask, api: AirecApi) -> None:
+    from airec.audit.views import blp as audit_blp
     from airec.catalogue.views import blp as catalogue_blp
     from airec.compat.views import bp as compat_blp
     from airec.ingestion.views import blp as ingestion_blp
     from airec.ops.views import blp as ops_blp
+    from airec.privacy.views import blp as privacy_blp
     from airec.prometheus import init_metrics
     from airec.serving.views import blp as serving_blp
     from airec.stats.views import blp as stats_blp
@@ -161,6 +165,8 @@ def _register_blueprints(app: Flask, api: AirecApi) -> None:
         serving_blp,
         models_blp,
         compat_blp,
+        privacy_blp,
+        audit_blp,
     )
     for blp in blueprints:
         api.register_blueprint(blp)

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from airec.audit import service as audit
 from airec.config import Settings, TrainerMode
 
 
@@ -89,6 +90,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    audit.record(
+        audit.Action.TRAINING_STARTED, f"run {run.id}", actor=audit.CLI, details={"status": run.status}
+    )
     if run.status != RunStatus.SUCCEEDED:
         print(f"training run {run.id} failed: {run.error}", file=sys.stderr)
         return 1
@@ -142,11 +146,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     catalogue (`airec import --items` reads it back)."""
     from airec.catalogue.files import export_items, format_of
     from airec.exports import export_records
+    from airec.privacy.service import write_user_data
 
     settings = Settings.from_env()
     bootstrap(settings)
 
     def write(out) -> dict:
+        if args.user is not None:
+            return write_user_data(out, args.user)
         if args.items:
             return export_items(out, format_of(args.file, None))
         return export_records(out)
@@ -157,8 +164,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         else:
             with open(args.file, "w", encoding="utf-8", newline="") as out:
                 result = write(out)
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (OSError, LookupError, ValueError) as exc:
+        print(f"error: {exc.args[0] if isinstance(exc, LookupError) else exc}", file=sys.stderr)
         return 2
     print(json.dumps(result), file=sys.stderr)
     return 0
@@ -249,6 +256,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     try:
         if args.action == "create":
             row, key = service.create_key(name=args.name, role=args.role)
+            audit.record(audit.Action.KEY_CREATED, row.name, actor=audit.CLI, details={"role": row.role})
             print(key)
             print(
                 f"created key {row.name!r} (role {row.role}, prefix {row.prefix}); it is shown only once",
@@ -262,6 +270,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 print(f"{row.name:<24}{row.role:<8}{row.prefix:<14}{created:<21}{used}")
         else:
             service.revoke_key(args.name)
+            audit.record(audit.Action.KEY_REVOKED, args.name, actor=audit.CLI)
             print(f"revoked key {args.name!r}")
     except service.KeyProblem as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -281,6 +290,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         except (service.VersionNotFound, service.VersionConflict, service.VersionCorrupt) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        audit.record(audit.Action.MODEL_ACTIVATED, args.version, actor=audit.CLI)
         print(
             f"model {args.version} is active and pinned (was {result['previous']}); workers follow "
             f"within {settings.model_poll_seconds:g}s; `airec models unpin` lets training activate "
@@ -289,6 +299,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     if args.action == "unpin":
         result = service.unpin()
+        audit.record(audit.Action.MODEL_UNPINNED, result["unpinned"], actor=audit.CLI)
         print(f"unpinned {result['unpinned']}" if result["unpinned"] else "no version was pinned")
         return 0
     listing = service.list_versions()
@@ -361,6 +372,7 @@ def _add_data_commands(sub) -> None:
     exp.add_argument(
         "--items", action="store_true", help="the item catalogue instead (CSV if FILE ends in .csv)"
     )
+    exp.add_argument("--user", default=None, help="everything stored about this user, as one JSON document")
     exp.set_defaults(func=cmd_export)
 
     from airec.backup.commands import add_commands

@@ -209,6 +209,18 @@ class Settings:
     #: X-Forwarded-For / X-Forwarded-Proto hops (werkzeug's ProxyFix). 0: those headers are ignored.
     trusted_proxies: int = 0
 
+    # Data rights (airec/privacy, airec/audit).
+    #: Interactions older than this many days (by their record's timestamp, or when it was stored where it
+    #: has none) are deleted hourly. Unset: kept for ever.
+    retention_days: int | None = None
+    #: Audit log rows are kept this many days.
+    audit_days: int = 400
+    #: After a user or item deletion (or a retention run that deleted something), queue a training run so
+    #: the served model stops holding what it learned from the deleted data.
+    retrain_after_delete: bool = True
+    #: At most one such run per this many minutes: further deletions within it wait and share the next.
+    retrain_after_delete_minutes: float = 60.0
+
     @classmethod
     def from_env(cls, overrides: Mapping[str, Any] | None = None) -> Settings:
         values = {f.name: _env(f.name.upper(), f.default, str(f.type)) for f in fields(cls)}
@@ -269,6 +281,21 @@ class Settings:
             )
         if self.train_max_items is not None and self.train_max_items < 2:
             raise ValueError("AIREC_TRAIN_MAX_ITEMS must be at least 2 (or unset for all items)")
+
+        self._validate_privacy()
+
+    def _validate_privacy(self) -> None:
+        if self.retention_days is not None and self.retention_days < 1:
+            raise ValueError(
+                "AIREC_RETENTION_DAYS must be at least 1 (or unset to keep interactions for ever)"
+            )
+        if self.audit_days < 1:
+            raise ValueError("AIREC_AUDIT_DAYS must be at least 1")
+        if not 0 <= self.retrain_after_delete_minutes <= 7 * 24 * 60:
+            raise ValueError(
+                "AIREC_RETRAIN_AFTER_DELETE_MINUTES must be between 0 and 10080 (a week): the window in "
+                "which deletions share one retraining run"
+            )
 
     def training_overrides(self) -> dict[str, Any]:
         """Hyper-parameters set through the environment (only those explicitly set)."""

@@ -191,6 +191,33 @@ class ConsoleSession(BaseModel):
         table_name = "console_sessions"
 
 
+class AuditEntry(BaseModel):
+    """One change made through the API, the console or the CLI (airec/audit): appended, never edited."""
+
+    at = pw.DateTimeField(default=utcnow, index=True)
+    actor = pw.CharField(max_length=128, index=True)  # the key's name, `cli`, or a system task
+    action = pw.CharField(max_length=32, index=True)
+    target = pw.CharField(max_length=512, null=True)
+    address = pw.CharField(max_length=64, null=True)
+    details = JSONField(null=True)
+
+    class Meta:
+        table_name = "audit_log"
+
+
+class Deletion(BaseModel):
+    """A deletion of interactions (a user, an item, retention): when, and the lowest interaction id it
+    removed, so model versions trained on that data are marked `contains_deleted_data`."""
+
+    at = pw.DateTimeField(default=utcnow, index=True)
+    kind = pw.CharField(max_length=16)
+    interactions = pw.BigIntegerField(default=0)
+    min_interaction_id = pw.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "deletions"
+
+
 ALL_TABLES = [
     User,
     Item,
@@ -204,4 +231,6 @@ ALL_TABLES = [
     ItemMeta,
     ApiKey,
     ConsoleSession,
+    AuditEntry,
+    Deletion,
 ]

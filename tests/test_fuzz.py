@@ -173,6 +173,7 @@ def _schema_app():
             "log_json": False,
             "log_level": "CRITICAL",
             "model_poll_seconds": 0,
+            "retrain_after_delete": False,  # fuzzed DELETEs of users and items would start training runs
         }
     )
     bound = database.obj

@@ -69,6 +69,10 @@ ENDPOINT_ROLES: dict[str, Role | Configurable | dict[str, Role | Configurable]] 
     "training.Evaluation": ADMIN,
     "auth.Keys": ADMIN,
     "auth.Key": ADMIN,
+    "privacy.User": ADMIN,
+    "privacy.UserData": ADMIN,
+    "privacy.Item": ADMIN,
+    "audit.Audit": ADMIN,
     "compat.record_interaction": INGEST,
     "compat.propose_interaction": READ,
     "compat.list_user_count": READ,
@@ -99,6 +103,8 @@ ENDPOINT_ROLES: dict[str, Role | Configurable | dict[str, Role | Configurable]] 
             "keys",
             "create_key",
             "revoke_key",
+            "audit_log",
+            "delete_user",
         )
     },
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import abort
 
+from airec.audit import service as audit
 from airec.auth import service
 from airec.auth.schemas import CreatedKeySchema, KeyCreateSchema, KeyListSchema, KeySchema
 from airec.extensions import Blueprint
@@ -28,6 +29,7 @@ class Keys(MethodView):
             row, key = service.create_key(name=body["name"], role=body["role"])
         except service.KeyProblem as exc:
             abort(exc.status, message=str(exc))
+        audit.record(audit.Action.KEY_CREATED, row.name, details={"role": row.role})
         return {**service.describe(row), "key": key}
 
 
@@ -41,4 +43,5 @@ class Key(MethodView):
             row = service.revoke_key(name)
         except service.KeyProblem as exc:
             abort(exc.status, message=str(exc))
+        audit.record(audit.Action.KEY_REVOKED, row.name)
         return service.describe(row)

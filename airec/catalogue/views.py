@@ -7,6 +7,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from airec.audit import service as audit
 from airec.catalogue import service
 from airec.catalogue.schemas import BulkResultSchema, BulkSchema, ItemFieldsSchema, ItemSchema
 from airec.errors import error_response
@@ -41,6 +42,7 @@ def _stored(item: str, write) -> dict:
         write()
     except service.CatalogueError as exc:
         abort(422, message=f"Invalid input. {exc.field}: {exc.message}", errors={exc.field: [exc.message]})
+    audit.record(audit.Action.CATALOGUE_CHANGED, item)
     return service.describe(item)
 
 
@@ -78,4 +80,6 @@ class CatalogueBulk(MethodView):
 
         A bad entry is a 422 naming its index and field (`items.3.labels`), and nothing is stored.
         """
-        return service.upsert_many(body["items"])
+        result = service.upsert_many(body["items"])
+        audit.record(audit.Action.CATALOGUE_CHANGED, f"{len(body['items'])} items")
+        return result

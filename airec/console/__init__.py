@@ -13,7 +13,7 @@ from airec.console.session import init_session
 
 def init_console(app: Flask) -> None:
     """Session, CSRF and the console's blueprint."""
-    from airec.console import access_views, items_views  # noqa: F401  (register their views on bp)
+    from airec.console import access_views, items_views, privacy_views  # noqa: F401  (register views on bp)
     from airec.console.filters import register_filters
     from airec.console.service import metric_pairs
     from airec.console.views import bp

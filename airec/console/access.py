@@ -38,6 +38,8 @@ MIRRORS: dict[str, tuple[str, str]] = {
     "console.keys": ("auth.Keys", "GET"),
     "console.create_key": ("auth.Keys", "POST"),
     "console.revoke_key": ("auth.Key", "DELETE"),
+    "console.audit_log": ("audit.Audit", "GET"),
+    "console.delete_user": ("privacy.User", "DELETE"),
 }
 #: Open to anyone: the login form itself, logging out, the stylesheet and script.
 OPEN = frozenset({"console.login", "console.logout", "console.static"})

@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from airec.audit import service as audit
 from airec.auth import service as auth_service
 from airec.auth.roles import Role
 from airec.auth.schemas import KeyCreateSchema
@@ -27,6 +28,8 @@ NAV = (
     ("console.try_it", "Try it"),
     ("console.items", "Items"),
     ("console.keys", "Access"),
+    ("console.audit_log", "Audit"),
+    ("console.delete_user", "Delete user"),
 )
 #: Everything a page loads comes from airec itself; no inline script or style, no framing.
 CSP = (
@@ -187,6 +190,7 @@ def create_key():
         return _keys_page(422, error=describe_validation(exc.messages), form=form)
     except auth_service.KeyProblem as exc:
         return _keys_page(exc.status, error=str(exc), form=form)
+    audit.record(audit.Action.KEY_CREATED, row.name, details={"role": row.role})
     return render_template("console/key_created.html", key=key, row=auth_service.describe(row)), 201
 
 
@@ -202,5 +206,6 @@ def revoke_key(name: str):
         auth_service.revoke_key(name)
     except auth_service.KeyProblem as exc:
         flask_abort(exc.status, description=str(exc))
+    audit.record(audit.Action.KEY_REVOKED, name)
     flash(f"Key {name!r} is revoked: requests with it are refused from now on.")
     return redirect(url_for("console.keys"), 303)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
+from airec.audit import service as audit
 from airec.catalogue import service as catalogue_service
 from airec.console.views import bp, may
 from airec.ingestion.service import name_problem
@@ -61,5 +62,6 @@ def set_visibility():
         abort(422, description=f"item: {problem}")
     hidden = request.form.get("hidden") == "true"
     catalogue_service.update(name, {"hidden": hidden})
+    audit.record(audit.Action.CATALOGUE_CHANGED, name, details={"hidden": hidden})
     flash(f"{name} is {'hidden: no answer will hold it' if hidden else 'shown again'}.", "ok")
     return redirect(url_for("console.item", item=name))

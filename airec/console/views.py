@@ -24,6 +24,7 @@ from markupsafe import Markup
 from marshmallow import ValidationError
 
 from airec import leases
+from airec.audit import service as audit
 from airec.console import service
 from airec.console.access import required
 from airec.console.charts import Series, bar_chart, line_chart
@@ -138,6 +139,7 @@ def _confirm_or_act(version: str, action: str):
     try:
         if action == "activate":
             result = versions_service.activate(version)
+            audit.record(audit.Action.MODEL_ACTIVATED, version, details={"previous": result["previous"]})
             flash(
                 f"Model {version} is active now (was {result['previous'] or 'none'}) and pinned: "
                 "every worker serves it within seconds, and training runs keep it until you unpin "
@@ -145,6 +147,7 @@ def _confirm_or_act(version: str, action: str):
             )
         else:
             versions_service.archive(version)
+            audit.record(audit.Action.MODEL_ARCHIVED, version)
             flash(f"Model {version} is archived: its files are deleted; it stays listed.")
     except tuple(REFUSALS) as exc:
         _refuse(exc)
@@ -161,6 +164,7 @@ def activate(version: str):
 def unpin():
     """Let training runs activate new versions again (POST /api/v1/models/unpin)."""
     result = versions_service.unpin()
+    audit.record(audit.Action.MODEL_UNPINNED, result["unpinned"])
     if result["unpinned"]:
         flash(f"Model {result['unpinned']} is no longer pinned: the next training run may replace it.")
     return redirect(url_for(".models"), 303)
@@ -256,6 +260,7 @@ def train():
         abort(409, description="A training run is already in progress; wait for it to finish.")
     except training_service.TrainingRefused as exc:
         abort(422, description=str(exc))
+    audit.record(audit.Action.TRAINING_STARTED, f"run {run.id}", details={"algorithm": run.algorithm})
     return redirect(url_for(".training", run=run.id), 303)
 
 

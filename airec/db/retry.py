@@ -15,7 +15,13 @@ from airec.db.proxy import database, is_sqlite
 log = logging.getLogger(__name__)
 
 #: SQLSTATEs after which PostgreSQL has rolled the transaction back and running it again can succeed.
-RETRYABLE_SQLSTATES = {"40P01": "deadlock", "40001": "serialization failure"}
+RETRYABLE_SQLSTATES = {
+    "40P01": "deadlock",
+    "40001": "serialization failure",
+    # A row this transaction references (a user or an item it looked up) was deleted meanwhile by a
+    # deletion or retention batch (airec.privacy): run again, the lookup creates it afresh.
+    "23503": "foreign key to a row deleted meanwhile",
+}
 
 T = TypeVar("T")
 

@@ -6,6 +6,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 
+from airec.audit import service as audit
 from airec.extensions import Blueprint
 from airec.serving.served import served_model
 from airec.tables import TrainingRun, utcnow
@@ -70,6 +71,7 @@ class Training(MethodView):
             abort(409, message="A training run is already in progress; wait for it to finish.", run=running)
         except service.TrainingRefused as exc:
             abort(422, message=str(exc))
+        audit.record(audit.Action.TRAINING_STARTED, f"run {run.id}", details={"algorithm": run.algorithm})
         return {"run": run_dict(run)}
 
 

@@ -63,6 +63,13 @@ class ModelVersionSchema(ma.Schema):
         }
     )
     refit = refit_field()
+    contains_deleted_data = ma.fields.Boolean(
+        metadata={
+            "example": False,
+            "description": "Trained on interactions deleted since (a user, an item, retention): the model "
+            "still holds what it learned from them until a newer version replaces it",
+        }
+    )
     training_seconds = ma.fields.Float(allow_none=True, metadata={"example": 12.5})
     training_cpu_seconds = ma.fields.Float(
         allow_none=True,

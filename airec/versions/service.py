@@ -16,6 +16,7 @@ from typing import Any
 from airec import leases
 from airec.db import atomic_write, database, fetch
 from airec.modelstore import CorruptModel, UnsafeName, folders, safe_name
+from airec.privacy.ledger import mark_deleted_data
 from airec.recsys.algorithms import params_with_old_names
 from airec.serving.served import register_version, served_model
 from airec.tables import ModelVersion
@@ -111,6 +112,7 @@ def list_versions(*, status: str | None = None, limit: int = 100) -> dict[str, A
     active, pinned = _pointers()
     rows = fetch("versions newest first", lambda: ModelVersion.select().order_by(ModelVersion.version.desc()))
     out = [describe(row, active, pinned) for row in rows]
+    mark_deleted_data(out)
     if status:
         out = [v for v in out if v["status"] == status]
     return {"active": active, "pinned": pinned, "versions": out[:limit]}
@@ -128,7 +130,9 @@ def _row(version: str) -> ModelVersion:
 
 
 def get_version(version: str) -> dict[str, Any]:
-    return describe(_row(version), *_pointers())
+    described = describe(_row(version), *_pointers())
+    mark_deleted_data([described])
+    return described
 
 
 def _set_status(version: str, status: str, error: str | None = None) -> None:

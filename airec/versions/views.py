@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import abort
 
+from airec.audit import service as audit
 from airec.extensions import Blueprint
 from airec.modelstore import UnsafeName
 from airec.versions import service
@@ -64,9 +65,11 @@ class Version(MethodView):
     def delete(self, version):
         """Archive a version: delete its files from disk; it stays listed as archived."""
         try:
-            return service.archive(version)
+            archived = service.archive(version)
         except (service.VersionNotFound, service.VersionConflict, UnsafeName) as exc:
             _fail(exc)
+        audit.record(audit.Action.MODEL_ARCHIVED, version)
+        return archived
 
 
 @blp.route("/models/unpin")
@@ -74,7 +77,9 @@ class Unpin(MethodView):
     @blp.response(200, UnpinSchema)
     def post(self):
         """Release the pin: training runs may activate new versions again (AIREC_ACTIVATE decides)."""
-        return service.unpin()
+        result = service.unpin()
+        audit.record(audit.Action.MODEL_UNPINNED, result["unpinned"])
+        return result
 
 
 @blp.route("/models/<string:version>/activate")
@@ -88,6 +93,10 @@ class Activate(MethodView):
 
         While pinned, training runs register new versions but do not activate them."""
         try:
-            return service.activate(version)
+            result = service.activate(version)
         except (service.VersionNotFound, service.VersionConflict, service.VersionCorrupt, UnsafeName) as exc:
             _fail(exc)
+        audit.record(
+            audit.Action.MODEL_ACTIVATED, version, details={"previous": result["previous"], "pinned": True}
+        )
+        return result
