@@ -77,18 +77,22 @@ def _round_trip(settings_overrides, tmp_path, monkeypatch, capsys, source_url: s
     assert recommend(target, BASKET, k=8) == before  # the same active version, the same answer
     assert _everything(target) == rows_before  # ids, users, items and times kept
     assert target.get("/api/v1/models").get_json() == models_before
+    audit = target.get("/api/v1/audit?action=restore.performed").get_json()
+    assert [(e["actor"], e["target"]) for e in audit["entries"]] == [("cli", str(dump_file))]
     # Sequences moved past the restored ids: the next record's ids follow the last restored one.
     assert target.post("/api/v1/interactions", json={"user": "new", "items": ["n1"]}).status_code == 201
     newest = _everything(target)[-1]
     assert newest["user"] == "new" and newest["id"] > rows_before[-1]["id"]
 
 
+@pytest.mark.postgres
 def test_sqlite_dump_restores_into_postgresql_and_answers_the_same(
     settings_overrides, tmp_path, monkeypatch, capsys, pg_url
 ):
     _round_trip(settings_overrides, tmp_path, monkeypatch, capsys, f"sqlite:///{tmp_path}/a.db", pg_url)
 
 
+@pytest.mark.postgres
 def test_postgresql_dump_restores_into_sqlite_and_answers_the_same(
     settings_overrides, tmp_path, monkeypatch, capsys, pg_url
 ):
@@ -115,6 +119,7 @@ EXTRA_ROWS = [
 ]
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("source,target", [("sqlite", "postgresql"), ("postgresql", "sqlite")])
 def test_a_table_no_list_names_is_dumped_and_restored_with_every_kind_of_value(
     source, target, tmp_path, pg_url
@@ -158,7 +163,7 @@ def test_a_table_no_list_names_is_dumped_and_restored_with_every_kind_of_value(
 # --- one point in time while ingest goes on ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_a_dump_taken_during_ingest_restores_exactly_one_point_of_it(
     engine, settings_overrides, tmp_path, request
 ):

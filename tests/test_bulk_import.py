@@ -12,7 +12,7 @@ from airec.db import init_db, is_sqlite, migrate
 from airec.imports import ImportFormatError, import_file
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def urls(request, tmp_path):
     """Two fresh databases of one engine."""
     if request.param == "sqlite":
@@ -110,6 +110,7 @@ def test_a_bad_line_in_an_empty_database_keeps_the_batches_before_it_and_names_t
     db.close()
 
 
+@pytest.mark.postgres
 def test_bench_load_prints_old_and_new_rates_on_both_engines(tmp_path, capsys):
     """`airec bench load` runs every step at a tiny size and drops what it created."""
     import psycopg2

@@ -21,6 +21,8 @@ from tests.test_console_browser import (
 )
 from tests.test_docs_browser import make_key
 
+pytestmark = [pytest.mark.browser, pytest.mark.gunicorn]
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator:

@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import PG_ADMIN
 
+pytestmark = pytest.mark.postgres
+
 psycopg2 = pytest.importorskip("psycopg2")
 
 #: The advisory lock the test holds while the import's first batch is stalled (after it stored its rows).

@@ -208,6 +208,7 @@ def test_deleting_a_user_with_100k_interactions_beside_ingest_sqlite(app, caplog
     _delete_beside_ingest(app, caplog)
 
 
+@pytest.mark.postgres
 def test_deleting_a_user_with_100k_interactions_beside_ingest_postgresql(pg_app, caplog):
     _delete_beside_ingest(pg_app, caplog)
 
@@ -300,6 +301,7 @@ def test_retention_deletes_old_interactions_by_timestamp_or_stored_time_sqlite(a
     _retention(app)
 
 
+@pytest.mark.postgres
 def test_retention_deletes_old_interactions_by_timestamp_or_stored_time_postgresql(pg_app):
     _retention(pg_app)
 

@@ -24,6 +24,8 @@ from airec.training import activation, publish
 from airec.training.lease import TRAINING_LEASE
 from tests.synthetic import TRAINING, ingest, planted, recommend, train, wait_for_run
 
+pytestmark = pytest.mark.postgres
+
 OUTAGE_SECONDS = 3.0
 
 

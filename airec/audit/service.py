@@ -34,6 +34,7 @@ class Action(StrEnum):
     USER_DELETED = "user.deleted"
     ITEM_DELETED = "item.deleted"
     RETENTION_DELETED = "retention.deleted"
+    RESTORE_PERFORMED = "restore.performed"
 
 
 def hashed_name(name: str) -> str:

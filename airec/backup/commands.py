@@ -77,7 +77,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     except (DumpRefused, ForeignKeyViolation, OSError) as exc:
         print(f"error: {exc}; nothing was changed", file=sys.stderr)
         return 2
-    # Hook for the audit log (issue 21): record ("restore", target=args.file, actor "cli") here.
+    from airec.audit import service as audit
+
+    audit.record(audit.Action.RESTORE_PERFORMED, str(args.file), details={"tables": result.get("tables")})
     result["seconds"] = round(time.perf_counter() - started, 3)
     print(json.dumps(result))
     return 0
