@@ -64,6 +64,16 @@ def post_worker_init(worker):
     start_background(worker.wsgi)
 
 
+def worker_exit(server, worker):
+    """A worker leaving cleanly (restart, shutdown) writes the impressions it still holds."""
+    from airec.app import stop_background
+
+    try:
+        stop_background(worker.wsgi)
+    except Exception:  # never keep a worker from exiting
+        server.log.exception("could not stop the worker's threads cleanly")
+
+
 def child_exit(server, worker):
     """A dead worker's live gauges must not be reported any more (its counters stay summed)."""
     from prometheus_client import multiprocess

@@ -43,6 +43,7 @@ ENDPOINT_ROLES: dict[str, str | Configurable | dict[str, str | Configurable]] = 
     "stats.Stats": READ,
     "stats.Daily": READ,
     "stats.Items": READ,
+    "feedback.OnlineStats": READ,
     "catalogue.CatalogueItem": {"GET": READ, "PUT": INGEST, "PATCH": INGEST},
     "catalogue.CatalogueBulk": INGEST,
     "serving.Recommendations": READ,

@@ -18,6 +18,7 @@ from airec.serving.active import ActiveModel
 from airec.serving.served import register_version, served_model
 from airec.tables import ModelVersion, utcnow
 from airec.training.dataset import load_dataset, preprocessed
+from airec.training.feedback_weights import apply_feedback, feedback_report
 from airec.training.fitting import (  # noqa: F401  (re-exported: the training API's vocabulary)
     CHOICES,
     EVAL_KS,
@@ -58,6 +59,8 @@ def train_and_publish(
     """
     raw = load_dataset()
     data = preprocessed(raw, min_support=settings.train_min_item_support, max_items=settings.train_max_items)
+    weights, negative = settings.event_weight_map, settings.negative_type_set
+    data = apply_feedback(data, weights=weights, negative=negative)
     if data.X.shape[0] < 10 or data.X.shape[1] < 2:
         raise TrainingRefused(
             f"not enough data to train: {data.X.shape[0]} units and {data.X.shape[1]} items "
@@ -88,6 +91,7 @@ def train_and_publish(
                 "max_items": settings.train_max_items,
                 "items_dropped": int(raw.X.shape[1] - data.X.shape[1]),
             },
+            "feedback": feedback_report(weights, negative),
         },
         warm_from=(
             str(served_model.models_dir / active.version) if warm_start and active is not None else None

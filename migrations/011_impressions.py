@@ -1,0 +1,45 @@
+"""Peewee migrations -- 011_impressions.py."""
+
+import peewee as pw
+from peewee_migrate import Migrator
+
+
+def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
+    """Impressions (each answer shown, airec.feedback) and their hourly counts with takes, so online take
+    rates are summed from a few pre-aggregated rows."""
+
+    @migrator.create_model
+    class Impression(pw.Model):
+        id = pw.BigAutoField()
+        recommendation_id = pw.CharField(max_length=32, unique=True)
+        route = pw.CharField(max_length=16)
+        user = pw.CharField(max_length=256, null=True)
+        model_version = pw.CharField(max_length=64, null=True)
+        variant = pw.CharField(max_length=64, null=True)
+        items = pw.TextField(default="[]")
+        created_at = pw.DateTimeField(index=True)
+        taken_position = pw.IntegerField(null=True)
+        taken_at = pw.DateTimeField(null=True)
+
+        class Meta:
+            table_name = "impressions"
+            indexes = ((("user", "created_at"), False),)
+
+    @migrator.create_model
+    class ImpressionCount(pw.Model):
+        hour = pw.DateTimeField()
+        route = pw.CharField(max_length=16)
+        model_version = pw.CharField(max_length=64, default="")
+        variant = pw.CharField(max_length=64, default="")
+        position = pw.IntegerField()
+        impressions = pw.BigIntegerField(default=0)
+        takes = pw.BigIntegerField(default=0)
+
+        class Meta:
+            table_name = "impression_counts"
+            primary_key = pw.CompositeKey("hour", "route", "model_version", "variant", "position")
+
+
+def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
+    migrator.remove_model("impression_counts")
+    migrator.remove_model("impressions")
