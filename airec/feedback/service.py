@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: How often one worker (claimed across all) deletes expired impressions.
 RETENTION_EVERY_SECONDS = 600
+#: A worker's first look, a while after it starts (not while it loads its model and warms up).
+RETENTION_FIRST_SECONDS = 60
 
 
 def new_recommendation_id() -> str:
@@ -62,8 +64,12 @@ def make_queue(settings: Settings) -> ImpressionQueue | None:
     if not settings.impressions:
         return None
     days = settings.impression_days
+    next_pass = [time.monotonic() + RETENTION_FIRST_SECONDS]
 
     def housekeeping() -> None:
+        if time.monotonic() < next_pass[0]:
+            return
+        next_pass[0] = time.monotonic() + RETENTION_EVERY_SECONDS
         slot = int(time.time() // RETENTION_EVERY_SECONDS)
         with database.connection_context():
             if leases.claim_slot("impression_retention_slot", slot):
