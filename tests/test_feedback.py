@@ -277,3 +277,37 @@ def test_online_stats_needs_the_read_role(auth_client, keys):
     assert auth_client.get(ONLINE).status_code == 401
     assert auth_client.get(ONLINE, headers={"Authorization": f"Bearer {keys['ingest']}"}).status_code == 403
     assert auth_client.get(ONLINE, headers={"Authorization": f"Bearer {keys['read']}"}).status_code == 200
+
+
+@pytest.fixture
+def h10_postgres_url():
+    """A throw-away PostgreSQL database named for this branch (skips without PostgreSQL)."""
+    from tests.pg_helpers import fresh_database
+
+    with fresh_database(prefix="airec_h10") as url:
+        yield url
+
+
+def test_impressions_takes_and_rates_on_postgresql(settings_overrides, h10_postgres_url):
+    from airec.app import create_app, stop_background
+
+    app = create_app({**settings_overrides, "database_url": h10_postgres_url, "negative_types": "dislike"})
+    client = app.test_client()
+    try:
+        ingest(client, planted(units=160)[0])
+        train(client, {"algorithm": "itemknn"})
+        answer = client.get("/api/v1/users/u5/recommendations?k=3").get_json()
+        shown = _names(answer)
+        named = {"items": [shown[1]], "recommendation_id": answer["recommendation_id"], "type": "cart"}
+        assert client.post(INTERACTIONS, json=named).status_code == 201
+        second = recommend(client, ["g1-i0"], k=2, user="u9")
+        by_user = {"user": "u9", "items": [_names(second)[0]], "type": "purchase", "value": 3}
+        assert client.post(INTERACTIONS, json=by_user).status_code == 201
+        stats = client.get(ONLINE).get_json()
+        assert (stats["impressions"], stats["takes"]) == (2, 2)
+        assert [(p["position"], p["takes"]) for p in stats["by_position"]] == [(1, 1), (2, 1), (3, 0)]
+        with database.connection_context():
+            assert store.delete_expired(30) == 0
+            assert {r.user for r in Impression.select()} == {"u5", "u9"}
+    finally:
+        stop_background(app)
