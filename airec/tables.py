@@ -188,11 +188,13 @@ class Impression(BaseModel):
 
 
 class ImpressionCount(BaseModel):
-    """Impressions and takes per hour, route, model version, variant and position (0: the whole answer;
-    p >= 1: answers that had a p-th item, and takes of it), kept as they happen so GET
-    /api/v1/stats/online sums a few rows instead of scanning impressions."""
+    """Impressions and takes per hour and per day, route, model version, variant and position (0: the
+    whole answer; p >= 1: answers that had a p-th item, and takes of it), kept as they happen so GET
+    /api/v1/stats/online sums whole days and the hours at the range's edges instead of scanning
+    impressions."""
 
-    hour = pw.DateTimeField()
+    span = pw.CharField(max_length=8)  # "hour" or "day" (airec.feedback.kinds.Span)
+    period = pw.DateTimeField()  # the hour's or the day's start, UTC
     route = pw.CharField(max_length=16)
     model_version = pw.CharField(max_length=64, default="")
     variant = pw.CharField(max_length=64, default="")
@@ -202,7 +204,7 @@ class ImpressionCount(BaseModel):
 
     class Meta:
         table_name = "impression_counts"
-        primary_key = pw.CompositeKey("hour", "route", "model_version", "variant", "position")
+        primary_key = pw.CompositeKey("span", "period", "route", "model_version", "variant", "position")
 
 
 class ApiKey(BaseModel):

@@ -27,7 +27,8 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
 
     @migrator.create_model
     class ImpressionCount(pw.Model):
-        hour = pw.DateTimeField()
+        span = pw.CharField(max_length=8)
+        period = pw.DateTimeField()
         route = pw.CharField(max_length=16)
         model_version = pw.CharField(max_length=64, default="")
         variant = pw.CharField(max_length=64, default="")
@@ -37,7 +38,9 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
 
         class Meta:
             table_name = "impression_counts"
-            primary_key = pw.CompositeKey("hour", "route", "model_version", "variant", "position")
+            primary_key = pw.CompositeKey(
+                "span", "period", "route", "model_version", "variant", "position"
+            )
 
 
 def rollback(migrator: Migrator, database: pw.Database, *, fake=False):

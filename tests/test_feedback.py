@@ -140,7 +140,7 @@ def test_old_impressions_are_deleted_with_their_counts(app):
         store.write_impressions(batch)
         assert store.delete_expired(30) == 25
         assert [row.recommendation_id for row in Impression.select()] == ["new0000000000000"]
-        assert {row.hour for row in ImpressionCount.select()} == {store.hour_of(new)}
+        assert {row.period for row in ImpressionCount.select()} == {store.hour_of(new), store.day_of(new)}
 
 
 def test_typed_feedback_is_stored_and_bad_fields_are_422s_storing_nothing(client, app):

@@ -14,3 +14,10 @@ class Route(StrEnum):
 
 #: The type a record has when it names none (stored as NULL).
 DEFAULT_TYPE = "interaction"
+
+
+class Span(StrEnum):
+    """The periods impressions are counted by (impression_counts)."""
+
+    HOUR = "hour"
+    DAY = "day"

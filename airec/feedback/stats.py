@@ -1,5 +1,6 @@
-"""Online take rates, summed from the hourly counts (impression_counts): a few hundred rows at most
-whatever the number of impressions, so the answer stays fast over millions."""
+"""Online take rates, summed from the pre-aggregated counts (impression_counts): whole days from the
+day rows, the range's edges from the hour rows, so the rows read depend on the range, never on how many
+impressions there are."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import datetime as dt
 from peewee import fn
 
 from airec.feedback.intervals import rate, wilson
-from airec.feedback.store import hour_of
+from airec.feedback.kinds import Span
+from airec.feedback.store import day_of, hour_of
 from airec.tables import ImpressionCount, utcnow
 
 
@@ -41,28 +43,53 @@ def online_stats(
     end = _naive(until) if until else utcnow()
     start = hour_of(_naive(since) if since else end - dt.timedelta(days=keep_days))
     end_hour = hour_of(end) + (dt.timedelta(hours=1) if end != hour_of(end) else dt.timedelta(0))
-    where = (ImpressionCount.hour >= start) & (ImpressionCount.hour < end_hour)
+    filters = None
     for column, wanted in (
         (ImpressionCount.model_version, model_version),
         (ImpressionCount.variant, variant),
         (ImpressionCount.route, route),
     ):
         if wanted is not None:
-            where &= column == str(wanted)
-    rows = (
-        ImpressionCount.select(
-            ImpressionCount.position, fn.SUM(ImpressionCount.impressions), fn.SUM(ImpressionCount.takes)
+            filters = column == str(wanted) if filters is None else filters & (column == str(wanted))
+    totals: dict[int, list[int]] = {}
+    for span, first, last in _periods(start, end_hour):
+        where = (
+            (ImpressionCount.span == span)
+            & (ImpressionCount.period >= first)
+            & (ImpressionCount.period < last)
         )
-        .where(where)
-        .group_by(ImpressionCount.position)
-        .order_by(ImpressionCount.position)
-        .tuples()
-    )
-    totals = {int(position): (int(n or 0), int(t or 0)) for position, n, t in rows}
-    whole = totals.pop(0, (0, 0))
+        for position, n, t in _sums(where if filters is None else where & filters):
+            counted = totals.setdefault(int(position), [0, 0])
+            counted[0] += int(n or 0)
+            counted[1] += int(t or 0)
+    whole = totals.pop(0, [0, 0])
     return {
         "since": start,
         "until": end_hour,
         **rated(*whole),
         "by_position": [{"position": p, **rated(n, t)} for p, (n, t) in sorted(totals.items()) if n],
     }
+
+
+def _periods(start: dt.datetime, end: dt.datetime) -> list[tuple[str, dt.datetime, dt.datetime]]:
+    """[start, end) as the whole days inside it (day rows) and the hours at its edges (hour rows)."""
+    first_day = day_of(start) + (dt.timedelta(days=1) if start != day_of(start) else dt.timedelta(0))
+    last_day = day_of(end)
+    if first_day >= last_day:
+        return [(Span.HOUR.value, start, end)]
+    return [
+        (Span.HOUR.value, start, first_day),
+        (Span.DAY.value, first_day, last_day),
+        (Span.HOUR.value, last_day, end),
+    ]
+
+
+def _sums(where) -> list[tuple]:
+    return list(
+        ImpressionCount.select(
+            ImpressionCount.position, fn.SUM(ImpressionCount.impressions), fn.SUM(ImpressionCount.takes)
+        )
+        .where(where)
+        .group_by(ImpressionCount.position)
+        .tuples()
+    )
