@@ -152,6 +152,7 @@ def stop_background(app: Flask) -> None:
 def _register_blueprints(app: Flask, api: AirecApi) -> None:
     from airec.catalogue.views import blp as catalogue_blp
     from airec.compat.views import bp as compat_blp
+    from airec.experiments.views import blp as experiments_blp
     from airec.feedback.views import blp as feedback_blp
     from airec.ingestion.views import blp as ingestion_blp
     from airec.ops.views import blp as ops_blp
@@ -170,6 +171,7 @@ def _register_blueprints(app: Flask, api: AirecApi) -> None:
         training_blp,
         serving_blp,
         models_blp,
+        experiments_blp,
         compat_blp,
     )
     for blp in blueprints:

@@ -207,6 +207,19 @@ class ImpressionCount(BaseModel):
         primary_key = pw.CompositeKey("span", "period", "route", "model_version", "variant", "position")
 
 
+class Experiment(BaseModel):
+    """An A/B experiment between model versions (airec.experiments); at most one is `running`."""
+
+    name = pw.CharField(max_length=64, primary_key=True)
+    variants = JSONField(default=list)  # [{"name", "model_version", "weight"}], the first is the baseline
+    status = pw.CharField(max_length=16, index=True)
+    started_at = pw.DateTimeField(default=utcnow)
+    stopped_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "experiments"
+
+
 class ApiKey(BaseModel):
     """An API key: only its SHA-256 hash is stored, with a short prefix to tell keys apart."""
 
@@ -248,6 +261,7 @@ ALL_TABLES = [
     ItemMeta,
     Impression,
     ImpressionCount,
+    Experiment,
     ApiKey,
     ConsoleSession,
 ]

@@ -6,7 +6,7 @@ from peewee_migrate import Migrator
 
 def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     """Impressions (each answer shown, airec.feedback) and their hourly counts with takes, so online take
-    rates are summed from a few pre-aggregated rows."""
+    rates are summed from a few pre-aggregated rows; and A/B experiments between model versions."""
 
     @migrator.create_model
     class Impression(pw.Model):
@@ -43,6 +43,19 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
             )
 
 
+    @migrator.create_model
+    class Experiment(pw.Model):
+        name = pw.CharField(max_length=64, primary_key=True)
+        variants = pw.TextField(default="[]")
+        status = pw.CharField(max_length=16, index=True)
+        started_at = pw.DateTimeField()
+        stopped_at = pw.DateTimeField(null=True)
+
+        class Meta:
+            table_name = "experiments"
+
+
 def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
+    migrator.remove_model("experiments")
     migrator.remove_model("impression_counts")
     migrator.remove_model("impressions")

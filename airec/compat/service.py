@@ -25,9 +25,9 @@ def propose(*, items: list[str], k: int, **rules: list[str]) -> dict:
     """Old response shape: parallel lists of names and scores from the serving layer (plus `filtered`,
     the catalogue filters' count, and the answer's recommendation_id, variant and model_version; the
     old keys are unchanged)."""
-    from airec.serving.service import recommend  # imported late: serving loads models and is optional here
+    from airec.serving.service import choose, recommend  # late: serving loads models, optional here
 
-    result = issue(recommend(items=items, k=k, exclude=None, **rules), Route.PROPOSE)
+    result = issue(recommend(items=items, k=k, exclude=None, chosen=choose(None), **rules), Route.PROPOSE)
     ranked = result.get("items") or []
     return {
         "items": [row["item"] for row in ranked],

@@ -53,6 +53,18 @@ def _fallback_without_model(k: int, skip: set[str], rules: Rules) -> tuple[list[
     return [{"item": name, "score": count / total} for name, count in kept], filtered
 
 
+Chosen = tuple[str | None, ActiveModel | None]
+
+
+def choose(user: str | None) -> Chosen:
+    """(variant, model) that answers `user`: the running experiment's variant for them, else (None, the
+    active model). Read once per request: a swap mid-request cannot mix versions."""
+    experiment = served_model.experiment
+    if experiment is None:
+        return None, served_model.active
+    return experiment.assign(user)
+
+
 def recommend(
     *,
     items: Iterable[str],
@@ -62,10 +74,12 @@ def recommend(
     categories: Iterable[str] = (),
     labels: Iterable[str] = (),
     exclude_labels: Iterable[str] = (),
+    chosen: Chosen | None = None,
 ) -> dict:
     """The k items most likely to complete `items`; input and excluded items are never proposed, nor
-    items the catalogue hides or the filters (categories, labels, exclude_labels) leave out."""
-    model = served_model.active  # read once: a swap mid-request cannot mix versions
+    items the catalogue hides or the filters (categories, labels, exclude_labels) leave out. `chosen`:
+    the experiment's (variant, model) for this request (default: no experiment, the active model)."""
+    variant, model = chosen or (None, served_model.active)
     items = list(dict.fromkeys(items))
     exclude = list(dict.fromkeys(exclude or ()))
     rules = Rules.of(categories, labels, exclude_labels)
@@ -77,6 +91,7 @@ def recommend(
             "unknown_items": items,
             "fallback": "popularity",
             "filtered": filtered,
+            "variant": variant,
         }
     known, unknown = model.split_known(items)
     excluded = model.indices(exclude)
@@ -95,6 +110,7 @@ def recommend(
         "unknown_items": unknown,
         "fallback": fallback,
         "filtered": filtered,
+        "variant": variant,
     }
 
 
@@ -106,16 +122,18 @@ def similar_items(
     categories: Iterable[str] = (),
     labels: Iterable[str] = (),
     exclude_labels: Iterable[str] = (),
+    chosen: Chosen | None = None,
 ) -> dict | None:
     """Items that go with `item`: the model's completion of the one-item set, under the catalogue's
     rules. None if item unknown."""
-    model = served_model.active
+    variant, model = chosen or (None, served_model.active)
     if model is None or item not in model.index:
         return None
     excluded = model.indices(exclude or ())
     blocked = blocked_for(model, Rules.of(categories, labels, exclude_labels))
     proposals, filtered, _ = rank_within(model, [model.index[item]], k, exclude=excluded, blocked=blocked)
-    return {"item": item, "items": proposals, "model_version": model.version, "filtered": filtered}
+    answer = {"item": item, "items": proposals, "model_version": model.version, "filtered": filtered}
+    return {**answer, "variant": variant}
 
 
 def active_model() -> ActiveModel | None:
@@ -203,6 +221,13 @@ def recommend_for_user(
         history = [name for name in stored if name not in negated]
     scored, older = history[:max_history], history[max_history:]
     # Oldest first: the set's last items are its most recent, the ones an explanation weighs.
-    out = recommend(items=scored[::-1], k=k, exclude=[*(exclude or ()), *older], explain=explain, **rules)
+    out = recommend(
+        items=scored[::-1],
+        k=k,
+        exclude=[*(exclude or ()), *older],
+        explain=explain,
+        chosen=choose(user),
+        **rules,
+    )
     out.pop("unknown_items", None)
     return {"user": user, "history_size": len(stored), "history_used": len(scored), **out}

@@ -45,7 +45,8 @@ class Recommendations(MethodView):
         names who is shown the answer, so events of that user without an id are attributed too.
         """
         user = query.pop("user", None)
-        return as_json(issue(service.recommend(**query), Route.RECOMMENDATIONS, user))
+        answer = service.recommend(**query, chosen=service.choose(user))
+        return as_json(issue(answer, Route.RECOMMENDATIONS, user))
 
 
 @blp.route("/users/<string:user>/recommendations")
@@ -88,7 +89,7 @@ class SimilarItems(MethodView):
         """
         if service.active_model() is None:
             abort(409, message="No model is active yet: train one (POST /api/v1/training) first.")
-        result = service.similar_items(item=item, **query)
+        result = service.similar_items(item=item, **query, chosen=service.choose(None))
         if result is None:
             abort(404, message=f"Item {item!r} is not known to the active model (new or never seen).")
         return as_json(issue(result, Route.SIMILAR))
