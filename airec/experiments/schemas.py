@@ -47,27 +47,29 @@ class ExperimentRequestSchema(ma.Schema):
 
 
 class DifferenceSchema(ma.Schema):
-    variant = ma.fields.String()
-    difference = ma.fields.Float()
-    interval = ma.fields.List(ma.fields.Float())
-    significant = ma.fields.Boolean()
+    variant = ma.fields.String(metadata={"example": "new"})
+    difference = ma.fields.Float(metadata={"example": 0.012})
+    interval = ma.fields.List(ma.fields.Float(), metadata={"example": [0.004, 0.02]})
+    significant = ma.fields.Boolean(metadata={"example": True})
 
 
 class VariantResultSchema(ma.Schema):
-    name = ma.fields.String()
-    model_version = ma.fields.String()
-    weight = ma.fields.Float()
-    impressions = ma.fields.Integer()
-    takes = ma.fields.Integer()
-    take_rate = ma.fields.Float(allow_none=True)
-    interval = ma.fields.List(ma.fields.Float(), allow_none=True)
+    name = ma.fields.String(metadata={"example": "control"})
+    model_version = ma.fields.String(metadata={"example": "20261127T101500000000Z-autoencoder-3fa2"})
+    weight = ma.fields.Float(metadata={"example": 50})
+    impressions = ma.fields.Integer(metadata={"example": 5120})
+    takes = ma.fields.Integer(metadata={"example": 307})
+    take_rate = ma.fields.Float(allow_none=True, metadata={"example": 0.06})
+    interval = ma.fields.List(
+        ma.fields.Float(), allow_none=True, metadata={"example": [0.054, 0.067], "description": "Wilson 95%"}
+    )
 
 
 class ExperimentSchema(ma.Schema):
-    name = ma.fields.String()
+    name = ma.fields.String(metadata={"example": "ae-vs-popularity"})
     status = ma.fields.String(metadata={"example": "running"})
-    started_at = ma.fields.DateTime()
-    stopped_at = ma.fields.DateTime(allow_none=True)
+    started_at = ma.fields.DateTime(metadata={"example": "2026-12-01T09:00:00+00:00"})
+    stopped_at = ma.fields.DateTime(allow_none=True, metadata={"example": None})
     variants = ma.fields.List(ma.fields.Nested(VariantResultSchema))
     difference = ma.fields.List(
         ma.fields.Nested(DifferenceSchema),
@@ -79,4 +81,4 @@ class ExperimentSchema(ma.Schema):
             "description": "or 'no significant difference', '<variant> is better'",
         }
     )
-    winner = ma.fields.String(allow_none=True)
+    winner = ma.fields.String(allow_none=True, metadata={"example": None})

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
 
 import peewee
@@ -118,8 +119,8 @@ def results(name: str) -> dict:
     return {
         "name": row.name,
         "status": row.status,
-        "started_at": row.started_at,
-        "stopped_at": row.stopped_at,
+        "started_at": row.started_at.replace(tzinfo=dt.UTC),
+        "stopped_at": row.stopped_at.replace(tzinfo=dt.UTC) if row.stopped_at else None,
         "variants": variants,
         "difference": differences,
         "verdict": said,

@@ -53,6 +53,10 @@ class PositionRateSchema(RateSchema):
 
 
 class OnlineStatsSchema(RateSchema):
-    since = ma.fields.DateTime()
-    until = ma.fields.DateTime()
+    since = ma.fields.DateTime(
+        metadata={"example": "2026-12-01T00:00:00+00:00", "description": "Whole hours from"}
+    )
+    until = ma.fields.DateTime(
+        metadata={"example": "2026-12-02T00:00:00+00:00", "description": "to (excluded)"}
+    )
     by_position = ma.fields.List(ma.fields.Nested(PositionRateSchema))

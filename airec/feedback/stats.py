@@ -64,8 +64,8 @@ def online_stats(
             counted[1] += int(t or 0)
     whole = totals.pop(0, [0, 0])
     return {
-        "since": start,
-        "until": end_hour,
+        "since": start.replace(tzinfo=dt.UTC),
+        "until": end_hour.replace(tzinfo=dt.UTC),
         **rated(*whole),
         "by_position": [{"position": p, **rated(n, t)} for p, (n, t) in sorted(totals.items()) if n],
     }
