@@ -126,9 +126,21 @@ def _compared(*variants: dict) -> list[dict]:
 
 
 def test_each_user_gets_the_same_variant_on_two_gunicorn_workers(tmp_path):
+    """And every impression of every answer is stored: the last second's ones are written when the
+    workers exit (gunicorn's worker_exit flushes each worker's queue)."""
+    import sqlite3
+
     from tests.gunicorn_helpers import planted_records, serve, wait_until
 
-    with serve(tmp_path, workers=2, env={"AIREC_ACTIVATE": "always"}) as server:
+    issued: set[str] = set()
+
+    def ask(server, user: str) -> dict:
+        answer = server.get(f"/api/v1/users/{user}/recommendations?k=2").json()  # a new connection
+        issued.add(answer["recommendation_id"])
+        return answer
+
+    server = serve(tmp_path, workers=2, env={"AIREC_ACTIVATE": "always"})
+    with server:
         assert len(server.worker_pids()) == 2
         assert (
             server.post("/api/v1/interactions", json={"records": planted_records(users=200)}).status_code
@@ -140,20 +152,17 @@ def test_each_user_gets_the_same_variant_on_two_gunicorn_workers(tmp_path):
         ]
         first, second = (run["model_version"] for run in runs)
         assert server.post(EXPERIMENTS, json=body(first, second)).status_code == 201
-
-        def variants_everywhere() -> bool:  # the other worker loads the variants at its next poll
-            return all(
-                server.get("/api/v1/users/u1/recommendations?k=2").json()["variant"] is not None
-                for _ in range(10)
-            )
-
-        wait_until(variants_everywhere, timeout=15)
+        # The other worker loads the variants at its next poll.
+        wait_until(lambda: all(ask(server, "u1")["variant"] is not None for _ in range(10)), timeout=15)
         version_of = {"control": first, "new": second}
         seen: dict[str, set] = {}
         for _ in range(3):
             for user in (f"u{i}" for i in range(20)):
-                answer = server.get(f"/api/v1/users/{user}/recommendations?k=2").json()  # new connection
+                answer = ask(server, user)
                 assert answer["model_version"] == version_of[answer["variant"]]
                 seen.setdefault(user, set()).add(answer["variant"])
         assert all(len(variants) == 1 for variants in seen.values()), seen
         assert {v for variants in seen.values() for v in variants} == {"control", "new"}
+    with sqlite3.connect(server.workdir / "airec.db") as db:
+        stored = {rid for (rid,) in db.execute("SELECT recommendation_id FROM impressions")}
+    assert issued <= stored, f"{len(issued - stored)} of {len(issued)} impressions lost at shutdown"
