@@ -311,3 +311,35 @@ def test_impressions_takes_and_rates_on_postgresql(settings_overrides, h10_postg
             assert {r.user for r in Impression.select()} == {"u5", "u9"}
     finally:
         stop_background(app)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"event_weights": "view:1,cart:x"}, "AIREC_EVENT_WEIGHTS"),
+        ({"event_weights": "view:-1"}, "AIREC_EVENT_WEIGHTS"),
+        ({"event_weights": "view:inf"}, "AIREC_EVENT_WEIGHTS"),
+        ({"event_types": "view", "negative_types": "dislike"}, "AIREC_NEGATIVE_TYPES"),
+        ({"event_types": "view", "event_weights": "cart:3"}, "AIREC_EVENT_WEIGHTS"),
+        ({"negative_types": "d" * 65}, "AIREC_NEGATIVE_TYPES"),
+        ({"impression_days": 0}, "AIREC_IMPRESSION_DAYS"),
+        ({"attribution_hours": 0}, "AIREC_ATTRIBUTION_HOURS"),
+    ],
+)
+def test_feedback_settings_are_validated_naming_the_setting(overrides, named):
+    from airec.config import Settings
+
+    with pytest.raises(ValueError, match=named):
+        Settings.from_env(overrides)
+
+
+def test_feedback_settings_parse():
+    from airec.config import Settings
+
+    settings = Settings.from_env(
+        {"event_types": "view, cart,purchase", "event_weights": "view:1,cart:3", "negative_types": ""}
+    )
+    assert settings.event_type_set == {"interaction", "view", "cart", "purchase"}
+    assert settings.event_weight_map == {"view": 1.0, "cart": 3.0}
+    assert settings.negative_type_set == frozenset()
+    assert Settings.from_env({}).event_type_set is None  # any type
