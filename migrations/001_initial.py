@@ -36,7 +36,6 @@ with suppress(ImportError):
 
 def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     """The first schema: users, items, records, interactions, training runs, models, state."""
-
     @migrator.create_model
     class User(pw.Model):
         id = pw.AutoField()
@@ -48,9 +47,7 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     @migrator.create_model
     class Record(pw.Model):
         id = pw.AutoField()
-        user = pw.ForeignKeyField(
-            column_name="user_id", field="id", model=migrator.orm["users"], null=True, on_delete="CASCADE"
-        )
+        user = pw.ForeignKeyField(column_name='user_id', field='id', model=migrator.orm['users'], null=True, on_delete='CASCADE')
         timestamp = pw.DateTimeField(null=True)
         created_at = pw.DateTimeField()
 
@@ -68,25 +65,19 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     @migrator.create_model
     class Interaction(pw.Model):
         id = pw.AutoField()
-        record = pw.ForeignKeyField(
-            column_name="record_id", field="id", model=migrator.orm["records"], on_delete="CASCADE"
-        )
-        user = pw.ForeignKeyField(
-            column_name="user_id", field="id", model=migrator.orm["users"], null=True, on_delete="CASCADE"
-        )
-        item = pw.ForeignKeyField(
-            column_name="item_id", field="id", model=migrator.orm["items"], on_delete="CASCADE"
-        )
+        record = pw.ForeignKeyField(column_name='record_id', field='id', model=migrator.orm['records'], on_delete='CASCADE')
+        user = pw.ForeignKeyField(column_name='user_id', field='id', model=migrator.orm['users'], null=True, on_delete='CASCADE')
+        item = pw.ForeignKeyField(column_name='item_id', field='id', model=migrator.orm['items'], on_delete='CASCADE')
 
         class Meta:
             table_name = "interactions"
-            indexes = [(("record", "item"), True)]
+            indexes = [(('record', 'item'), True)]
 
     @migrator.create_model
     class ModelVersion(pw.Model):
         version = pw.CharField(max_length=64, primary_key=True)
         algorithm = pw.CharField(max_length=32)
-        status = pw.CharField(default="ready", max_length=16)
+        status = pw.CharField(default='ready', max_length=16)
         created_at = pw.DateTimeField()
         manifest = pw.TextField()
 
@@ -105,7 +96,7 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     @migrator.create_model
     class TrainingRun(pw.Model):
         id = pw.AutoField()
-        status = pw.CharField(default="queued", index=True, max_length=16)
+        status = pw.CharField(default='queued', index=True, max_length=16)
         algorithm = pw.CharField(max_length=32)
         params = pw.TextField()
         created_at = pw.DateTimeField()
@@ -120,7 +111,7 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
         last_interaction_id = pw.IntegerField(default=0)
         model_version = pw.CharField(max_length=64, null=True)
         error = pw.TextField(null=True)
-        trigger = pw.CharField(default="api", max_length=16)
+        trigger = pw.CharField(default='api', max_length=16)
         owner = pw.CharField(max_length=128, null=True)
 
         class Meta:
@@ -129,16 +120,17 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
 
 def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
     """Drop everything."""
-    migrator.remove_model("training_runs")
+    migrator.remove_model('training_runs')
 
-    migrator.remove_model("state")
+    migrator.remove_model('state')
 
-    migrator.remove_model("model_versions")
+    migrator.remove_model('model_versions')
 
-    migrator.remove_model("interactions")
+    migrator.remove_model('interactions')
 
-    migrator.remove_model("items")
+    migrator.remove_model('items')
 
-    migrator.remove_model("records")
+    migrator.remove_model('records')
 
-    migrator.remove_model("users")
+    migrator.remove_model('users')
+

@@ -12,7 +12,6 @@ with suppress(ImportError):
 
 def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     """API keys: name, role, a short public prefix and the SHA-256 of the key (never the key)."""
-
     @migrator.create_model
     class ApiKey(pw.Model):
         id = pw.AutoField()
@@ -29,4 +28,4 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
 
 def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
     """Drop the keys."""
-    migrator.remove_model("api_keys")
+    migrator.remove_model('api_keys')
