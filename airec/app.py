@@ -109,6 +109,9 @@ def _build(app: Flask, settings: Settings, db, app_scope: scope.AppScope) -> Non
     from airec.serving.served import init_served_model
 
     init_read_cache(app, settings.read_cache_seconds)
+    from airec.feedback.service import make_queue
+
+    app_scope.impressions = make_queue(settings)
 
     init_served_model(app, app_scope)
 
@@ -131,15 +134,21 @@ def start_background(app: Flask) -> None:
             app_scope.served.start_polling(settings.model_poll_seconds)
         scheduler = start_scheduler(app, app_scope.stop)
         housekeeping = start_housekeeping(app, app_scope.stop)
-    app_scope.threads = [t for t in (app_scope.served._thread, scheduler, housekeeping) if t is not None]
+        writer = app_scope.impressions.start() if app_scope.impressions is not None else None
+    threads = (app_scope.served._thread, scheduler, housekeeping, writer)
+    app_scope.threads = [t for t in threads if t is not None]
     log.info("airec worker %d started: %s", pid, ", ".join(t.name for t in app_scope.threads) or "no threads")
 
 
 def stop_background(app: Flask) -> None:
-    """Stop this app's poller and scheduler (tests, or an embedding host shutting an app down)."""
+    """Stop this app's poller and scheduler and flush its queued impressions (tests, gunicorn's
+    worker_exit, or an embedding host shutting an app down)."""
     app_scope: scope.AppScope = app.extensions["airec_scope"]
     app_scope.stop.set()
     app_scope.served.stop_polling()
+    if app_scope.impressions is not None:
+        with scope.entered(app_scope):
+            app_scope.impressions.stop()
     app.extensions.pop("airec_threads_pid", None)
 
 
@@ -147,6 +156,8 @@ def _register_blueprints(app: Flask, api: AirecApi) -> None:
     from airec.audit.views import blp as audit_blp
     from airec.catalogue.views import blp as catalogue_blp
     from airec.compat.views import bp as compat_blp
+    from airec.experiments.views import blp as experiments_blp
+    from airec.feedback.views import blp as feedback_blp
     from airec.ingestion.views import blp as ingestion_blp
     from airec.ops.views import blp as ops_blp
     from airec.privacy.views import blp as privacy_blp
@@ -160,10 +171,12 @@ def _register_blueprints(app: Flask, api: AirecApi) -> None:
         ops_blp,
         ingestion_blp,
         stats_blp,
+        feedback_blp,
         catalogue_blp,
         training_blp,
         serving_blp,
         models_blp,
+        experiments_blp,
         compat_blp,
         privacy_blp,
         audit_blp,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -58,6 +59,15 @@ def _member(kind: type[StrEnum], value: Any, message: str) -> Any:
         return kind(value)
     except ValueError:
         raise ValueError(message) from None
+
+
+def event_type_list(text: str, setting: str) -> list[str]:
+    """'view, cart' -> ['view', 'cart']; a name over 64 characters is a ValueError naming the setting."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    long = [name for name in names if len(name) > 64]
+    if long:
+        raise ValueError(f"{setting}: type {long[0][:20]!r}... is longer than 64 characters")
+    return names
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -221,6 +231,14 @@ class Settings:
     #: At most one such run per this many minutes: further deletions within it wait and share the next.
     retrain_after_delete_minutes: float = 60.0
 
+    # Feedback (airec.feedback): impressions, typed events, takes.
+    impressions: bool = True  # record each answer shown (off: none are recorded)
+    impression_days: int = 30  # impressions older than this are deleted, in small batches
+    attribution_hours: float = 24.0  # an event without an id takes an item shown to its user this recently
+    event_types: str | None = None  # comma list of accepted types; unset: any type
+    event_weights: str | None = None  # e.g. view:1,cart:3,purchase:5; unset: every type weighs 1
+    negative_types: str | None = None  # e.g. dislike,return: remove the item from the user's positives
+
     @classmethod
     def from_env(cls, overrides: Mapping[str, Any] | None = None) -> Settings:
         values = {f.name: _env(f.name.upper(), f.default, str(f.type)) for f in fields(cls)}
@@ -279,6 +297,7 @@ class Settings:
                 "AIREC_TRUSTED_PROXIES must be between 0 (clients connect directly) and 5: the number of "
                 "reverse proxies in front of the service"
             )
+        self._validate_feedback()
         if self.train_max_items is not None and self.train_max_items < 2:
             raise ValueError("AIREC_TRAIN_MAX_ITEMS must be at least 2 (or unset for all items)")
 
@@ -296,6 +315,55 @@ class Settings:
                 "AIREC_RETRAIN_AFTER_DELETE_MINUTES must be between 0 and 10080 (a week): the window in "
                 "which deletions share one retraining run"
             )
+
+    def _validate_feedback(self) -> None:
+        if not 1 <= self.impression_days <= 3650:
+            raise ValueError("AIREC_IMPRESSION_DAYS must be between 1 and 3650")
+        if not 0 < self.attribution_hours <= 24 * 30:
+            raise ValueError("AIREC_ATTRIBUTION_HOURS must be more than 0 and at most 720 (30 days)")
+        known = self.event_type_set
+        for setting, named in (
+            ("EVENT_WEIGHTS", self.event_weight_map),
+            ("NEGATIVE_TYPES", self.negative_type_set),
+        ):
+            stray = sorted(set(named) - known) if known is not None else []
+            if stray:
+                raise ValueError(
+                    f"AIREC_{setting} names {stray[0]!r}, which AIREC_EVENT_TYPES does not accept"
+                )
+
+    @property
+    def event_type_set(self) -> frozenset[str] | None:
+        """AIREC_EVENT_TYPES as a set (the default type `interaction` always included), None: any type."""
+        if self.event_types is None or not self.event_types.strip():
+            return None
+        return frozenset({"interaction", *event_type_list(self.event_types, "AIREC_EVENT_TYPES")})
+
+    @property
+    def negative_type_set(self) -> frozenset[str]:
+        if self.negative_types is None:
+            return frozenset()
+        return frozenset(event_type_list(self.negative_types, "AIREC_NEGATIVE_TYPES"))
+
+    @property
+    def event_weight_map(self) -> dict[str, float]:
+        """AIREC_EVENT_WEIGHTS as {type: weight}; empty when unset (every type weighs 1)."""
+        if self.event_weights is None or not self.event_weights.strip():
+            return {}
+        weights = {}
+        for entry in self.event_weights.split(","):
+            name, _, number = entry.strip().partition(":")
+            try:
+                weight = float(number)
+            except ValueError:
+                weight = float("nan")
+            if not name or len(name) > 64 or not math.isfinite(weight) or weight <= 0:
+                raise ValueError(
+                    f"AIREC_EVENT_WEIGHTS={self.event_weights!r}: use type:weight pairs separated by commas, "
+                    "each weight a positive number (e.g. view:1,cart:3,purchase:5)"
+                )
+            weights[name] = weight
+        return weights
 
     def training_overrides(self) -> dict[str, Any]:
         """Hyper-parameters set through the environment (only those explicitly set)."""

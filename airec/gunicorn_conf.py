@@ -22,6 +22,7 @@ __all__ = [
     "threads",
     "timeout",
     "worker_class",
+    "worker_exit",
     "workers",
 ]
 
@@ -83,6 +84,16 @@ def post_worker_init(worker):
     torch.set_num_threads(1)
     threadpool_limits(limits=1)
     start_background(worker.wsgi)
+
+
+def worker_exit(server, worker):
+    """A worker leaving cleanly (restart, shutdown) writes the impressions it still holds."""
+    from airec.app import stop_background
+
+    try:
+        stop_background(worker.wsgi)
+    except Exception:  # never keep a worker from exiting
+        server.log.exception("could not stop the worker's threads cleanly")
 
 
 def child_exit(server, worker):

@@ -49,6 +49,19 @@ TRAINING_DURATION = Histogram(
     ["status"],
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600, 7200),
 )
+IMPRESSIONS = Counter(
+    "airec_impressions", "Impressions recorded (answers shown)", ["model_version", "variant"]
+)
+TAKES = Counter("airec_takes", "Impressions taken by a later event", ["model_version", "variant"])
+IMPRESSIONS_DROPPED = Counter(
+    "airec_impressions_dropped",
+    "Impressions not recorded: the worker's queue was full, or the database refused the batch",
+    ["model_version", "variant"],
+)
+UNKNOWN_RECOMMENDATION_IDS = Counter(
+    "airec_unknown_recommendation_ids",
+    "Events naming a recommendation_id no recorded impression has (stored, never a take)",
+)
 
 
 #: Decided once, like prometheus_client itself does when the metrics above are created: a variable
@@ -76,6 +89,27 @@ def observe_request(status: int, seconds: float) -> None:
 def observe_ingest(records: int, interactions: int) -> None:
     INGESTED_RECORDS.inc(records)
     INGESTED_INTERACTIONS.inc(interactions)
+
+
+def observe_impressions(batch) -> None:
+    """Count written impressions (tuples whose 4th and 5th values are model version and variant)."""
+    from collections import Counter as Tally
+
+    for (version, variant), n in Tally((i[3] or "", i[4] or "") for i in batch).items():
+        IMPRESSIONS.labels(version, variant).inc(n)
+
+
+def observe_dropped(model_version: str | None, variant: str | None) -> None:
+    IMPRESSIONS_DROPPED.labels(model_version or "", variant or "").inc()
+
+
+def observe_take(model_version: str | None, variant: str | None) -> None:
+    TAKES.labels(model_version or "", variant or "").inc()
+
+
+def observe_unknown_id(count: int = 1) -> None:
+    if count:
+        UNKNOWN_RECOMMENDATION_IDS.inc(count)
 
 
 def observe_training(status: str, seconds: float) -> None:

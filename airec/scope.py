@@ -22,6 +22,7 @@ class AppScope:
 
     database: Any
     served: Any = None
+    impressions: Any = None  # this app's airec.feedback.queue.ImpressionQueue, None when off
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 

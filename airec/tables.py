@@ -50,6 +50,11 @@ class Record(BaseModel):
     user = pw.ForeignKeyField(User, null=True, backref="records", on_delete="CASCADE")
     timestamp = pw.DateTimeField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
+    #: The feedback's type (view, cart, purchase, dislike, ...); NULL is the default type `interaction`,
+    #: so rows written before types existed, and clients that send none, read the same (migration 012).
+    type = pw.CharField(max_length=64, null=True)
+    value = pw.FloatField(null=True)  # a rating, an amount: the client's number, stored as sent
+    recommendation_id = pw.CharField(max_length=64, null=True)  # the answer that led to it, if named
 
     class Meta:
         table_name = "records"
@@ -163,6 +168,59 @@ class ItemMeta(BaseModel):
         table_name = "item_catalogue"
 
 
+class Impression(BaseModel):
+    """One answer shown (airec.feedback): its id, route, user, model, variant, items in order, when; and
+    which position a take took (an impression is taken at most once)."""
+
+    id = pw.BigAutoField()
+    recommendation_id = pw.CharField(max_length=32, unique=True)
+    route = pw.CharField(max_length=16)
+    user = pw.CharField(max_length=256, null=True)  # a name, not users.id: answers may name new users
+    model_version = pw.CharField(max_length=64, null=True)
+    variant = pw.CharField(max_length=64, null=True)
+    items = JSONField(default=list)
+    created_at = pw.DateTimeField(index=True)
+    taken_position = pw.IntegerField(null=True)  # 1-based
+    taken_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "impressions"
+        indexes = ((("user", "created_at"), False),)
+
+
+class ImpressionCount(BaseModel):
+    """Impressions and takes per hour and per day, route, model version, variant and position (0: the
+    whole answer; p >= 1: answers that had a p-th item, and takes of it), kept as they happen so GET
+    /api/v1/stats/online sums whole days and the hours at the range's edges instead of scanning
+    impressions."""
+
+    span = pw.CharField(max_length=8)  # "hour" or "day" (airec.feedback.kinds.Span)
+    period = pw.DateTimeField()  # the hour's or the day's start, UTC
+    route = pw.CharField(max_length=16)
+    model_version = pw.CharField(max_length=64, default="")
+    variant = pw.CharField(max_length=64, default="")
+    position = pw.IntegerField()
+    impressions = pw.BigIntegerField(default=0)
+    takes = pw.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "impression_counts"
+        primary_key = pw.CompositeKey("span", "period", "route", "model_version", "variant", "position")
+
+
+class Experiment(BaseModel):
+    """An A/B experiment between model versions (airec.experiments); at most one is `running`."""
+
+    name = pw.CharField(max_length=64, primary_key=True)
+    variants = JSONField(default=list)  # [{"name", "model_version", "weight"}], the first is the baseline
+    status = pw.CharField(max_length=16, index=True)
+    started_at = pw.DateTimeField(default=utcnow)
+    stopped_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "experiments"
+
+
 class ApiKey(BaseModel):
     """An API key: only its SHA-256 hash is stored, with a short prefix to tell keys apart."""
 
@@ -229,6 +287,9 @@ ALL_TABLES = [
     ModelFilePart,
     State,
     ItemMeta,
+    Impression,
+    ImpressionCount,
+    Experiment,
     ApiKey,
     ConsoleSession,
     AuditEntry,

@@ -61,6 +61,7 @@ def test_propose_interaction_answers_in_the_old_shape(client):
     response = client.post("/proposeInteraction", json={"items": ["beer"], "k": 2})
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
-    assert set(body) == {"items", "scores", "filtered"}  # the old keys, and only gained ones
+    # the old keys, and only gained ones (issue 20: the answer's id, variant and model version)
+    assert set(body) == {"items", "scores", "filtered", "recommendation_id", "variant", "model_version"}
     assert len(body["items"]) == len(body["scores"]) <= 2
     assert all(isinstance(name, str) for name in body["items"])

@@ -349,3 +349,26 @@ def test_the_housekeeping_thread_applies_retention_when_the_app_starts(settings_
     assert counts(client) == {"users": 1, "items": 1, "records": 1, "interactions": 1}
     audit = client.get("/api/v1/audit").get_json()["entries"]
     assert [(e["actor"], e["action"]) for e in audit] == [("system", "retention.deleted")]
+
+
+def test_a_users_impressions_are_in_their_data_and_go_with_them(client, app):
+    """Impressions name the user by name (they may precede any interaction): the user's data document
+    lists them and deleting the user removes them, through the one registry."""
+    from airec.db import database
+    from airec.tables import Impression
+
+    records, _ = planted(units=120)
+    ingest(client, [*records, {"user": "viewer", "items": ["g0-i0"]}])
+    train(client, {"algorithm": "itemknn"})
+    answer = client.post("/api/v1/recommendations", json={"items": ["g0-i0"], "k": 3, "user": "viewer"})
+    assert answer.status_code == 200, answer.get_json()
+    app.extensions["airec_scope"].impressions.flush()
+    document = client.get(f"{USERS}/viewer/data").get_json()
+    assert [row["recommendation_id"] for row in document["impressions"]] == [
+        answer.get_json()["recommendation_id"]
+    ]
+    removed = client.delete(f"{USERS}/viewer").get_json()["removed"]
+    assert removed["impressions"] == 1 and removed["interactions"] == 1
+    with database.connection_context():
+        assert not Impression.select().where(Impression.user == "viewer").exists()
+        assert Impression.select().count() == 0

@@ -26,7 +26,7 @@ def same_as_schema_dump(body: dict, schema, keys: set[str]) -> None:
             assert isinstance(because["item"], str) and type(because["contribution"]) is float
 
 
-KEYS = {"items", "model_version", "unknown_items", "fallback", "filtered"}
+KEYS = {"items", "model_version", "unknown_items", "fallback", "filtered", "recommendation_id", "variant"}
 
 
 def test_every_answer_shape_matches_the_schema(client):
@@ -58,7 +58,11 @@ def test_every_answer_shape_matches_the_schema(client):
     same_as_schema_dump(user.json, UserRecommendationSchema(), user_keys)
     similar = client.get("/api/v1/items/g1-i0/similar?k=3")
     assert similar.status_code == 200
-    same_as_schema_dump(similar.json, SimilarItemsSchema(), {"item", "items", "model_version", "filtered"})
+    same_as_schema_dump(
+        similar.json,
+        SimilarItemsSchema(),
+        {"item", "items", "model_version", "filtered", "recommendation_id", "variant"},
+    )
 
 
 def test_names_are_written_verbatim_in_utf8(client):

@@ -35,6 +35,8 @@ class Action(StrEnum):
     ITEM_DELETED = "item.deleted"
     RETENTION_DELETED = "retention.deleted"
     RESTORE_PERFORMED = "restore.performed"
+    EXPERIMENT_STARTED = "experiment.started"
+    EXPERIMENT_STOPPED = "experiment.stopped"
 
 
 def hashed_name(name: str) -> str:

@@ -18,7 +18,14 @@ from airec.compat import service
 from airec.extensions import Blueprint
 from airec.ingestion.schemas import IngestResultSchema, Name, RecordSchema
 from airec.ingestion.views import store
-from airec.serving.schemas import FILTERED, ITEMS_CAP, CatalogueRules, ItemsWithinLimit
+from airec.serving.schemas import (
+    FILTERED,
+    ITEMS_CAP,
+    RECOMMENDATION_ID,
+    VARIANT,
+    CatalogueRules,
+    ItemsWithinLimit,
+)
 
 bp = Blueprint("compat", __name__, description="Routes of the original system, kept for its clients.")
 
@@ -35,6 +42,9 @@ class ProposalSchema(ma.Schema):
     items = ma.fields.List(ma.fields.String(), metadata={"example": ["chips", "salsa"]})
     scores = ma.fields.List(ma.fields.Float(), metadata={"example": [0.21, 0.08]})
     filtered = FILTERED
+    recommendation_id = RECOMMENDATION_ID
+    variant = VARIANT
+    model_version = ma.fields.String(allow_none=True, metadata={"example": None})
 
 
 def _body(schema: type[ma.Schema]) -> dict:

@@ -6,9 +6,17 @@ from typing import Any
 
 import marshmallow as ma
 from flask import current_app, has_app_context
+from marshmallow import validate
 
 from airec.config import Settings
-from airec.ingestion.service import NAME_COLUMN_LENGTH, forbidden_character, name_problem
+from airec.feedback.kinds import DEFAULT_TYPE
+from airec.ingestion.service import (
+    FEEDBACK_FIELDS,
+    NAME_COLUMN_LENGTH,
+    TYPE_LENGTH,
+    forbidden_character,
+    name_problem,
+)
 
 _DEFAULTS = Settings()
 
@@ -71,7 +79,46 @@ def _timestamp() -> ma.fields.DateTime:
     )
 
 
-class RecordSchema(ma.Schema):
+def _check_type(value: str) -> None:
+    problem = name_problem(value, max_length=TYPE_LENGTH)
+    if problem:
+        raise ma.ValidationError(problem)
+    accepted = limits().event_type_set
+    if accepted is not None and value not in accepted:
+        raise ma.ValidationError(
+            f"Unknown type {value!r}: AIREC_EVENT_TYPES accepts {', '.join(sorted(accepted))}."
+        )
+
+
+class Feedback:
+    """Schema mixin: a record's feedback type, value and the answer it came from (all optional; they
+    apply to every item of the record)."""
+
+    type = ma.fields.String(
+        validate=_check_type,
+        metadata={
+            "description": f"What the user did: view, cart, purchase, dislike, ... (default {DEFAULT_TYPE}); "
+            f"at most {TYPE_LENGTH} characters. AIREC_EVENT_TYPES may restrict the accepted types.",
+            "example": "purchase",
+        },
+    )
+    value = ma.fields.Float(
+        allow_nan=False,
+        allow_none=True,
+        metadata={"description": "A finite number, e.g. a rating or an amount.", "example": 4.5},
+    )
+    recommendation_id = ma.fields.String(
+        allow_none=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={
+            "description": "The answer that led to this event (its recommendation_id). An id the service "
+            "never issued is accepted (and counted), it just takes nothing.",
+            "example": "q3VkP0yT2mE8aB1c",
+        },
+    )
+
+
+class RecordSchema(Feedback, ma.Schema):
     """One event: a user (or nobody) with a set of items. Duplicate items are collapsed."""
 
     user = _user()
@@ -126,7 +173,7 @@ def _plain_records(value: Any) -> list[dict] | None:
     return out
 
 
-class IngestSchema(ma.Schema):
+class IngestSchema(Feedback, ma.Schema):
     """Either one record (user, items, timestamp) or a batch: {"records": [record, ...]}."""
 
     user = _user()
@@ -145,7 +192,7 @@ class IngestSchema(ma.Schema):
                 'The body must be a JSON object: {"user": ..., "items": [...]} or {"records": [...]}.'
             )
         if "records" in data:
-            mixed = sorted(key for key in ("user", "items", "timestamp") if key in data)
+            mixed = sorted(key for key in ("user", "items", "timestamp", *FEEDBACK_FIELDS) if key in data)
             if mixed:
                 raise ma.ValidationError(
                     {"records": [f"Send one record or a batch of records, not both (also got {mixed[0]})."]}

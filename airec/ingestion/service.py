@@ -9,6 +9,7 @@ which break exports, logs and PostgreSQL. Nothing is altered silently.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 import peewee
 
 from airec.db import atomic_write, database, is_sqlite
+from airec.feedback.kinds import DEFAULT_TYPE
 from airec.tables import Interaction, Item, Record, User, utcnow
 
 #: The users.name / items.name columns are VARCHAR(256); longer names would fail on PostgreSQL.
@@ -33,6 +35,9 @@ forbidden_character = _FORBIDDEN.search
 T = TypeVar("T")
 
 _RECORD_FIELDS = frozenset({"user", "items", "timestamp"})
+#: A record's optional feedback fields (airec.feedback), stored on the record, for all its items.
+FEEDBACK_FIELDS = ("type", "value", "recommendation_id")
+TYPE_LENGTH = 64
 
 
 class IngestError(ValueError):
@@ -119,12 +124,39 @@ def ingest_records(
 
     Returns {"records": n, "interactions": m}. Needs an open database connection.
     """
+    feedback = feedback_of(records)
+    if feedback is not None:
+        records = [{k: v for k, v in r.items() if k not in FEEDBACK_FIELDS} for r in records]
     clean = normalize_records(
         records, max_items_per_record=max_items_per_record, max_name_length=max_name_length
     )
     if not clean:
         return {"records": 0, "interactions": 0}
-    return atomic_write(lambda: _store(clean))
+    return atomic_write(lambda: _store(clean, feedback))
+
+
+def feedback_of(records: Sequence[dict]) -> list[tuple] | None:
+    """Each record's (type, value, recommendation_id), the default type as None; None when no record
+    carries any (the rows are then written exactly as before types existed). IngestError if invalid."""
+    if not any(isinstance(r, dict) and r.keys() & set(FEEDBACK_FIELDS) for r in records):
+        return None
+    out = []
+    for index, record in enumerate(records):
+        kind, value, rid = (
+            record.get(name) if isinstance(record, dict) else None for name in FEEDBACK_FIELDS
+        )
+        if kind is not None and (name_problem(kind, max_length=TYPE_LENGTH) or len(kind) > TYPE_LENGTH):
+            raise IngestError(
+                f"records.{index}.type", name_problem(kind, max_length=TYPE_LENGTH) or "Too long."
+            )
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        ):
+            raise IngestError(f"records.{index}.value", "Must be a finite number.")
+        if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 64):
+            raise IngestError(f"records.{index}.recommendation_id", "Must be a string of 1 to 64 characters.")
+        out.append((None if kind == DEFAULT_TYPE else kind, None if value is None else float(value), rid))
+    return out
 
 
 #: Key of the PostgreSQL advisory lock under which interaction ids are drawn and committed (see
@@ -132,7 +164,7 @@ def ingest_records(
 INTERACTION_IDS_LOCK = int.from_bytes(b"airecIDS", "big", signed=True)
 
 
-def _store(clean: list[tuple[str | None, list[str], dt.datetime | None]]) -> dict:
+def _store(clean: list[tuple[str | None, list[str], dt.datetime | None]], feedback: list | None) -> dict:
     user_ids = get_or_create_ids(User, (user for user, _, _ in clean if user is not None))
     item_ids = get_or_create_ids(Item, (item for _, items, _ in clean for item in items))
     ids_commit_in_order()
@@ -142,6 +174,9 @@ def _store(clean: list[tuple[str | None, list[str], dt.datetime | None]]) -> dic
         {"user": user_ids[user] if user is not None else None, "timestamp": ts, "created_at": now}
         for user, _, ts in clean
     ]
+    if feedback is not None:
+        for row, (kind, value, rid) in zip(record_rows, feedback, strict=True):
+            row.update(type=kind, value=value, recommendation_id=rid)
     record_ids = _insert_returning_ids(Record, record_rows)
 
     interactions = 0

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import abort
 
 from airec.extensions import Blueprint
+from airec.feedback.service import attribute
 from airec.ingestion.schemas import INGEST_EXAMPLES, IngestResultSchema, IngestSchema
 from airec.ingestion.service import IngestError, ingest_records
 from airec.prometheus import observe_ingest
 from airec.stats import service as stats_service
 from airec.stats.schemas import ExportQuerySchema, ExportSchema
+
+log = logging.getLogger(__name__)
 
 blp = Blueprint(
     "ingestion", __name__, url_prefix="/api/v1", description="Record interactions and export them."
@@ -42,6 +47,10 @@ def store(records: list[dict]) -> dict:
     except IngestError as exc:
         abort(422, message=f"Invalid input. {exc}")
     observe_ingest(result["records"], result["interactions"])
+    try:
+        attribute(records, settings)
+    except Exception:  # the events are stored: a failed attribution loses takes, never the events
+        log.exception("could not attribute takes to impressions")
     return result
 
 

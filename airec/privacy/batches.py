@@ -95,7 +95,8 @@ def delete_batches(owned: Owned, where: str, params: Sequence, removed: Removed,
         _async_commit()
         delete = f"DELETE FROM {q(name)} WHERE {q(pk)} IN {_in(ids)}" + returning
         deleted = database.execute_sql(delete, list(ids)).fetchall()
-        return deleted, _remove_empty(owned.empties, table, parent, [row[1] for row in deleted])
+        emptied = [row[1] for row in deleted] if parent else []  # links start with the parent
+        return deleted, _remove_empty(owned.empties, table, parent, emptied)
 
     held = [0.0]  # when this batch's transaction began to hold locks (after waiting for SQLite's)
     while True:
@@ -197,4 +198,5 @@ def remove_unreferenced(
 def prune_orphans(table: type[User] | type[Item], registry: Sequence[Owned], ids: Iterable[int]) -> int:
     """Users (or items) among `ids` that no registered table names any more: they stop counting in stats,
     /listUserCount and /listItemCount as their last row goes."""
-    return remove_unreferenced(table, [(owned.table, owned.column) for owned in registry], ids)
+    referrers = [(owned.table, owned.column) for owned in registry if not owned.by_name]
+    return remove_unreferenced(table, referrers, ids)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import peewee
 
-from airec.tables import Interaction, Record
+from airec.tables import Impression, Interaction, Record
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Owned:
     key: str
     empties: type[peewee.Model] | None = None
     exported: bool = True
+    #: The column holds the user's name, not users.id (impressions name users who may have no row yet).
+    by_name: bool = False
 
 
 #: Rows of a user: their interactions (each emptied record goes with its last one), then their records
@@ -32,6 +34,7 @@ class Owned:
 USER_ROWS: tuple[Owned, ...] = (
     Owned(Interaction, "user_id", "interactions", empties=Record),
     Owned(Record, "user_id", "records", exported=False),
+    Owned(Impression, "user", "impressions", by_name=True),
 )
 
 #: Rows of an item: every interaction with it (a record left empty goes too).

@@ -38,11 +38,13 @@ def user_id(name: str) -> int | None:
 def delete_user(name: str) -> tuple[dict[str, Any], Removed]:
     """Remove every row of the user (USER_ROWS), then the user. Raises NotFound when unknown."""
     uid = user_id(name)
-    if uid is None:
+    if uid is None and not _named_anywhere(name):
         raise NotFound(f"No user {name!r}: nothing was deleted.")
     removed = Removed()
     for owned in USER_ROWS:
-        delete_batches(owned, f"{q(owned.column)} = {database.obj.param}", [uid], removed)
+        if owned.by_name or uid is not None:
+            owner = name if owned.by_name else uid
+            delete_batches(owned, f"{q(owned.column)} = {database.obj.param}", [owner], removed)
     removed.users.discard(uid)  # deleted below, whatever it holds by then
     prune_candidates(removed)
 
@@ -53,6 +55,17 @@ def delete_user(name: str) -> tuple[dict[str, Any], Removed]:
     atomic_write(finish)
     _log_batches("user", removed)
     return {"user": name, "removed": _counts(removed, other="items")}, removed
+
+
+def _named_anywhere(name: str) -> bool:
+    """Whether a table that names users by name (impressions) still holds rows of this one."""
+    for owned in USER_ROWS:
+        if (
+            owned.by_name
+            and owned.table.select().where(owned.table._meta.columns[owned.column] == name).exists()
+        ):
+            return True
+    return False
 
 
 def delete_item(name: str) -> tuple[dict[str, Any], Removed]:
@@ -138,14 +151,14 @@ def _interaction_pages(uid: int) -> Iterator[list[dict[str, Any]]]:
         after = rows[-1][0]
 
 
-def _generic_pages(owned: Owned, uid: int) -> Iterator[list[dict[str, Any]]]:
+def _generic_pages(owned: Owned, owner: int | str) -> Iterator[list[dict[str, Any]]]:
     """Rows of any registered table: its columns, item ids as item names, the user column left out."""
     table = owned.table
     pk = table._meta.primary_key
     column = next(f for f in table._meta.sorted_fields if f.column_name == owned.column)
     after = None
     while True:
-        query = table.select().where(column == uid)
+        query = table.select().where(column == owner)
         if after is not None:
             query = query.where(pk > after)
         rows = list(query.order_by(pk).limit(PAGE).dicts())
@@ -186,7 +199,8 @@ def user_data(name: str, uid: int) -> Iterator[str]:
         if not owned.exported:
             continue
         yield f',"{owned.key}":['
-        pages = _interaction_pages(uid) if owned.table is Interaction else _generic_pages(owned, uid)
+        owner = name if owned.by_name else uid
+        pages = _interaction_pages(uid) if owned.table is Interaction else _generic_pages(owned, owner)
         first = True
         for page in pages:
             text = ",".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in page)

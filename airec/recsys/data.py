@@ -58,6 +58,17 @@ def binarize(X: sp.spmatrix) -> sp.csr_matrix:
     return X
 
 
+def fit_matrix(X: sp.spmatrix) -> sp.csr_matrix:
+    """What a fit learns from: canonical float32 CSR (sorted indices, no explicit zeros) with its values
+    kept. Every loader and split binarizes, so that is the binary matrix as before; a matrix weighted by
+    typed feedback (AIREC_EVENT_WEIGHTS: a cell holds its events' largest weight) keeps its weights."""
+    X = sp.csr_matrix(X, dtype=np.float32, copy=True)
+    X.sum_duplicates()
+    X.eliminate_zeros()
+    X.sort_indices()
+    return X
+
+
 def encode(values: list) -> tuple[np.ndarray, list]:
     """Map arbitrary hashable values to dense codes 0..n-1 in first-seen order (vocabulary kept)."""
     vocab: dict = {}

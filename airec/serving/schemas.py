@@ -106,10 +106,32 @@ FILTERED = ma.fields.Integer(
 )
 
 
+RECOMMENDATION_ID = ma.fields.String(
+    metadata={
+        "example": "q3VkP0yT2mE8aB1c",
+        "description": "This answer's id (opaque, URL-safe): send it as `recommendation_id` with the events "
+        "it leads to, so they count as takes of it.",
+    }
+)
+VARIANT = ma.fields.String(
+    allow_none=True,
+    metadata={"example": None, "description": "The experiment variant that answered; null outside one."},
+)
+
+
 class RecommendationQuerySchema(KWithinLimit, ItemsWithinLimit, CatalogueRules, ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
+    user = ma.fields.String(
+        allow_none=True,
+        validate=validate.Length(min=1, max=256),
+        metadata={
+            "example": "u17",
+            "description": "Who is shown the answer (optional): recorded with its impression, so that "
+            "user's later events on these items count as takes even without the recommendation_id.",
+        },
+    )
     items = ma.fields.List(
         ma.fields.String(validate=validate.Length(min=1, max=256)),
         required=True,
@@ -149,7 +171,7 @@ class RecommendationQuerySchema(KWithinLimit, ItemsWithinLimit, CatalogueRules, 
         return super().load(data, many=many, partial=partial, unknown=unknown)
 
 
-_QUERY_KEYS = frozenset({"items", "k", "exclude", "explain", *_RULE_FIELDS})
+_QUERY_KEYS = frozenset({"items", "k", "exclude", "explain", "user", *_RULE_FIELDS})
 
 
 def _plain_names(value: Any, most: int) -> bool:
@@ -173,7 +195,12 @@ def _plain_query(data: Any) -> dict | None:
     rules = {name: data.get(name, []) for name in _RULE_FIELDS}
     if not all(_plain_names(names, RULES_CAP) for names in rules.values()):
         return None
+    user = data.get("user")
+    if user is not None and not (type(user) is str and 0 < len(user) <= 256):
+        return None
     query = {"items": list(items), "k": k, "exclude": list(exclude), "explain": explain}
+    if "user" in data:
+        query["user"] = user
     query.update((name, list(names)) for name, names in rules.items())
     return query
 
@@ -202,6 +229,8 @@ class RecommendationSchema(ma.Schema):
         metadata={"example": None, "description": "'popularity' when no model or no known input item"},
     )
     filtered = FILTERED
+    recommendation_id = RECOMMENDATION_ID
+    variant = VARIANT
 
 
 def _exclude_field() -> ma.fields.List:
@@ -250,3 +279,5 @@ class SimilarItemsSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(ScoredItemSchema))
     model_version = ma.fields.String(metadata={"example": "20261127T101500000000Z-itemknn-3fa2"})
     filtered = FILTERED
+    recommendation_id = RECOMMENDATION_ID
+    variant = VARIANT

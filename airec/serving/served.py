@@ -20,6 +20,7 @@ from airec.db import atomic_write, database
 from airec.modelstore import CorruptModel, ModelStore, StoreKind, UnsafeName, make_store
 from airec.modelstore.names import NAME_PATTERN
 from airec.serving.active import ActiveModel
+from airec.serving.variants import RunningExperiment, load_running
 from airec.tables import ModelVersion, State, utcnow
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 class ServedModel:
     def __init__(self) -> None:
         self.active: ActiveModel | None = None
+        self.experiment: RunningExperiment | None = None  # its variants' models, held while it runs
         self.store: ModelStore = make_store(StoreKind.FILES, "./models_store")
         self._refused: dict[str, tuple] = {}  # version -> fingerprint of its folder when refused
         self._load_lock = threading.Lock()
@@ -41,6 +43,7 @@ class ServedModel:
     def configure(self, models_dir: str | Path, model_store: StoreKind | str = StoreKind.FILES) -> None:
         self.stop_polling()
         self.active = None
+        self.experiment = None
         self._refused = {}
         self.store = make_store(model_store, models_dir)
         self.models_dir.mkdir(parents=True, exist_ok=True)
@@ -143,6 +146,13 @@ class ServedModel:
                     self._point_back(wanted, self.active.version)
             return self.active.version if self.active else None
 
+    def sync_experiment(self) -> None:
+        """Hold the running experiment's variant models (loaded outside the request path), or none."""
+        try:
+            self.experiment = load_running(self.load, self.active, self.experiment)
+        except CorruptModel as exc:
+            log.error("cannot serve the running experiment: %s", exc)
+
     def _point_back(self, refused: str, good: str) -> None:
         """Move the pointer off a refused version, onto the one still served, so that every worker
         and the version API agree on what is active (only if nobody moved it meanwhile)."""
@@ -182,6 +192,7 @@ class ServedModel:
                 try:
                     with database.connection_context():
                         self.sync()
+                        self.sync_experiment()
                 except (peewee.OperationalError, peewee.InterfaceError) as exc:
                     log.warning(
                         "model pointer poll: database unavailable (%s); still serving %s",
@@ -255,6 +266,7 @@ def init_served_model(app: Flask, app_scope: scope.AppScope) -> ServedModel:
     try:
         with database.connection_context():
             served.sync()
+            served.sync_experiment()
     except (peewee.OperationalError, peewee.InterfaceError) as exc:  # start anyway; the poller catches up
         log.error("database unreachable at start-up, no model loaded yet: %s", exc)
     return served

@@ -61,6 +61,18 @@ def _fallback_without_model(k: int, skip: set[str], rules: Rules) -> tuple[list[
     return [{"item": name, "score": count / total} for name, count in kept], filtered
 
 
+Chosen = tuple[str | None, ActiveModel | None]
+
+
+def choose(user: str | None) -> Chosen:
+    """(variant, model) that answers `user`: the running experiment's variant for them, else (None, the
+    active model). Read once per request: a swap mid-request cannot mix versions."""
+    experiment = served_model.experiment
+    if experiment is None:
+        return None, served_model.active
+    return experiment.assign(user)
+
+
 def recommend(
     *,
     items: Iterable[str],
@@ -70,10 +82,12 @@ def recommend(
     categories: Iterable[str] = (),
     labels: Iterable[str] = (),
     exclude_labels: Iterable[str] = (),
+    chosen: Chosen | None = None,
 ) -> dict:
     """The k items most likely to complete `items`; input and excluded items are never proposed, nor
-    items the catalogue hides or the filters (categories, labels, exclude_labels) leave out."""
-    model = served_model.active  # read once: a swap mid-request cannot mix versions
+    items the catalogue hides or the filters (categories, labels, exclude_labels) leave out. `chosen`:
+    the experiment's (variant, model) for this request (default: no experiment, the active model)."""
+    variant, model = chosen or (None, served_model.active)
     items = list(dict.fromkeys(items))
     exclude = list(dict.fromkeys(exclude or ()))
     rules = Rules.of(categories, labels, exclude_labels)
@@ -85,6 +99,7 @@ def recommend(
             "unknown_items": items,
             "fallback": FallbackReason.POPULARITY,
             "filtered": filtered,
+            "variant": variant,
         }
     known, unknown = model.split_known(items)
     excluded = model.indices(exclude)
@@ -103,6 +118,7 @@ def recommend(
         "unknown_items": unknown,
         "fallback": fallback,
         "filtered": filtered,
+        "variant": variant,
     }
 
 
@@ -114,16 +130,18 @@ def similar_items(
     categories: Iterable[str] = (),
     labels: Iterable[str] = (),
     exclude_labels: Iterable[str] = (),
+    chosen: Chosen | None = None,
 ) -> dict | None:
     """Items that go with `item`: the model's completion of the one-item set, under the catalogue's
     rules. None if item unknown."""
-    model = served_model.active
+    variant, model = chosen or (None, served_model.active)
     if model is None or item not in model.index:
         return None
     excluded = model.indices(exclude or ())
     blocked = blocked_for(model, Rules.of(categories, labels, exclude_labels))
     proposals, filtered, _ = rank_within(model, [model.index[item]], k, exclude=excluded, blocked=blocked)
-    return {"item": item, "items": proposals, "model_version": model.version, "filtered": filtered}
+    answer = {"item": item, "items": proposals, "model_version": model.version, "filtered": filtered}
+    return {**answer, "variant": variant}
 
 
 def active_model() -> ActiveModel | None:
@@ -157,6 +175,38 @@ def user_history(user: str) -> list[str]:
     return [name for (name,) in rows]
 
 
+def negated_items(user: str, negative_types: Iterable[str]) -> set[str]:
+    """The user's items whose latest event is of a negative type (AIREC_NEGATIVE_TYPES): never scored
+    as the user's taste, never proposed. Only items with a negative event are read."""
+    from peewee import fn
+
+    from airec.tables import Interaction, Item, Record, User
+
+    negative = sorted(negative_types)
+    user_id = User.select(User.id).where(User.name == user).scalar()
+    if not negative or user_id is None:
+        return set()
+    disliked = (
+        Interaction.select(Interaction.item)
+        .join(Record, on=Interaction.record == Record.id)
+        .where((Interaction.user == user_id) & Record.type.in_(negative))
+    )
+    rows = (
+        Interaction.select(
+            Item.name, Record.type, fn.COALESCE(Record.timestamp, Record.created_at), Interaction.id
+        )
+        .join(Record, on=Interaction.record == Record.id)
+        .join(Item, on=Interaction.item == Item.id)
+        .where((Interaction.user == user_id) & Interaction.item.in_(disliked))
+        .tuples()
+    )
+    latest: dict[str, tuple] = {}
+    for name, kind, moment, row_id in rows:
+        if name not in latest or (moment, row_id) > latest[name][:2]:
+            latest[name] = (moment, row_id, kind)
+    return {name for name, (_, _, kind) in latest.items() if kind in negative}
+
+
 def recommend_for_user(
     *,
     user: str,
@@ -164,15 +214,28 @@ def recommend_for_user(
     exclude: Iterable[str] | None = None,
     explain: bool = False,
     max_history: int = 500,
+    negative_types: Iterable[str] = (),
     **rules: Iterable[str],
 ) -> dict:
     """Complete the user's stored history; what the user already has is never proposed.
 
     Only the `max_history` most recent items are scored (AIREC_MAX_HISTORY), so a user with 10,000
-    items costs what one with 500 does; the older ones are still excluded from the proposals."""
-    history = user_history(user)
+    items costs what one with 500 does; the older ones are still excluded from the proposals. Items
+    whose latest event is negative (AIREC_NEGATIVE_TYPES) are excluded and not scored."""
+    history = stored = user_history(user)
+    negated = negated_items(user, negative_types) if negative_types else set()
+    if negated:
+        exclude = [*(exclude or ()), *negated]
+        history = [name for name in stored if name not in negated]
     scored, older = history[:max_history], history[max_history:]
     # Oldest first: the set's last items are its most recent, the ones an explanation weighs.
-    out = recommend(items=scored[::-1], k=k, exclude=[*(exclude or ()), *older], explain=explain, **rules)
+    out = recommend(
+        items=scored[::-1],
+        k=k,
+        exclude=[*(exclude or ()), *older],
+        explain=explain,
+        chosen=choose(user),
+        **rules,
+    )
     out.pop("unknown_items", None)
-    return {"user": user, "history_size": len(history), "history_used": len(scored), **out}
+    return {"user": user, "history_size": len(stored), "history_used": len(scored), **out}

@@ -7,6 +7,8 @@ from flask.views import MethodView
 from flask_smorest import abort
 
 from airec.extensions import Blueprint
+from airec.feedback.kinds import Route
+from airec.feedback.service import issue
 from airec.serving import service
 from airec.serving.schemas import (
     RecommendationQuerySchema,
@@ -39,8 +41,12 @@ class Recommendations(MethodView):
         At most AIREC_MAX_HISTORY items (default 500) per set: a longer one is a 422 that says so (a
         set has no order that says which items to drop). `explain=true` names, for each proposal, the
         inputs that raised its score most among the last 50 of `items` (send them oldest first).
+        Every answer has a `recommendation_id`: send it with the events it leads to. `user` (optional)
+        names who is shown the answer, so events of that user without an id are attributed too.
         """
-        return as_json(service.recommend(**query))
+        user = query.pop("user", None)
+        answer = service.recommend(**query, chosen=service.choose(user))
+        return as_json(issue(answer, Route.RECOMMENDATIONS, user))
 
 
 @blp.route("/users/<string:user>/recommendations")
@@ -57,11 +63,14 @@ class UserRecommendations(MethodView):
         popular items are proposed (`fallback: popularity`).
         """
         try:
-            return as_json(
-                service.recommend_for_user(
-                    user=user, max_history=current_app.config["AIREC"].max_history, **query
-                )
+            settings = current_app.config["AIREC"]
+            answer = service.recommend_for_user(
+                user=user,
+                max_history=settings.max_history,
+                negative_types=settings.negative_type_set,
+                **query,
             )
+            return as_json(issue(answer, Route.USER, user))
         except service.UnknownUser:
             abort(404, message=f"No user {user!r}: record interactions for them first.")
 
@@ -80,7 +89,7 @@ class SimilarItems(MethodView):
         """
         if service.active_model() is None:
             abort(409, message="No model is active yet: train one (POST /api/v1/training) first.")
-        result = service.similar_items(item=item, **query)
+        result = service.similar_items(item=item, **query, chosen=service.choose(None))
         if result is None:
             abort(404, message=f"Item {item!r} is not known to the active model (new or never seen).")
-        return as_json(result)
+        return as_json(issue(result, Route.SIMILAR))

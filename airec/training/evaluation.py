@@ -42,4 +42,6 @@ def evaluate_active(*, model: ActiveModel | None, k: int = 10) -> dict:
         "model": pick(stored),
         "popularity": pick(evaluation.get("popularity") or {}),
         "refit": model.manifest.get("refit"),
+        # Typed feedback the model was trained with (older models: none, every event weighed 1).
+        "feedback": model.manifest.get("feedback") or {"event_weights": {}, "negative_types": []},
     }

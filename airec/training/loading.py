@@ -6,6 +6,7 @@ from __future__ import annotations
 from airec.config import Settings
 from airec.tables import utcnow
 from airec.training.dataset import Dataset, load_dataset, preprocessed
+from airec.training.feedback_weights import apply_feedback, feedback_report
 from airec.training.fitting import FitJob, TrainingRefused
 
 
@@ -13,6 +14,7 @@ def load_data(settings: Settings) -> tuple[Dataset, Dataset]:
     """(the data as stored, the data the fit gets); refused when too little is left to train on."""
     raw = load_dataset()
     data = preprocessed(raw, min_support=settings.train_min_item_support, max_items=settings.train_max_items)
+    data = apply_feedback(data, weights=settings.event_weight_map, negative=settings.negative_type_set)
     if data.X.shape[0] < 10 or data.X.shape[1] < 2:
         raise TrainingRefused(
             f"not enough data to train: {data.X.shape[0]} units and {data.X.shape[1]} items "
@@ -56,6 +58,7 @@ def fit_job(
                 "max_items": settings.train_max_items,
                 "items_dropped": int(raw.X.shape[1] - data.X.shape[1]),
             },
+            "feedback": feedback_report(settings.event_weight_map, settings.negative_type_set),
         },
         warm_from=warm_from,
     )

@@ -34,13 +34,16 @@ def discard(settings: Settings, version: str) -> None:
 
 def prune_versions(settings: Settings) -> list[str]:
     """Keep the newest `keep_versions` versions (folders on disk and, with the database store, copies
-    in the database); never the active one. Other hosts drop their copies of what this archives."""
-    active = leases.get_active_version()
+    in the database); never the active one nor one a running experiment serves. Other hosts drop their
+    copies of what this archives."""
+    from airec.experiments.service import running_versions
+
+    held = {leases.get_active_version(), *running_versions()}
     model_store = served_model.store
     ordered = model_store.versions()
     removed = []
     for version in ordered[: max(0, len(ordered) - settings.keep_versions)]:
-        if version == active:
+        if version in held:
             continue
 
         def archive(v: str = version) -> None:

@@ -136,3 +136,14 @@ class EvaluationSchema(ma.Schema):
     model = ma.fields.Nested(MetricsSchema)
     popularity = ma.fields.Nested(MetricsSchema)
     refit = refit_field()
+    feedback = ma.fields.Dict(
+        metadata={
+            "example": {
+                "event_weights": {"cart": 3.0, "purchase": 5.0, "view": 1.0},
+                "negative_types": ["dislike"],
+            },
+            "description": "The typed feedback the model was trained with: AIREC_EVENT_WEIGHTS (a cell takes "
+            "its events' largest weight; unnamed types weigh 1) and AIREC_NEGATIVE_TYPES (a pair whose "
+            "latest event is negative is left out).",
+        }
+    )

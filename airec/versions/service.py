@@ -192,6 +192,10 @@ def archive(version: str) -> dict[str, Any]:
         raise VersionConflict(
             f"Model {version} is the active model; activate another version before archiving it."
         )
+    from airec.experiments.service import running_versions
+
+    if version in running_versions():
+        raise VersionConflict(f"Model {version} serves a running experiment; stop it before archiving.")
     served_model.store.delete(version)  # the folder, and any copy the store keeps
     if row.status != "archived":
         _set_status(version, "archived")

@@ -44,7 +44,7 @@ from airec.recsys.base import (
     read_manifest,
     write_manifest,
 )
-from airec.recsys.data import as_csr32, binarize
+from airec.recsys.data import as_csr32, fit_matrix
 from airec.recsys.evaluation import Pair, selection_metric
 
 #: What a fit chose (saved with the parameters, never passed to the constructor).
@@ -180,7 +180,7 @@ class AutoEncoder(Recommender):
         """Train the network (early stopping on validation), then fit the linear path and its weight."""
         start = time.perf_counter()
         torch.set_num_threads(self.threads)
-        X = binarize(X)
+        X = fit_matrix(X)
         n_items = X.shape[1]
         if not (self._warm and self.net is not None and self.n_items == n_items):
             self.net = self._new_net(n_items)

@@ -31,7 +31,7 @@ from airec.recsys.base import (
     read_manifest,
     write_manifest,
 )
-from airec.recsys.data import as_csr32, binarize
+from airec.recsys.data import as_csr32, fit_matrix
 from airec.recsys.evaluation import validation_score
 
 DEFAULT_GRID = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0)
@@ -47,8 +47,9 @@ _DUAL_BLOCK = 4096
 
 
 def gram(X: sp.csr_matrix) -> np.ndarray:
-    """Dense float32 X^T X (co-occurrence counts, exact in float32 below 2^24 units)."""
-    X = binarize(X)
+    """Dense float32 X^T X (co-occurrence counts, exact in float32 below 2^24 units; weighted ones when
+    typed feedback weighs the cells)."""
+    X = fit_matrix(X)
     return np.asarray((X.T @ X).toarray(), dtype=np.float32)
 
 
@@ -122,7 +123,7 @@ class EASE(Recommender):
         progress: ProgressCallback | None = None,
     ) -> FitReport:
         start = time.perf_counter()
-        X = binarize(X)
+        X = fit_matrix(X)
         n_units, n_items = X.shape
         dense = min(n_units, n_items)
         if dense > self.max_items:

@@ -18,7 +18,7 @@ from airec.recsys.base import (
     read_manifest,
     write_manifest,
 )
-from airec.recsys.data import binarize
+from airec.recsys.data import fit_matrix
 from airec.recsys.evaluation import validation_score
 
 DEFAULT_GRID = (10, 25, 50, 100, 200, 400, 800)
@@ -26,7 +26,7 @@ DEFAULT_GRID = (10, 25, 50, 100, 200, 400, 800)
 
 def cosine_neighbours(X: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
     """Cosine similarity (zero diagonal) as CSR plus each entry's rank within its row (0 = best)."""
-    X = binarize(X)
+    X = fit_matrix(X)
     C = sp.csr_matrix(X.T @ X, dtype=np.float64)
     norms = np.sqrt(C.diagonal())
     inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
