@@ -13,11 +13,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 
 import peewee
 
-from airec.db import MIGRATIONS_DIR
+from airec.db import migrations_dir
 
 #: peewee-migrate's own table: a restored database keeps the history its own migrations wrote.
 MIGRATIONS_TABLE = "migratehistory"
@@ -93,7 +92,7 @@ def applied_schema(db: peewee.Database) -> str:
 
 def code_schema() -> str:
     """The latest migration this code knows."""
-    names = [path.stem for path in Path(MIGRATIONS_DIR).glob("[0-9][0-9][0-9]_*.py")]
+    names = [path.stem for path in migrations_dir().glob("[0-9][0-9][0-9]_*.py")]
     return max(names, key=schema_number, default="")
 
 
