@@ -58,12 +58,18 @@ def _field_errors(messages: dict, rows: list[int]) -> dict[str, str]:
     for field, value in messages.items():
         if field == "variants" and isinstance(value, dict):
             for index, problems in value.items():
-                row = rows[int(index)] if str(index).isdigit() and int(index) < len(rows) else 0
-                for name, text in problems.items() if isinstance(problems, dict) else [("name", problems)]:
-                    out[f"variant-{row}-{name}"] = " ".join(text) if isinstance(text, list) else str(text)
+                if not isinstance(problems, dict) or int(index) >= len(rows):
+                    out["variants"] = _sentence(problems)
+                    continue
+                for name, text in problems.items():
+                    out[f"variant-{rows[int(index)]}-{name}"] = _sentence(text)
         else:
-            out[field] = " ".join(value) if isinstance(value, list) else str(value)
+            out[field] = _sentence(value)
     return out
+
+
+def _sentence(messages) -> str:
+    return " ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
 
 
 def _listing_page(*, form=None, error: str | None = None, fields: dict | None = None, status: int = 200):
