@@ -55,6 +55,10 @@ def test_charts_escape_labels_and_draw_what_they_are_given():
     assert "<b>" not in bars and "&lt;b&gt;" in bars and "T &amp; &lt;t&gt;" in bars
     assert bars.count('<rect class="bar"') == 2 and 'role="img"' in bars
     assert "No data." in bar_chart([], chart_id="e", title="t", unit="u")
+    rates = bar_chart(
+        [("d1", 6.25), ("d2", 0.0)], chart_id="r", title="t", unit="%", digits=2, description="2 days"
+    )
+    assert "<title>d1: 6.25 %</title>" in rates and ">2 days</desc>" in rates and "total" not in rates
     lines = line_chart(
         [Series("loss", [(1, 5.0), (2, 4.0), (3, 3.5)], "s1"), Series("none", [], "s2")],
         chart_id="l",

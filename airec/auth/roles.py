@@ -109,6 +109,10 @@ ENDPOINT_ROLES: dict[str, Role | Configurable | dict[str, Role | Configurable]] 
             "revoke_key",
             "audit_log",
             "delete_user",
+            "experiments",
+            "start_experiment",
+            "experiment",
+            "stop_experiment",
         )
     },
 }

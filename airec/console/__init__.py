@@ -1,7 +1,8 @@
 """The operator console: pages in the browser over the same services and roles as the JSON API.
 
-/ overview, /models, /training, /try, /keys, and /login. Server-rendered templates, SVG charts drawn
-on the server, one stylesheet and one small script, all served by airec itself (it works air-gapped).
+/ overview, /models, /training, /try, /items, /experiments, /keys, /audit, and /login. Server-rendered
+templates, SVG charts drawn on the server, one stylesheet and one small script, all served by airec
+itself (it works air-gapped).
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from airec.console.session import init_session
 
 def init_console(app: Flask) -> None:
     """Session, CSRF and the console's blueprint."""
-    from airec.console import access_views, items_views, privacy_views  # noqa: F401  (register views on bp)
+    from airec.console import (  # noqa: F401  (register views on bp)
+        access_views,
+        experiments_views,
+        items_views,
+        privacy_views,
+    )
     from airec.console.filters import register_filters
     from airec.console.service import metric_pairs
     from airec.console.views import bp

@@ -40,6 +40,10 @@ MIRRORS: dict[str, tuple[str, str]] = {
     "console.revoke_key": ("auth.Key", "DELETE"),
     "console.audit_log": ("audit.Audit", "GET"),
     "console.delete_user": ("privacy.User", "DELETE"),
+    "console.experiments": ("experiments.Experiments", "GET"),
+    "console.start_experiment": ("experiments.Experiments", "POST"),
+    "console.experiment": ("experiments.ExperimentResults", "GET"),
+    "console.stop_experiment": ("experiments.StopExperiment", "POST"),
 }
 #: Open to anyone: the login form itself, logging out, the stylesheet and script.
 OPEN = frozenset({"console.login", "console.logout", "console.static"})

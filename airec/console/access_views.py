@@ -27,6 +27,7 @@ NAV = (
     ("console.training", "Training"),
     ("console.try_it", "Try it"),
     ("console.items", "Items"),
+    ("console.experiments", "Experiments"),
     ("console.keys", "Access"),
     ("console.audit_log", "Audit"),
     ("console.delete_user", "Delete user"),

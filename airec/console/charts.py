@@ -61,8 +61,18 @@ def _x_label(x: float, text: str, anchor: str) -> str:
     return f'<text class="tick" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{escape(text)}</text>'
 
 
-def bar_chart(values: Sequence[tuple[str, float]], *, chart_id: str, title: str, unit: str) -> str:
-    """One bar per (label, value), e.g. interactions per day; the first, middle and last labels shown."""
+def bar_chart(
+    values: Sequence[tuple[str, float]],
+    *,
+    chart_id: str,
+    title: str,
+    unit: str,
+    digits: int = 0,
+    description: str | None = None,
+) -> str:
+    """One bar per (label, value), e.g. interactions per day; the first, middle and last labels shown.
+    `digits`: decimals in the bars' tooltips (rates need some); `description` replaces the default one
+    (a total, which means nothing for rates)."""
     top = max((v for _, v in values), default=0) or 1
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(len(values), 1)
@@ -71,15 +81,15 @@ def bar_chart(values: Sequence[tuple[str, float]], *, chart_id: str, title: str,
         h = plot_h * value / top
         body.append(
             f'<rect class="bar" x="{LEFT + i * step + step * 0.15:.1f}" y="{TOP + plot_h - h:.1f}" '
-            f'width="{step * 0.7:.1f}" height="{h:.1f}"><title>{escape(label)}: {value:,.0f} {escape(unit)}'
-            "</title></rect>"
+            f'width="{step * 0.7:.1f}" height="{h:.1f}">'
+            f"<title>{escape(label)}: {value:,.{digits}f} {escape(unit)}</title></rect>"
         )
     if values:
         for i, anchor in ((0, "start"), (len(values) // 2, "middle"), (len(values) - 1, "end")):
             x = LEFT + i * step + step / 2 if anchor == "middle" else LEFT + (i + (anchor == "end")) * step
             body.append(_x_label(x, values[i][0], anchor))
     total = sum(v for _, v in values)
-    description = (
+    description = description or (
         f"{len(values)} bars from {values[0][0]} to {values[-1][0]}; total {total:,.0f} {unit}, "
         f"largest {max(v for _, v in values):,.0f}."
         if values

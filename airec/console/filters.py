@@ -42,5 +42,20 @@ def number(value: float | int | None) -> str:
     return f"{value:.3f}"
 
 
+def percent(value: float | None) -> str:
+    """A rate (0..1) in percent to two decimals: take rates are small."""
+    return "—" if value is None else f"{100 * value:.2f}%"
+
+
+def interval(bounds: list[float] | tuple[float, float] | None) -> str:
+    """A 95% interval of a rate, in percent: '5.40–6.70%'."""
+    if not bounds:
+        return "—"
+    low, high = bounds
+    return f"{100 * low:.2f}–{100 * high:.2f}%"
+
+
 def register_filters(app: Flask) -> None:
-    app.jinja_env.filters.update(when=when, ago=ago, seconds=seconds, number=number)
+    app.jinja_env.filters.update(
+        when=when, ago=ago, seconds=seconds, number=number, percent=percent, interval=interval
+    )

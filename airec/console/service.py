@@ -12,6 +12,7 @@ from typing import Any
 
 from airec import leases
 from airec.config import Settings
+from airec.feedback.stats import take_rate_per_day
 from airec.ops.service import readiness
 from airec.serving import service as serving_service
 from airec.stats import service as stats_service
@@ -78,6 +79,7 @@ def overview(*, settings: Settings, with_models: bool) -> dict[str, Any]:
     return {
         "counts": stats_service.counts(),
         "daily": stats_service.interactions_per_day(days=CHART_DAYS),
+        "online": take_rate_per_day(CHART_DAYS),
         "popular": popular,
         "health": readiness(),
         "model": active_model() if with_models else None,

@@ -76,8 +76,31 @@ def overview():
         unit="interactions",
     )
     return render_template(
-        "console/overview.html", chart=Markup(chart), may_train=may("console.train"), **data
+        "console/overview.html",
+        chart=Markup(chart),
+        take_chart=_take_rate_chart(data["online"]),
+        may_train=may("console.train"),
+        **data,
     )
+
+
+def _take_rate_chart(days: list[dict]) -> Markup | None:
+    """Take rate per day in percent (days without impressions: no bar); None when nothing was shown."""
+    shown = sum(day["impressions"] for day in days)
+    if not shown:
+        return None
+    taken = sum(day["takes"] for day in days)
+    measured = sum(1 for day in days if day["impressions"])
+    chart = bar_chart(
+        [(day["date"], 100 * (day["take_rate"] or 0.0)) for day in days],
+        chart_id="take-rate-chart",
+        title=f"Take rate per day (UTC), last {len(days)} days, in percent",
+        unit="%",
+        digits=2,
+        description=f"{measured} of {len(days)} days had impressions; over all of them "
+        f"{taken:,} takes of {shown:,} impressions, {100 * taken / shown:.2f}%.",
+    )
+    return Markup(chart)
 
 
 @bp.get("/models")

@@ -93,3 +93,28 @@ def _sums(where) -> list[tuple]:
         .group_by(ImpressionCount.position)
         .tuples()
     )
+
+
+def take_rate_per_day(days: int) -> list[dict]:
+    """The last `days` UTC days, today included, oldest first: each day's impressions, takes and take
+    rate with its interval, from the day rows in one query (for the console's overview chart)."""
+    today = day_of(utcnow())
+    first = today - dt.timedelta(days=days - 1)
+    rows = (
+        ImpressionCount.select(
+            ImpressionCount.period, fn.SUM(ImpressionCount.impressions), fn.SUM(ImpressionCount.takes)
+        )
+        .where(
+            (ImpressionCount.span == Span.DAY.value)
+            & (ImpressionCount.position == 0)
+            & (ImpressionCount.period >= first)
+        )
+        .group_by(ImpressionCount.period)
+        .tuples()
+    )
+    counted = {day_of(_naive(period)).date(): (int(n or 0), int(t or 0)) for period, n, t in rows}
+    out = []
+    for offset in range(days):
+        day = (first + dt.timedelta(days=offset)).date()
+        out.append({"date": day.isoformat(), **rated(*counted.get(day, (0, 0)))})
+    return out
