@@ -99,7 +99,13 @@ def training_records(replay: Replay) -> list[dict]:
 
 
 def _keys(env: dict[str, str]) -> dict[str, str]:
-    return {role: cli(env, "keys", "create", "--role", role, "--name", role) for role in KEY_ROLES}
+    """A key per role; the first alone (it migrates the fresh database), the others at once."""
+    first, *others = KEY_ROLES
+    keys = {first: cli(env, "keys", "create", "--role", first, "--name", first)}
+    with ThreadPoolExecutor(len(others)) as pool:
+        made = pool.map(lambda role: cli(env, "keys", "create", "--role", role, "--name", role), others)
+        keys.update(zip(others, made, strict=True))
+    return keys
 
 
 def _asker(url: str, key: str, k: int, max_history: int) -> Callable[[Session], tuple[str, list[str], str]]:
@@ -133,8 +139,10 @@ def _asker(url: str, key: str, k: int, max_history: int) -> Callable[[Session], 
 
 def simulate(sessions: list[Session], ask: Callable, send: Callable[[list[dict]], None], rounds: int) -> dict:
     """Replay every session for up to `rounds` rounds; returns what the simulation itself counted per
-    variant (impressions, takes sent), to check the service's counts against."""
+    variant (impressions, takes sent), to check the service's counts against. A round's takes are
+    sent while the next round asks, once that round's impressions are stored (FLUSH_WAIT)."""
     counted = {name: {"impressions": 0, "takes": 0} for name in VARIANTS}
+    pending: tuple[float, list[dict]] | None = None
     with ThreadPoolExecutor(CLIENTS) as pool:
         for step in range(rounds):
             active = [s for s in sessions if step < len(s.later) and set(s.later) - s.taken]
@@ -152,15 +160,25 @@ def simulate(sessions: list[Session], ask: Callable, send: Callable[[list[dict]]
                     session.history.append(item)
                     counted[variant]["takes"] += 1
                     takes.append({"user": session.user, "items": [item], "recommendation_id": rid})
-            time.sleep(FLUSH_WAIT)  # every answer's impression is stored before its take arrives
-            if takes:
-                send(takes)
+            if pending is not None:
+                _send_when_stored(*pending, send)
+            pending = (time.monotonic(), takes)
+    if pending is not None:
+        _send_when_stored(*pending, send)
     return counted
+
+
+def _send_when_stored(answered: float, takes: list[dict], send: Callable[[list[dict]], None]) -> None:
+    """Send takes once the impressions they name are stored, whichever worker answered them."""
+    time.sleep(max(0.0, answered + FLUSH_WAIT - time.monotonic()))
+    if takes:
+        send(takes)
 
 
 def run(replay: Replay, *, rounds: int, k: int, workers: int, env: dict, log: Callable[[str], None]) -> dict:
     """The whole experiment through a fresh service; returns its results and the simulation's counts."""
     with tempfile.TemporaryDirectory(prefix="airec-bench-online-") as tmp:
+        started = time.perf_counter()
         service_env = {
             **os.environ,
             "AIREC_DATABASE_URL": f"sqlite:///{tmp}/airec.db",
@@ -170,32 +188,23 @@ def run(replay: Replay, *, rounds: int, k: int, workers: int, env: dict, log: Ca
         }
         keys = _keys(service_env)
         server_env = {"AIREC_AUTH": "true", "AIREC_IMPRESSIONS": "on", **env}
+        database = service_env["AIREC_DATABASE_URL"]
         with Gunicorn(
-            tmp,
-            workers=workers,
-            env=server_env,
-            database_url=service_env["AIREC_DATABASE_URL"],
-            startup_timeout=120,
+            tmp, workers=workers, env=server_env, database_url=database, startup_timeout=120
         ) as server:
             call = caller(server.url, keys)
             body = training_records(replay)
             for start in range(0, len(body), 5000):
-                call(
-                    "POST", "/api/v1/interactions", Role.INGEST, json={"records": body[start : start + 5000]}
-                )
-            versions = {}
-            for name, request in zip(VARIANTS, ({"algorithm": "popularity"}, {}), strict=True):
-                trained, seconds, _ = train_run(call, server.process.pid, request)
-                versions[name] = trained["model_version"]
-                log(f"    trained {name}: {versions[name]} in {seconds:.0f} s")
-            variants = [{"name": n, "model_version": v, "weight": 50} for n, v in versions.items()]
+                chunk = body[start : start + 5000]
+                call("POST", "/api/v1/interactions", Role.INGEST, json={"records": chunk})
+            log(f"    service up, {len(body)} records posted in {time.perf_counter() - started:.0f} s")
+            variants = _train_variants(call, server.process.pid, log)
             call("POST", "/api/v1/experiments", Role.ADMIN, json={"name": EXPERIMENT, "variants": variants})
             sessions = [
                 Session(u, list(replay.earlier.get(u, [])), items) for u, items in replay.later.items()
             ]
-            ask = _asker(
-                server.url, keys[Role.READ], k, int(env.get("AIREC_MAX_HISTORY", Settings.max_history))
-            )
+            max_history = int(env.get("AIREC_MAX_HISTORY", Settings.max_history))
+            ask = _asker(server.url, keys[Role.READ], k, max_history)
 
             def send(takes: list[dict]) -> None:
                 call("POST", "/api/v1/interactions", Role.INGEST, json={"records": takes})
@@ -205,6 +214,18 @@ def run(replay: Replay, *, rounds: int, k: int, workers: int, env: dict, log: Ca
             log(f"    replayed {len(sessions)} users in {time.perf_counter() - started:.0f} s")
             results = call("POST", f"/api/v1/experiments/{EXPERIMENT}/stop", Role.ADMIN).json()
     return {"experiment": results, "simulated": counted, "users": len(sessions)}
+
+
+def _train_variants(
+    call: Callable[..., requests.Response], pid: int, log: Callable[[str], None]
+) -> list[dict]:
+    """Train popularity, then the default request `{}` (the autoencoder): the experiment's variants."""
+    variants = []
+    for name, request in zip(VARIANTS, ({"algorithm": "popularity"}, {}), strict=True):
+        trained, seconds, _ = train_run(call, pid, request)
+        variants.append({"name": name, "model_version": trained["model_version"], "weight": 50})
+        log(f"    trained {name}: {trained['model_version']} in {seconds:.0f} s")
+    return variants
 
 
 def table(results: dict) -> str:
