@@ -57,7 +57,6 @@ class Session:
     history: list[str]
     later: list[str]
     taken: set[str] = field(default_factory=set)
-    sent: dict[str, int] = field(default_factory=dict)  # variant -> impressions (answers seen)
 
     def reveal(self, step: int) -> None:
         """The user's own later item before round `step` joins their history (no recommendation)."""
