@@ -243,6 +243,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from airec.benchmarks.quality import main as quality_main
 
         return quality_main(args.rest) or 0
+    if args.which == "online":
+        from airec.benchmarks.online import main as online_main
+
+        return online_main(args.rest) or 0
     print(f"unknown benchmark {args.which!r}", file=sys.stderr)
     return 2
 
@@ -348,7 +352,9 @@ def _add_service_commands(sub) -> None:
     ev.set_defaults(func=cmd_evaluate)
 
     bench = sub.add_parser("bench", help="benchmarks that print tables")
-    bench.add_argument("which", choices=["accuracy", "service", "serving", "ingest", "scale", "load"])
+    bench.add_argument(
+        "which", choices=["accuracy", "service", "serving", "ingest", "scale", "load", "online"]
+    )
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help)")
     bench.set_defaults(func=cmd_bench)
 

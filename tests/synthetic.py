@@ -95,3 +95,22 @@ def recommend(client, items: list[str], **extra) -> dict:
     response = client.post(RECOMMEND, json={"items": items, **extra})
     assert response.status_code == 200, response.get_json()
     return response.get_json()
+
+
+def timed_planted_ratings(
+    path, *, users: int = 320, groups: int = 8, group_size: int = 20, per_user: int = 16, seed: int = 0
+) -> None:
+    """A ratings.csv (userId,movieId,rating,timestamp) for time splits: each user rates `per_user` items
+    of their group and two of other groups, at times spread over the whole range, so a cut by time
+    leaves every user items on both sides; the groups are equally popular."""
+    rng = np.random.default_rng(seed)
+    lines = ["userId,movieId,rating,timestamp"]
+    for user in range(users):
+        group = user % groups
+        items = [group * group_size + int(i) for i in rng.choice(group_size, per_user, replace=False)]
+        items += [
+            int(i) for i in rng.choice(groups * group_size, 2, replace=False) if i // group_size != group
+        ]
+        for item in items:
+            lines.append(f"{user + 1},{item + 1},5.0,{int(rng.integers(1_000_000, 2_000_000))}")
+    path.write_text("\n".join(lines) + "\n")

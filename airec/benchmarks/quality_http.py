@@ -56,7 +56,8 @@ def records(ds: Dataset, holdout: Holdout, shape: str) -> list[dict]:
     return out
 
 
-def _cli(env: dict, *args: str) -> str:
+def cli(env: dict, *args: str) -> str:
+    """`airec <args>` against the service's database (`env`), e.g. to create a key: its output."""
     done = subprocess.run(
         [sys.executable, "-m", "airec.cli", *args], env=env, capture_output=True, text=True, check=True
     )
@@ -103,7 +104,7 @@ def run_http(
             **env,
         }
         keys = {
-            role: _cli(service_env, "keys", "create", "--role", role, "--name", role) for role in KEY_ROLES
+            role: cli(service_env, "keys", "create", "--role", role, "--name", role) for role in KEY_ROLES
         }
         server_env = {"AIREC_AUTH": "true", **env}
         with Gunicorn(
@@ -113,14 +114,14 @@ def run_http(
             database_url=service_env["AIREC_DATABASE_URL"],
             startup_timeout=120,
         ) as server:
-            call = _caller(server.url, keys)
+            call = caller(server.url, keys)
             body = records(ds, holdout, shape)
             started = time.perf_counter()
             for start in range(0, len(body), POST_BATCH):
                 chunk = body[start : start + POST_BATCH]
                 call("POST", "/api/v1/interactions", Role.INGEST, json={"records": chunk})
             log(f"    posted {len(body)} records in {time.perf_counter() - started:.0f} s")
-            run, seconds, peak = _train(call, server.process.pid)
+            run, seconds, peak = train_run(call, server.process.pid)
             version = call("GET", f"/api/v1/models/{run['model_version']}", Role.ADMIN).json()
             log(f"    trained {version['algorithm']} in {seconds:.0f} s (peak RSS {peak:.0f} MB)")
             ranked = _query(server.url, keys[Role.READ], ds, holdout, version=run["model_version"])
@@ -130,7 +131,7 @@ def run_http(
     return ServiceRun(metrics, version["algorithm"], seconds, peak, version)
 
 
-def _caller(url: str, keys: dict[str, str]) -> Callable[..., requests.Response]:
+def caller(url: str, keys: dict[str, str]) -> Callable[..., requests.Response]:
     """call(method, path, role, **kwargs): one session, the role's key, an error raised with the
     answer's text on any 4xx or 5xx."""
     session = requests.Session()
@@ -145,11 +146,13 @@ def _caller(url: str, keys: dict[str, str]) -> Callable[..., requests.Response]:
     return call
 
 
-def _train(call: Callable[..., requests.Response], server_pid: int) -> tuple[dict, float, float]:
-    """Train with `{}` and wait: the finished run, its seconds, and the peak RSS (MB) of the server's
-    process tree meanwhile."""
+def train_run(
+    call: Callable[..., requests.Response], server_pid: int, body: dict | None = None
+) -> tuple[dict, float, float]:
+    """Train with `body` (default `{}`) and wait: the finished run, its seconds, and the peak RSS (MB)
+    of the server's process tree meanwhile."""
     started = time.perf_counter()
-    run = call("POST", "/api/v1/training", Role.ADMIN, json={}).json()["run"]
+    run = call("POST", "/api/v1/training", Role.ADMIN, json=body or {}).json()["run"]
     peak = 0.0
     while run["status"] not in FINISHED:
         peak = max(peak, _tree_rss_mb(server_pid))

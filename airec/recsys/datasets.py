@@ -70,29 +70,50 @@ def _lines(path: Path) -> Iterator[str]:
             yield line.rstrip("\r\n")
 
 
-def read_ratings(path: Path, min_rating: float = MIN_RATING) -> tuple[list[str], list[str]]:
-    """(users, items) of the rows rated >= min_rating, parsed as `airec import --format movielens` does:
-    u.data (whitespace), ratings.dat (`::`) or a table with a userId,movieId,rating header."""
-    users: list[str] = []
-    items: list[str] = []
+def _rating_rows(path: Path) -> Iterator[list[str]]:
+    """[user, item, rating, timestamp or ""] per row of u.data (whitespace), ratings.dat (`::`) or a
+    table with a userId,movieId,rating(,timestamp) header, as `airec import --format movielens` reads."""
     lines = (line for line in _lines(path) if line.strip())
     first = next(lines, None)
     if first is None:
-        return users, items
+        return
     if first.lower().startswith("userid"):
         delimiter = max(",\t;", key=first.count)
         columns = [c.strip().lower() for c in next(csv.reader([first], delimiter=delimiter))]
         u = next(k for k, c in enumerate(columns) if c in _USER_COLUMNS)
         i = next(k for k, c in enumerate(columns) if c in _ITEM_COLUMNS)
         r = columns.index("rating")
-        rows: Iterator[list[str]] = ([f[u], f[i], f[r]] for f in csv.reader(lines, delimiter=delimiter))
-    else:
-        rows = (line.split("::") if "::" in line else line.split() for line in ([first] + [x for x in lines]))
-    for row in rows:
+        t = columns.index("timestamp") if "timestamp" in columns else None
+        for f in csv.reader(lines, delimiter=delimiter):
+            yield [f[u], f[i], f[r], f[t] if t is not None else ""]
+        return
+    for line in [first, *lines]:
+        row = line.split("::") if "::" in line else line.split()
+        yield [*row[:3], row[3] if len(row) > 3 else ""]
+
+
+def read_ratings(path: Path, min_rating: float = MIN_RATING) -> tuple[list[str], list[str]]:
+    """(users, items) of the rows rated >= min_rating, parsed as `airec import --format movielens` does:
+    u.data (whitespace), ratings.dat (`::`) or a table with a userId,movieId,rating header."""
+    users: list[str] = []
+    items: list[str] = []
+    for row in _rating_rows(path):
         if float(row[2]) >= min_rating:
             users.append(row[0])
             items.append(row[1])
     return users, items
+
+
+def read_timed_ratings(path: Path, min_rating: float = MIN_RATING) -> list[tuple[str, str, float]]:
+    """(user, item, timestamp) of the rows rated >= min_rating, in file order (for time splits); the
+    file must have timestamps (u.data, ratings.dat, ml-latest's ratings.csv do)."""
+    out = []
+    for row in _rating_rows(path):
+        if not row[3]:
+            raise ValueError(f"{path}: a rating without a timestamp; a time split needs them")
+        if float(row[2]) >= min_rating:
+            out.append((row[0], row[1], float(row[3])))
+    return out
 
 
 def read_baskets(path: Path) -> list[list[str]]:
