@@ -91,6 +91,12 @@ def train(client, body: dict | None = None, expect: str = "succeeded") -> dict:
     return run
 
 
+def without_id(answer: dict) -> dict:
+    """An answer without its recommendation_id, which every answer has its own of: what to compare when
+    asking whether two answers are the same."""
+    return {key: value for key, value in answer.items() if key != "recommendation_id"}
+
+
 def recommend(client, items: list[str], **extra) -> dict:
     response = client.post(RECOMMEND, json={"items": items, **extra})
     assert response.status_code == 200, response.get_json()

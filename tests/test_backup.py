@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from airec.cli import main
-from tests.synthetic import ingest, planted, recommend, train
+from tests.synthetic import ingest, planted, recommend, train, without_id
 
 BASKET = ["g1-i0", "g1-i1"]
 
@@ -52,18 +52,13 @@ def _everything(client) -> list[dict]:
         after = page["next_after"]
 
 
-def _answer(body: dict) -> dict:
-    """An answer without its recommendation_id (each answer has its own)."""
-    return {key: value for key, value in body.items() if key != "recommendation_id"}
-
-
 def _round_trip(settings_overrides, tmp_path, monkeypatch, capsys, source_url: str, target_url: str):
     source_models, target_models = tmp_path / "models-a", tmp_path / "models-b"
     source = _app(settings_overrides, source_url, source_models).test_client()
     records, _ = planted(units=200)
     ingest(source, records)
     run = train(source, {"algorithm": "itemknn"})
-    before = _answer(recommend(source, BASKET, k=8))
+    before = without_id(recommend(source, BASKET, k=8))
     rows_before = _everything(source)
     models_before = source.get("/api/v1/models").get_json()
 
@@ -79,7 +74,7 @@ def _round_trip(settings_overrides, tmp_path, monkeypatch, capsys, source_url: s
     assert restored["models"] == [run["model_version"]]
 
     target = _app(settings_overrides, target_url, target_models).test_client()
-    assert _answer(recommend(target, BASKET, k=8)) == before  # the same active version, the same answer
+    assert without_id(recommend(target, BASKET, k=8)) == before  # the same active version, the same answer
     assert _everything(target) == rows_before  # ids, users, items and times kept
     assert target.get("/api/v1/models").get_json() == models_before
     audit = target.get("/api/v1/audit?action=restore.performed").get_json()
