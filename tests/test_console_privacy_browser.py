@@ -26,7 +26,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.gunicorn]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator:
-    env = {"AIREC_AUTH": "on", "AIREC_RETRAIN_AFTER_DELETE": "off"}
+    # Stats read fresh: a worker that did not take the deletion may otherwise answer them up to
+    # AIREC_READ_CACHE_SECONDS (1 s) old, as documented; this test checks the deletion, not that cache.
+    env = {"AIREC_AUTH": "on", "AIREC_RETRAIN_AFTER_DELETE": "off", "AIREC_READ_CACHE_SECONDS": "0"}
     with serve(tmp_path_factory.mktemp("console-privacy"), workers=2, env=env) as live:
         live.keys = {"admin": make_key(live, "admin")}
         records = [
