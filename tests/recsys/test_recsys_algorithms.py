@@ -304,14 +304,3 @@ def test_autoencoder_refuses_out_of_range_hyper_parameters(param):
     with pytest.raises(ValueError, match=f"{param} must be between"):
         AutoEncoder(**{param: high * 10 + 1})
     AutoEncoder(**{param: high})  # the bounds themselves are accepted
-
-
-@pytest.mark.parametrize("block", [1, 3, 1024])
-def test_gram_by_blocks_of_columns_is_x_transpose_x(block) -> None:
-    """Whatever the block of item columns, the dense Gram matrix is XᵀX (weighted cells included)."""
-    rng = np.random.default_rng(5)
-    X = sp.random(40, 10, density=0.3, format="csr", random_state=7, dtype=np.float32)
-    X.data = rng.choice([1.0, 3.0, 5.0], X.nnz).astype(np.float32)
-    G = gram(X, block=block)
-    assert G.dtype == np.float32 and G.flags.c_contiguous
-    assert np.array_equal(G, (X.T @ X).toarray())

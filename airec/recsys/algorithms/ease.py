@@ -40,26 +40,17 @@ DEFAULT_GRID = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0)
 #: the proxy's lambda and its neighbours: 3-4 full factorisations instead of ~6. At 16k items one full
 #: factorisation takes about a minute on one core.
 PROXY_ITEMS = 2048
-#: Item columns of the Gram matrix computed at once (bounds the sparse product's memory).
-_GRAM_BLOCK = 1024
 #: Rows of B a one-set score copies at a time.
 _ROWS_AT_ONCE = 32
 #: Item columns per block when the dual form computes e = diag(X^T K^-1 X): bounds its memory.
 _DUAL_BLOCK = 4096
 
 
-def gram(X: sp.csr_matrix, block: int = _GRAM_BLOCK) -> np.ndarray:
+def gram(X: sp.csr_matrix) -> np.ndarray:
     """Dense float32 X^T X (co-occurrence counts, exact in float32 below 2^24 units; weighted ones when
-    typed feedback weighs the cells), a block of item columns at a time: the whole sparse product
-    first held every co-occurring pair as a sparse entry (8 bytes each, ~2x the dense matrix at 10k
-    items) on top of the dense result; a block holds items x `block` of them."""
+    typed feedback weighs the cells)."""
     X = fit_matrix(X)
-    by_item, columns = X.T.tocsr(), X.tocsc()
-    n_items = X.shape[1]
-    G = np.empty((n_items, n_items), dtype=np.float32)
-    for s in range(0, n_items, block):
-        G[:, s : s + block] = (by_item @ columns[:, s : s + block]).toarray()
-    return G
+    return np.asarray((X.T @ X).toarray(), dtype=np.float32)
 
 
 def spd_inverse(A: np.ndarray) -> np.ndarray:
