@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -259,6 +260,15 @@ def run_fit(url: str, algorithm: str, models_dir: Path, args: argparse.Namespace
     return json.loads(lines[-1])
 
 
+def _identifier(value: str) -> str:
+    """A database name prefix that is safe to put in CREATE/DROP DATABASE unquoted."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: use 1-41 lowercase letters, digits and underscores, not starting with a digit"
+        )
+    return value
+
+
 def _gib(n: float) -> str:
     return f"{n / 2**30:.2f}"
 
@@ -287,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--workdir", default=None, help="where the CSV and model folders go (a temp dir)")
     parser.add_argument("--json", default=None, help="also write every measurement to this file")
+    parser.add_argument(
+        "--database-prefix",
+        default="airec_scale",
+        type=_identifier,
+        help="name prefix of the databases it creates (and drops): letters, digits, underscores",
+    )
     # internal: one fit in a child process
     parser.add_argument("--fit-one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
@@ -316,7 +332,7 @@ def bench_size(size: Size, algorithms: list[str], tmp: Path, args: argparse.Name
     csv_path = tmp / f"{size.name}.csv"
     write_csv(csv_path, users, items)
     generate_seconds = time.perf_counter() - started
-    name = f"airec_scale_{size.name}_{uuid.uuid4().hex[:6]}"
+    name = f"{args.database_prefix}_{size.name}_{uuid.uuid4().hex[:6]}"
     admin = _admin(args.admin_url)
     admin.cursor().execute(f"CREATE DATABASE {name}")
     url = args.admin_url.rsplit("/", 1)[0] + "/" + name

@@ -24,16 +24,24 @@ def mask_input(scores: np.ndarray, X_input: sp.csr_matrix | None, *, copy: bool 
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best columns of each row, best first (argpartition, then sort the k)."""
+    """Indices of the k best columns of each row, best first; equal scores in index order.
+
+    float32 rows go through torch.topk: selecting the k best of 20k columns it was measured 8x faster
+    than numpy's argpartition (which also copies the negated matrix), and choosing the linear weight
+    ranks 22 candidate blends of every validation row (docs/benchmarks.md, "Training time by stage").
+    Other dtypes, and rows holding NaN (topk would rank NaN first), take the argpartition path."""
     n_items = scores.shape[1]
     k = min(k, n_items)
     if k <= 0:
         return np.zeros((scores.shape[0], 0), dtype=np.int64)
-    part = (
-        np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        if k < n_items
-        else np.tile(np.arange(n_items), (scores.shape[0], 1))
-    )
+    if k == n_items:
+        part = np.tile(np.arange(n_items), (scores.shape[0], 1))
+    elif scores.dtype == np.float32 and scores.flags.c_contiguous and not np.isnan(scores).any():
+        import torch  # here, not at the top: the web app imports this module and never needs torch
+
+        part = np.sort(torch.topk(torch.from_numpy(scores), k, dim=1, sorted=False).indices.numpy(), axis=1)
+    else:
+        part = np.sort(np.argpartition(-scores, k - 1, axis=1)[:, :k], axis=1)
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)

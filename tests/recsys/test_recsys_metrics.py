@@ -23,6 +23,23 @@ def test_top_k_orders_best_first() -> None:
     assert top_k(SCORES, 3).tolist() == [[0, 1, 2], [5, 4, 3]]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_top_k_matches_a_full_sort(dtype) -> None:
+    """The fast path (float32, torch.topk) and the argpartition one (other dtypes) both give what a
+    full stable sort gives: the k best, best first, equal scores in index order, -inf last."""
+    rng = np.random.default_rng(3)
+    scores = rng.permutation(300 * 500).reshape(300, 500).astype(dtype)  # distinct values
+    scores[:, rng.choice(500, 40, replace=False)] = -np.inf
+    scores[:5, :100] = 7.0  # ties, all inside the k best of those rows
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :120]
+    assert np.array_equal(top_k(scores, 120), expected)
+
+
+def test_top_k_with_nan_ranks_nan_last() -> None:
+    scores = np.array([[np.nan, 0.2, 0.9, 0.5]], dtype=np.float32)
+    assert top_k(scores, 3).tolist() == [[2, 3, 1]]
+
+
 def test_masking_removes_input_items() -> None:
     masked = mask_input(SCORES, csr([[0], [5, 4]]))
     assert top_k(masked, 2).tolist() == [[1, 2], [3, 2]]
