@@ -170,6 +170,17 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def planted_itemknn(client) -> dict:
+    """The planted groups ingested and an item-kNN model trained on them; {item: group}."""
+    from tests.synthetic import ingest, planted, train
+
+    records, group_of = planted(units=160)
+    ingest(client, records)
+    train(client, {"algorithm": "itemknn"})
+    return group_of
+
+
+@pytest.fixture
 def fresh_popularity_cache() -> Iterator[None]:
     """The no-model popularity answer is cached per database for a few seconds: start and end empty."""
     from airec.serving import service

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from airec.catalogue import masks
-from tests.synthetic import ingest, planted, recommend, train
+from tests.synthetic import ingest, recommend
 
 
 @pytest.fixture
@@ -27,10 +27,8 @@ pytestmark = pytest.mark.usefixtures("fresh_popularity_cache", "every_request_re
 
 
 @pytest.fixture
-def trained(client):
-    records, _ = planted(units=160)
-    ingest(client, records)
-    train(client, {"algorithm": "itemknn"})
+def trained(planted_itemknn):
+    return planted_itemknn
 
 
 def names(answer: dict) -> list[str]:

@@ -26,11 +26,8 @@ pytestmark = pytest.mark.usefixtures("fresh_popularity_cache")
 
 
 @pytest.fixture
-def trained(client):
-    records, group_of = planted(units=160)
-    ingest(client, records)
-    train(client, {"algorithm": "itemknn"})
-    return group_of
+def trained(planted_itemknn):
+    return planted_itemknn
 
 
 def queue(app):

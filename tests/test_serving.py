@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from airec.recsys.algorithms import Popularity
 from airec.serving import service
 from airec.serving.served import served_model
-from tests.synthetic import RECOMMEND, ingest, partners, planted, recommend, train
+from tests.synthetic import RECOMMEND, ingest, partners, recommend
 
 
 @pytest.fixture
@@ -25,11 +25,8 @@ pytestmark = pytest.mark.usefixtures("fresh_popularity_cache")
 
 
 @pytest.fixture
-def trained(client):
-    records, group_of = planted(units=160)
-    ingest(client, records)
-    train(client, {"algorithm": "itemknn"})
-    return group_of
+def trained(planted_itemknn):
+    return planted_itemknn
 
 
 def names(answer: dict) -> list[str]:
