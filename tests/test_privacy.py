@@ -341,7 +341,8 @@ def test_the_housekeeping_thread_applies_retention_when_the_app_starts(settings_
     start_background(app)
     try:
         deadline = time.monotonic() + 20
-        while counts(client)["interactions"] != 1:
+        # The thread deletes, then audits: wait for both (under load the second can trail the first).
+        while counts(client)["interactions"] != 1 or not client.get("/api/v1/audit").get_json()["entries"]:
             assert time.monotonic() < deadline, counts(client)
             time.sleep(0.2)
     finally:
