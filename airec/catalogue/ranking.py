@@ -43,7 +43,11 @@ def _popular_fill(
 
 
 def _entries(model: ActiveModel, best: np.ndarray, scores: np.ndarray) -> list[dict]:
-    return [{"item": model.items[i], "score": float(scores[i])} for i in best]
+    items = model.items
+    return [
+        {"item": items[i], "score": score}
+        for i, score in zip(best.tolist(), scores[best].tolist(), strict=True)
+    ]
 
 
 def popular_within(
@@ -72,8 +76,9 @@ def rank_within(
     ranked = scores.copy()
     ranked[list(indices)] = -np.inf
     removed = _removed(model.n_items, blocked, exclude)
-    masked = ranked.copy()
+    masked = ranked  # only a rule's mask needs a copy: `ranked` is what count_filtered reads
     if removed is not None:
+        masked = ranked.copy()
         masked[removed] = -np.inf
     best = top_k(masked, k)
     answer = _entries(model, best, scores)

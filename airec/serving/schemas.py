@@ -160,6 +160,10 @@ class RecommendationQuerySchema(KWithinLimit, ItemsWithinLimit, CatalogueRules, 
         },
     )
 
+    def plain_load(self, data) -> dict | None:
+        """What `load` gives for a plain, valid query (airec.extensions.ParsedBodyParser), else None."""
+        return None if self.many else _plain_query(data)
+
     def load(self, data, *, many=None, partial=None, unknown=None):
         """A plain, valid query is checked in one pass with exactly the fields' rules (the fields'
         machinery cost more than scoring a small catalogue); anything else goes through marshmallow,
