@@ -5,7 +5,10 @@ ml-latest-small (ratings >= 4) over HTTP, trains with the default request (`{}`)
 wrk (airec.benchmarks.wrk) in rounds of: a trivial endpoint (the generator's own ceiling), /healthz,
 recommendations (10 items in, k=10, read key), the same with explain=true, the same with a category
 filter that keeps ~10% of the items, the same with 1% of the items hidden, the reads a dashboard
-polls, and recommendations at half the saturated rate. Every figure is the median over the rounds;
+polls, and recommendations at half the saturated rate. The recommendations row runs against a
+deployment with AIREC_IMPRESSIONS=on (the default) and, right before or after it (the order alternates
+by round), against a second deployment of the same database and model folder with impressions off:
+both stay up for the whole run. Every figure is the median over the rounds;
 ratios are taken within each round (same server, same minute) before the median. Then one phase while
 a training run is in flight, and (unless --catalogues none) latency across catalogue sizes
 (airec.benchmarks.catalogue).
@@ -37,6 +40,8 @@ READS = (  # (row name, path, role)
     ("GET /api/v1/models", "/api/v1/models", Role.ADMIN),
 )
 RECOMMEND = "POST /api/v1/recommendations"
+#: The same requests against the deployment with AIREC_IMPRESSIONS=off (RECOMMEND's has them on).
+IMPRESSIONS_OFF_ROW = "POST recommendations, impressions off"
 
 
 #: The catalogue rows: every item in one of CATEGORIES categories (a filter keeps ~1/CATEGORIES of the
@@ -99,14 +104,31 @@ def _train(server: Gunicorn, admin: str) -> dict:
 
 
 def one_round(
-    server: Gunicorn, keys: dict, bodies: Path, seconds: float, ceiling_url: str, catalogue: dict
+    server: Gunicorn,
+    keys: dict,
+    bodies: Path,
+    seconds: float,
+    ceiling_url: str,
+    catalogue: dict,
+    quiet: Gunicorn,
+    index: int = 0,
 ) -> dict[str, Load]:
+    """Every row once; `quiet` is the deployment without impressions, measured next to RECOMMEND
+    (before it in odd rounds, after it in even ones)."""
     pids = server.worker_pids()
     out = {"trivial endpoint (wrk's ceiling)": run_wrk(ceiling_url, seconds=seconds)}
     out["GET /healthz"] = run_wrk(server.url + "/healthz", seconds=seconds, pids=pids)
     rec_url = server.url + "/api/v1/recommendations"
     post = {"key": keys[Role.READ], "method": "POST", "bodies": bodies, "pids": pids}
-    out[RECOMMEND] = run_wrk(rec_url, seconds=seconds, **post)
+    quiet_post = {**post, "pids": quiet.worker_pids()}
+    quiet_url = quiet.url + "/api/v1/recommendations"
+    if index % 2:
+        off = run_wrk(quiet_url, seconds=seconds, **quiet_post)
+        out[RECOMMEND] = run_wrk(rec_url, seconds=seconds, **post)
+    else:
+        out[RECOMMEND] = run_wrk(rec_url, seconds=seconds, **post)
+        off = run_wrk(quiet_url, seconds=seconds, **quiet_post)
+    out[IMPRESSIONS_OFF_ROW] = off
     out[EXPLAIN_ROW] = run_wrk(rec_url, seconds=seconds, **{**post, "bodies": catalogue["explain_bodies"]})
     out[FILTERED_ROW] = run_wrk(rec_url, seconds=seconds, **{**post, "bodies": catalogue["filtered_bodies"]})
     describe_catalogue(server, keys[Role.INGEST], catalogue["items"], hide=True)
@@ -150,7 +172,7 @@ def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
                 tmp,
                 workers=args.workers,
                 database_url=database_url,
-                env={"AIREC_AUTH": "on"},
+                env={"AIREC_AUTH": "on", "AIREC_IMPRESSIONS": "on"},
                 startup_timeout=300,
             ) as server,
             trivial_server() as ceiling_url,
@@ -166,23 +188,36 @@ def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
             time.sleep(3)  # every worker follows the pointer (AIREC_MODEL_POLL_SECONDS=2)
             items = list(dict.fromkeys(name for record in records for name in record["items"]))
             describe_catalogue(server, keys[Role.INGEST], items, hide=False)
+            quiet = Gunicorn(  # the same database and models, impressions off
+                Path(tmp) / "impressions-off",
+                workers=args.workers,
+                database_url=database_url,
+                env={
+                    "AIREC_AUTH": "on",
+                    "AIREC_IMPRESSIONS": "off",
+                    "AIREC_MODELS_DIR": str(server.workdir / "models"),
+                },
+                startup_timeout=300,
+            )
             catalogue = {
                 "items": items,
                 "filtered_bodies": write_bodies(Path(tmp) / "filtered.txt", queries, categories=["bench/c3"]),
                 "explain_bodies": write_bodies(Path(tmp) / "explain.txt", queries, explain=True),
             }
-            run_wrk(
-                server.url + "/api/v1/recommendations",
-                seconds=2,
-                key=keys[Role.READ],
-                method="POST",
-                bodies=bodies,
-            )  # warm-up
-            for r in range(args.rounds):
-                results["rounds"].append(
-                    one_round(server, keys, bodies, args.seconds, ceiling_url, catalogue)
-                )
-                log(f"round {r + 1}/{args.rounds} done")
+            with quiet:
+                for url in (server.url, quiet.url):  # warm-up
+                    run_wrk(
+                        url + "/api/v1/recommendations",
+                        seconds=2,
+                        key=keys[Role.READ],
+                        method="POST",
+                        bodies=bodies,
+                    )
+                for r in range(args.rounds):
+                    results["rounds"].append(
+                        one_round(server, keys, bodies, args.seconds, ceiling_url, catalogue, quiet, r)
+                    )
+                    log(f"round {r + 1}/{args.rounds} done")
             results["training"] = _while_training(server, keys, bodies, args.seconds)
 
 
@@ -249,6 +284,11 @@ def format_table(results: dict, args: argparse.Namespace) -> str:
     for name in (FILTERED_ROW, HIDDEN_ROW):
         against = statistics.median(r[name].rps / r[RECOMMEND].rps for r in rounds)
         lines.append(f"{name}: {against:.2f}x the unfiltered rate (same rounds; the target is >= 0.9)")
+    on_off = statistics.median(r[RECOMMEND].rps / r[IMPRESSIONS_OFF_ROW].rps for r in rounds)
+    lines.append(
+        f"impressions on / off: {on_off:.2f}x the request rate of the deployment without impressions "
+        "(same rounds, alternating; the target is >= 0.95)"
+    )
     against = statistics.median(r[EXPLAIN_ROW].rps / r[RECOMMEND].rps for r in rounds)
     cost = statistics.median(r[EXPLAIN_ROW].p50 - r[RECOMMEND].p50 for r in rounds)
     lines.append(f"{EXPLAIN_ROW}: {against:.2f}x the plain rate, p50 {cost:+.2f} ms (same rounds)")
