@@ -156,8 +156,11 @@ def test_each_user_gets_the_same_variant_on_two_gunicorn_workers(tmp_path):
         ]
         first, second = (run["model_version"] for run in runs)
         assert server.post(EXPERIMENTS, json=body(first, second)).status_code == 201
-        # The other worker loads the variants at its next poll.
-        wait_until(lambda: all(ask(server, "u1")["variant"] is not None for _ in range(10)), timeout=15)
+        # Each worker loads the variants at its next poll and says so. Ten answers with a variant did
+        # not prove it: under load one worker can accept every new connection while the other, busy
+        # loading, still answers outside the experiment later on (variant null).
+        wait_until(lambda: server.log_path.read_text().count(" serves experiment knn-ab ") >= 2, timeout=60)
+        assert all(ask(server, "u1")["variant"] is not None for _ in range(10))
         version_of = {"control": first, "new": second}
         seen: dict[str, set] = {}
         for _ in range(3):

@@ -9,6 +9,7 @@ one, never a mix.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -147,11 +148,20 @@ class ServedModel:
             return self.active.version if self.active else None
 
     def sync_experiment(self) -> None:
-        """Hold the running experiment's variant models (loaded outside the request path), or none."""
+        """Hold the running experiment's variant models (loaded outside the request path), or none.
+        Each process logs when what it serves changes: until every worker has, some requests are
+        still answered outside the experiment (variant null)."""
         try:
-            self.experiment = load_running(self.load, self.active, self.experiment)
+            held, self.experiment = self.experiment, load_running(self.load, self.active, self.experiment)
         except CorruptModel as exc:
             log.error("cannot serve the running experiment: %s", exc)
+            return
+        if self.experiment is not held:
+            if self.experiment is not None:
+                versions = ", ".join(f"{name}={version}" for name, version, _ in self.experiment.variants)
+                log.info("worker %d serves experiment %s (%s)", os.getpid(), self.experiment.name, versions)
+            elif held is not None:
+                log.info("worker %d no longer serves experiment %s", os.getpid(), held.name)
 
     def _point_back(self, refused: str, good: str) -> None:
         """Move the pointer off a refused version, onto the one still served, so that every worker
