@@ -164,3 +164,24 @@ def test_a_plain_recommendation_body_takes_the_one_pass_check(client, monkeypatc
     ]
     refused = client.post("/api/v1/recommendations", json={"items": ["a"], "k": 0})
     assert refused.status_code == 422 and "k" in str(refused.get_json()) and seen[-1] is None
+
+
+def test_top_k_is_the_full_sorts_first_k_with_ties_in_index_order():
+    """top_k equals sorting every finite score (best first, equal scores by index) and keeping k, on
+    catalogues with many ties (popularity counts, sparse similarities), masked items (-inf) and the
+    odd +inf or NaN, which never count."""
+    import numpy as np
+
+    from airec.serving.active import top_k
+
+    rng = np.random.default_rng(7)
+    for trial in range(400):
+        n = int(rng.integers(1, 3000 if trial % 10 == 0 else 80))
+        scores = np.round(rng.standard_normal(n), int(rng.integers(0, 3)))
+        scores[rng.random(n) < 0.3] = -np.inf
+        if trial % 5 == 0:
+            scores[rng.random(n) < 0.05] = rng.choice([np.inf, np.nan])
+        k = int(rng.integers(0, 25))
+        finite = [i for i in range(n) if np.isfinite(scores[i])]
+        expected = sorted(finite, key=lambda i: (-scores[i], i))[:k]
+        assert top_k(scores, k).tolist() == expected, (trial, k)
