@@ -254,7 +254,7 @@ def test_warm_start_keeps_known_items(blocks: sp.csr_matrix) -> None:
     new.warm_start_from(old, mapping)
     known = np.arange(45)
     np.testing.assert_array_equal(
-        new.net.enc_in.weight[:, known].detach().numpy(), old.net.enc_in.weight[:, 5:].detach().numpy()
+        new.net.enc_in.item_weight[known].detach().numpy(), old.net.enc_in.item_weight[5:].detach().numpy()
     )
     np.testing.assert_array_equal(
         new.net.dec_out.weight[known].detach().numpy(), old.net.dec_out.weight[5:].detach().numpy()

@@ -51,6 +51,14 @@ from airec.recsys.evaluation import Pair, selection_metric
 FITTED = ("chosen_lam", "best_epoch", "chosen_linear_weight")
 
 
+def _current_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """A saved state dict in today's layout: models saved before the encoder became item-major hold
+    `enc_in.weight` as (width, items); it is today's `enc_in.item_weight` transposed."""
+    if "enc_in.weight" in arrays:
+        arrays["enc_in.item_weight"] = np.ascontiguousarray(arrays.pop("enc_in.weight").T)
+    return {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+
 class AutoEncoder(Recommender):
     """Multinomial denoising / variational autoencoder over item sets, with its linear path."""
 
@@ -160,7 +168,7 @@ class AutoEncoder(Recommender):
         known = np.flatnonzero(mapping >= 0)
         src, dst = torch.from_numpy(mapping[known]), torch.from_numpy(known)
         with torch.no_grad():
-            net.enc_in.weight[:, dst] = old.net.enc_in.weight[:, src]
+            net.enc_in.item_weight[dst] = old.net.enc_in.item_weight[src]
             net.enc_in.bias.copy_(old.net.enc_in.bias)
             net.dec_out.weight[dst] = old.net.dec_out.weight[src]
             net.dec_out.bias[dst] = old.net.dec_out.bias[src]
@@ -320,7 +328,7 @@ class AutoEncoder(Recommender):
         model.n_items = int(manifest["n_items"])
         net = model._build(model.n_items)
         with np.load(Path(path) / "weights.npz") as f:
-            net.load_state_dict({k: torch.from_numpy(f[k]) for k in f.files})
+            net.load_state_dict(_current_state({k: f[k] for k in f.files}))
         linear = Path(path) / LINEAR_FOLDER
         model.linear_model = EASE.load(linear) if linear.is_dir() else None
         net.eval()
