@@ -199,16 +199,18 @@ class AutoEncoder(Recommender):
         torch.manual_seed(self.seed)
         schedule = self._schedule(X.shape[0])
         trained = train_network(self.net, X, schedule, rng, validation=validation, progress=progress)
+        stages = {"network": time.perf_counter() - start}
         self.best_epoch, best = trained.best_epoch, trained.best
         report = FitReport(history=trained.history)
         if self._uses_linear_path(*X.shape):
-            best = self._add_linear_path(X, validation, rng, report, best)
+            best = self._add_linear_path(X, validation, rng, report, best, stages)
         report.params = self.get_params()
         report.validation = {
             "val_ndcg": float(best) if np.isfinite(best) else None,
             "best_epoch": self.best_epoch,
             "chosen_linear_weight": self.chosen_linear_weight,
             "seconds": time.perf_counter() - start,
+            "stage_seconds": {name: round(seconds, 3) for name, seconds in stages.items()},
         }
         return report
 
@@ -241,10 +243,14 @@ class AutoEncoder(Recommender):
         rng: np.random.Generator,
         report: FitReport,
         best: float,
+        stages: dict[str, float],
     ) -> float:
         """Fit the linear path and its weight (given, chosen on validation, or fitted on training rows);
-        returns the validation metric of what will be scored."""
+        returns the validation metric of what will be scored. Each part's seconds go into `stages`."""
+        started = time.perf_counter()
         linear = fit_linear_path(X, validation, self.linear_lam, self.max_items)
+        stages["linear_path"] = time.perf_counter() - started
+        started = time.perf_counter()
         self.chosen_lam = linear.chosen_lam
         if self.linear_weight is not None:
             weight = self.linear_weight
@@ -255,6 +261,7 @@ class AutoEncoder(Recommender):
             weight = fit_weight(self.net, linear, X, rng)
         self.chosen_linear_weight = weight
         self.linear_model = linear if weight > 0 else None
+        stages["linear_weight"] = time.perf_counter() - started
         return best
 
     # -- inference --------------------------------------------------------------------------------
