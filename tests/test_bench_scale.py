@@ -29,6 +29,10 @@ def test_scale_benchmark_at_1x(tmp_path) -> None:
     for stage in ("load_seconds", "total_seconds", "refit_seconds", "store_seconds"):
         assert fit[stage] > 0, stage
     assert fit["epochs"] == 2 and fit["model_bytes"] > 0
+    stages = fit["stages"]  # where the run's time went, stage by stage
+    assert {"split", "choose", "evaluation", "refit"} <= set(stages)
+    assert set(stages["fit_parts"]) == {"network", "linear_path", "linear_weight"}
+    assert 0 < stages["fit_parts"]["network"] < stages["choose"] and stages["refit_parts"]["network"] > 0
     assert fit["ndcg@10"] > fit["popularity_ndcg@10"]  # the planted structure is learnt
     admin = psycopg2.connect(dbname="test", host="127.0.0.1", user="postgres")
     with admin.cursor() as cursor:  # the benchmark dropped what it created

@@ -160,7 +160,7 @@ def test_warm_start_carries_known_items_weights_over(client):
     known = np.flatnonzero(mapping >= 0)
     assert known.size == old.n_items and (mapping < 0).sum() == len(new_groups)
     old_net, new_net = old.model.net, new.model.net
-    carried = (new_net.enc_in.weight[:, known] - old_net.enc_in.weight[:, mapping[known]]).detach()
+    carried = (new_net.enc_in.item_weight[known] - old_net.enc_in.item_weight[mapping[known]]).detach()
     assert float(carried.abs().max()) < 1e-3
     decoder = (new_net.dec_out.weight[known] - old_net.dec_out.weight[mapping[known]]).detach()
     assert float(decoder.abs().max()) < 1e-3
@@ -168,7 +168,7 @@ def test_warm_start_carries_known_items_weights_over(client):
     cold = train(client, {"algorithm": "autoencoder", "params": frozen})
     assert cold["status"] == "succeeded" and served_model.active.manifest["warm_start"] is False
     cold_net = served_model.active.model.net
-    fresh = (cold_net.enc_in.weight[:, known] - old_net.enc_in.weight[:, mapping[known]]).detach()
+    fresh = (cold_net.enc_in.item_weight[known] - old_net.enc_in.item_weight[mapping[known]]).detach()
     assert float(fresh.abs().max()) > 0.01  # a cold start does not land on the old weights by chance
 
 

@@ -161,6 +161,8 @@ def fit_one(args: argparse.Namespace) -> dict:
         "peak_rss": _peak_rss(),
         "model_bytes": model_bytes,
         "store_seconds": store_seconds,
+        "stages": manifest.get("stages"),
+        "training_seconds": manifest.get("training_seconds"),
         "ndcg@10": (manifest.get("evaluation") or {}).get("model", {}).get("ndcg@10"),
         "popularity_ndcg@10": (manifest.get("evaluation") or {}).get("popularity", {}).get("ndcg@10"),
     }
@@ -397,6 +399,59 @@ def print_tables(results: list[dict]) -> None:
                 f"{_gib(f['peak_rss']):>9}{_mib(f['model_bytes']):>10}{f['store_seconds']:>11.1f}"
                 f"{(f['ndcg@10'] or 0):>9.3f}{(f['popularity_ndcg@10'] or 0):>7.3f}"
                 f"{f.get('load_average', 0):>6.1f}"
+            )
+    print(flush=True)
+    print_stages(results)
+
+
+#: The stage table's columns: (heading, how to read it from a fit's results).
+STAGE_COLUMNS = (
+    ("load", lambda f, st, fit, refit: f["load_seconds"]),
+    ("split", lambda f, st, fit, refit: st.get("split")),
+    ("network", lambda f, st, fit, refit: fit.get("network")),
+    ("linear", lambda f, st, fit, refit: fit.get("linear_path")),
+    ("weight", lambda f, st, fit, refit: fit.get("linear_weight")),
+    ("val+eval", lambda f, st, fit, refit: _rest(st, fit)),
+    ("refit_net", lambda f, st, fit, refit: refit.get("network")),
+    ("refit_lin", lambda f, st, fit, refit: _sum(refit.get("linear_path"), refit.get("linear_weight"))),
+    ("refit", lambda f, st, fit, refit: st.get("refit")),
+    ("write", lambda f, st, fit, refit: f["total_seconds"] - (f.get("training_seconds") or 0)),
+    ("store", lambda f, st, fit, refit: f["store_seconds"]),
+)
+
+
+def _sum(*values) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _rest(stages: dict, fit: dict) -> float | None:
+    """Choosing's seconds beyond the model's own fit (its validation score) plus the held-out evaluation."""
+    if "choose" not in stages:
+        return None
+    return stages["choose"] - sum(fit.values()) + stages.get("evaluation", 0.0)
+
+
+def print_stages(results: list[dict]) -> None:
+    """Seconds per stage of each run, from the start of the read to the stored model (`run_min`):
+    where a run's time goes, and how each stage grows from one size to the next."""
+    print(
+        f"{'size':<7}{'algorithm':<13}"
+        + "".join(f"{name:>10}" for name, _ in STAGE_COLUMNS)
+        + f"{'run_min':>9}"
+    )
+    for r in results:
+        for algorithm, f in r["fits"].items():
+            if "error" in f or "refused" in f:
+                continue
+            stages = f.get("stages") or {}
+            fit, refit = stages.get("fit_parts") or {}, stages.get("refit_parts") or {}
+            cells = [read(f, stages, fit, refit) for _, read in STAGE_COLUMNS]
+            run = (f["load_seconds"] + f["total_seconds"] + f["store_seconds"]) / 60
+            print(
+                f"{r['size']:<7}{algorithm:<13}"
+                + "".join(f"{c:>10.1f}" if c is not None else f"{'-':>10}" for c in cells)
+                + f"{run:>9.1f}"
             )
     print(flush=True)
 

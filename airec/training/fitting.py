@@ -82,11 +82,15 @@ def fit_model(job: FitJob, progress: ProgressCallback | None = None) -> tuple[An
     settings = job.settings
     holdout = {"holdout_fraction": settings.train_holdout_fraction, "seed": settings.train_seed}
     split = heldout.split_units(job.X, baskets=job.baskets, **holdout)
+    stages = {"split": time.perf_counter() - started}
     choice = choose(job, split, progress)
+    stages["choose"] = time.perf_counter() - started - sum(stages.values())
     evaluation = heldout.evaluate_split(choice.model, split)
+    stages["evaluation"] = time.perf_counter() - started - sum(stages.values())
     refit = None
     if settings.train_refit:
         refit = refit_on_every_unit(job, choice, progress)
+        stages["refit"] = refit["seconds"]
         evaluation["estimates"] = (
             "the published model, which is this configuration refitted on every unit, test units included"
         )
@@ -101,6 +105,13 @@ def fit_model(job: FitJob, progress: ProgressCallback | None = None) -> tuple[An
         "refit": refit,
         "candidates": choice.scores if job.algorithm == "auto" else None,
         "warm_start": choice.name in choice.warmed,  # what happened, not what was asked
+        # Seconds per stage (an operator predicting a run reads these); a model's own parts, such as
+        # the autoencoder's network, linear path and linear weight, are in its fit's stage_seconds.
+        "stages": {
+            **{name: round(seconds, 3) for name, seconds in stages.items()},
+            "fit_parts": choice.scores[choice.name].get("stage_seconds"),
+            "refit_parts": (refit or {}).get("stage_seconds"),
+        },
     }
     manifest["data"]["train_units"] = int(split.train.shape[0])
     manifest["training_seconds"] = round(time.perf_counter() - started, 3)
@@ -148,6 +159,7 @@ def _fit_candidate(name: str, model, job: FitJob, split: Split, choice: Choice, 
     return {
         "validation": {metric: validation_score(model.score, split.validation, metric)},
         "fit_seconds": round(time.perf_counter() - t0, 3),
+        "stage_seconds": (report.validation or {}).get("stage_seconds"),
         "params": dict(report.params or model.get_params()),
     }
 
@@ -161,9 +173,13 @@ def refit_on_every_unit(job: FitJob, choice: Choice, progress: ProgressCallback 
     gc.collect()
     if choice.name in choice.warmed:
         _warm_start(model, choice.warm, job.items)
-    model.fit(job.X, progress=(lambda e: progress({**e, "stage": "refit"})) if progress else None)
+    report = model.fit(job.X, progress=(lambda e: progress({**e, "stage": "refit"})) if progress else None)
     choice.model = model
-    return {"units": int(job.X.shape[0]), "seconds": round(time.perf_counter() - t0, 3)}
+    return {
+        "units": int(job.X.shape[0]),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "stage_seconds": (report.validation or {}).get("stage_seconds"),
+    }
 
 
 def _cpu_seconds() -> float:

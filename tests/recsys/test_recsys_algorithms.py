@@ -160,6 +160,35 @@ class TestEASE(RecommenderTestMixin):
         best = validation_score(full.score, split.validation)
         assert validation_score(proxied.score, split.validation) >= best - 0.01
 
+    def test_a_very_large_catalogue_is_factorised_once_at_the_wider_proxys_lambda(
+        self, blocks, monkeypatch
+    ) -> None:
+        """Above WIDE_PROXY_ITEMS the neighbours are compared on a wider proxy: the full catalogue is
+        factorised exactly once, and ranks as well as the full climb."""
+        from airec.recsys.algorithms import ease as ease_module
+        from airec.recsys.evaluation import validation_score
+
+        split = make_split(blocks, "loo", seed=0)
+        full = EASE()
+        full.fit(split.train, validation=split.validation)
+        sizes: list[int] = []
+        weights = ease_module.ease_weights
+
+        def counted(G, lam):
+            sizes.append(len(G))
+            return weights(G, lam)
+
+        monkeypatch.setattr(ease_module, "ease_weights", counted)
+        monkeypatch.setattr(ease_module, "PROXY_ITEMS", 20)
+        monkeypatch.setattr(ease_module, "WIDE_PROXY_ITEMS", 30)
+        proxied = EASE()
+        report = proxied.fit(split.train, validation=split.validation)
+        n_items = blocks.shape[1]
+        assert sizes.count(n_items) == 1 and set(sizes) == {20, 30, n_items}
+        assert [entry["lam"] for entry in report.history] == [proxied.chosen_lam]
+        best = validation_score(full.score, split.validation)
+        assert validation_score(proxied.score, split.validation) >= best - 0.01
+
     def test_primal_form_when_units_outnumber_items(self, fitted) -> None:
         model, split, _ = fitted
         assert split.train.shape[0] > split.train.shape[1] and model.form == "primal"
@@ -254,7 +283,7 @@ def test_warm_start_keeps_known_items(blocks: sp.csr_matrix) -> None:
     new.warm_start_from(old, mapping)
     known = np.arange(45)
     np.testing.assert_array_equal(
-        new.net.enc_in.weight[:, known].detach().numpy(), old.net.enc_in.weight[:, 5:].detach().numpy()
+        new.net.enc_in.item_weight[known].detach().numpy(), old.net.enc_in.item_weight[5:].detach().numpy()
     )
     np.testing.assert_array_equal(
         new.net.dec_out.weight[known].detach().numpy(), old.net.dec_out.weight[5:].detach().numpy()

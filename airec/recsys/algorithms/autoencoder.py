@@ -51,6 +51,14 @@ from airec.recsys.evaluation import Pair, selection_metric
 FITTED = ("chosen_lam", "best_epoch", "chosen_linear_weight")
 
 
+def _current_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """A saved state dict in today's layout: models saved before the encoder became item-major hold
+    `enc_in.weight` as (width, items); it is today's `enc_in.item_weight` transposed."""
+    if "enc_in.weight" in arrays:
+        arrays["enc_in.item_weight"] = np.ascontiguousarray(arrays.pop("enc_in.weight").T)
+    return {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+
 class AutoEncoder(Recommender):
     """Multinomial denoising / variational autoencoder over item sets, with its linear path."""
 
@@ -160,7 +168,7 @@ class AutoEncoder(Recommender):
         known = np.flatnonzero(mapping >= 0)
         src, dst = torch.from_numpy(mapping[known]), torch.from_numpy(known)
         with torch.no_grad():
-            net.enc_in.weight[:, dst] = old.net.enc_in.weight[:, src]
+            net.enc_in.item_weight[dst] = old.net.enc_in.item_weight[src]
             net.enc_in.bias.copy_(old.net.enc_in.bias)
             net.dec_out.weight[dst] = old.net.dec_out.weight[src]
             net.dec_out.bias[dst] = old.net.dec_out.bias[src]
@@ -191,16 +199,18 @@ class AutoEncoder(Recommender):
         torch.manual_seed(self.seed)
         schedule = self._schedule(X.shape[0])
         trained = train_network(self.net, X, schedule, rng, validation=validation, progress=progress)
+        stages = {"network": time.perf_counter() - start}
         self.best_epoch, best = trained.best_epoch, trained.best
         report = FitReport(history=trained.history)
         if self._uses_linear_path(*X.shape):
-            best = self._add_linear_path(X, validation, rng, report, best)
+            best = self._add_linear_path(X, validation, rng, report, best, stages)
         report.params = self.get_params()
         report.validation = {
             "val_ndcg": float(best) if np.isfinite(best) else None,
             "best_epoch": self.best_epoch,
             "chosen_linear_weight": self.chosen_linear_weight,
             "seconds": time.perf_counter() - start,
+            "stage_seconds": {name: round(seconds, 3) for name, seconds in stages.items()},
         }
         return report
 
@@ -233,10 +243,14 @@ class AutoEncoder(Recommender):
         rng: np.random.Generator,
         report: FitReport,
         best: float,
+        stages: dict[str, float],
     ) -> float:
         """Fit the linear path and its weight (given, chosen on validation, or fitted on training rows);
-        returns the validation metric of what will be scored."""
+        returns the validation metric of what will be scored. Each part's seconds go into `stages`."""
+        started = time.perf_counter()
         linear = fit_linear_path(X, validation, self.linear_lam, self.max_items)
+        stages["linear_path"] = time.perf_counter() - started
+        started = time.perf_counter()
         self.chosen_lam = linear.chosen_lam
         if self.linear_weight is not None:
             weight = self.linear_weight
@@ -247,6 +261,7 @@ class AutoEncoder(Recommender):
             weight = fit_weight(self.net, linear, X, rng)
         self.chosen_linear_weight = weight
         self.linear_model = linear if weight > 0 else None
+        stages["linear_weight"] = time.perf_counter() - started
         return best
 
     # -- inference --------------------------------------------------------------------------------
@@ -320,7 +335,7 @@ class AutoEncoder(Recommender):
         model.n_items = int(manifest["n_items"])
         net = model._build(model.n_items)
         with np.load(Path(path) / "weights.npz") as f:
-            net.load_state_dict({k: torch.from_numpy(f[k]) for k in f.files})
+            net.load_state_dict(_current_state({k: f[k] for k in f.files}))
         linear = Path(path) / LINEAR_FOLDER
         model.linear_model = EASE.load(linear) if linear.is_dir() else None
         net.eval()

@@ -40,6 +40,11 @@ DEFAULT_GRID = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0)
 #: the proxy's lambda and its neighbours: 3-4 full factorisations instead of ~6. At 16k items one full
 #: factorisation takes about a minute on one core.
 PROXY_ITEMS = 2048
+#: Above this many items the neighbours are compared on a second, wider proxy of the most frequent
+#: items instead of the full catalogue, which is then factorised once, at the chosen lambda: a
+#: factorisation grows with items^3, so at 20,000 items each full one costs ~15x one at 8,192 and the
+#: 3-4 of the climb were most of a default training run (docs/benchmarks.md, training time by stage).
+WIDE_PROXY_ITEMS = 8192
 #: Rows of B a one-set score copies at a time.
 _ROWS_AT_ONCE = 32
 #: Item columns per block when the dual form computes e = diag(X^T K^-1 X): bounds its memory.
@@ -134,12 +139,18 @@ class EASE(Recommender):
             )
         self.n_items = n_items
         primal = n_units >= n_items
-        solve = self._primal_solver(X) if primal else self._dual_solver(X)
         report = FitReport()
         if self.lam is not None or validation is None:
             lam = self.lam if self.lam is not None else 500.0
-            solve(lam)
+            (self._primal_solver(X) if primal else self._dual_solver(X))(lam)
+        elif primal and n_items > WIDE_PROXY_ITEMS:
+            lam = self._proxy_lambda(X, validation, WIDE_PROXY_ITEMS, self._proxy_lambda(X, validation))
+            self._primal_solver(X)(lam)  # the Gram matrix only now: no proxy's matrices beside it
+            value = validation_score(self.score, validation)
+            report.history.append({"lam": lam, "val_ndcg": value})
+            report.validation["val_ndcg"] = value
         else:
+            solve = self._primal_solver(X) if primal else self._dual_solver(X)
             proxy = self._proxy_lambda(X, validation) if primal and n_items > PROXY_ITEMS else None
             lam = self._search(solve, validation, report, progress, start=proxy)
         self.chosen_lam = float(lam)
@@ -176,13 +187,20 @@ class EASE(Recommender):
 
         return solve
 
-    def _proxy_lambda(self, X: sp.csr_matrix, validation) -> float:
-        """lambda chosen on the PROXY_ITEMS most frequent items alone (validation restricted to them)."""
+    def _proxy_lambda(
+        self, X: sp.csr_matrix, validation, size: int | None = None, start: float | None = None
+    ) -> float:
+        """lambda chosen on the `size` (PROXY_ITEMS) most frequent items alone, validation restricted to
+        them: the whole climb, or from `start` that lambda and its neighbours."""
         counts = np.asarray(X.sum(axis=0)).ravel()
-        top = np.sort(np.argsort(-counts, kind="stable")[:PROXY_ITEMS])
+        top = np.sort(np.argsort(-counts, kind="stable")[: size or PROXY_ITEMS])
         proxy = EASE(grid=self.grid, max_items=self.max_items)
-        proxy.fit(X[:, top], validation=(validation[0][:, top], validation[1][:, top]))
-        return float(proxy.chosen_lam)
+        X_top, validation_top = X[:, top], (validation[0][:, top], validation[1][:, top])
+        if start is None:
+            proxy.fit(X_top, validation=validation_top)
+            return float(proxy.chosen_lam)
+        proxy.n_items = len(top)
+        return proxy._search(proxy._primal_solver(X_top), validation_top, FitReport(), None, start=start)
 
     def _search(self, solve, validation, report: FitReport, progress, start: float | None = None) -> float:
         """Hill climb on the log grid from its middle, stopping once the metric falls (it is unimodal
