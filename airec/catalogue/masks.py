@@ -184,6 +184,11 @@ class CatalogueMasks:
         return masks
 
     @property
+    def patched_items(self) -> int:
+        """Items whose keys changes rewrote since the full build (each change copies that much)."""
+        return len(self.category_keys_of.changed) + len(self.label_keys_of.changed)
+
+    @property
     def sequence(self) -> tuple[str | None, int | None]:
         """(epoch, sequence) of the catalogue version these masks show."""
         return parse_version(self.version)
@@ -304,6 +309,8 @@ class CatalogueWatch:
                 caught_up = self._caught_up(masks, model.index, self.version)
                 if caught_up is not None:
                     self.masks = caught_up
+                    if caught_up.patched_items > DELTA_MOST_NAMES and not self._building:
+                        self._rebuild_in_background(model)  # bounds what each catch-up copies
                     return caught_up
                 if self._building:
                     return masks
@@ -346,12 +353,12 @@ class CatalogueWatch:
             try:
                 with database.connection_context():
                     fresh = CatalogueMasks.build(model.index, model.version, version)
-                    latest = catalogue_version()
-                    fresh = self._caught_up(fresh, model.index, latest) or fresh
-                with self._lock:
-                    current = self.masks
-                    if current is None or current.model_version == fresh.model_version:
-                        self.masks = fresh
+                    # the changes made while it read, then (locked) any a request applied meanwhile
+                    fresh = self._caught_up(fresh, model.index, catalogue_version()) or fresh
+                    with self._lock:
+                        current = self.masks
+                        if current is None or current.model_version == fresh.model_version:
+                            self.masks = self._caught_up(fresh, model.index, self.version) or fresh
                 log.info("catalogue masks rebuilt in %.2fs", fresh.build_seconds)
             except Exception:
                 log.exception("catalogue masks rebuild failed; keeping the previous ones")

@@ -317,9 +317,11 @@ def list_items(
     label: list[str] = (),
     hidden: bool | None = None,
     name_contains: str = "",
+    by_name: bool = False,
 ) -> tuple[list[dict], int]:
     """One page of items with counts (described items without interactions count 0), most popular
-    first, ties by name; and how many items pass the filters (`name_contains`: the console's search)."""
+    first, ties by name (`by_name`: in name order only); and how many items pass the filters
+    (`name_contains`: the console's search)."""
     condition = metadata_filter(list(category), list(label), hidden)
 
     def narrowed(query: peewee.ModelSelect, name: peewee.Field, join: bool) -> peewee.ModelSelect:
@@ -350,8 +352,9 @@ def list_items(
     described_only = unstored.count()
     total = narrowed(Item.select(Item.id), Item.name, join=True).count() + described_only
     if described_only:
-        page = (stored + unstored).order_by(peewee.SQL('"count"').desc(), peewee.SQL('"name"').asc())
+        order = [peewee.SQL('"name"').asc()]
+        page = (stored + unstored).order_by(*([] if by_name else [peewee.SQL('"count"').desc()]), *order)
     else:  # the usual case, and the query this list had before the catalogue: no union to sort
-        page = stored.order_by(count.desc(), Item.name.asc())
+        page = stored.order_by(*([] if by_name else [count.desc()]), Item.name.asc())
     page = page.offset(offset).limit(limit)
     return [{"item": name, "count": n} for name, n in page.tuples()], total
