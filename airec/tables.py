@@ -168,6 +168,20 @@ class ItemMeta(BaseModel):
         table_name = "item_catalogue"
 
 
+class CatalogueChange(BaseModel):
+    """One catalogue write (airec/catalogue/service.py): its sequence number (the one the version row
+    carries after it), and the names it changed as a JSON list (NULL: everything, e.g. a raw bulk load),
+    so workers catch up on a change instead of reading the whole catalogue."""
+
+    seq = pw.BigIntegerField(primary_key=True)
+    at = pw.DateTimeField(default=utcnow)
+    count = pw.IntegerField()  # names in the list, -1 for everything
+    names = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "catalogue_changes"
+
+
 class Impression(BaseModel):
     """One answer shown (airec.feedback): its id, route, user, model, variant, items in order, when; and
     which position a take took (an impression is taken at most once)."""
@@ -287,6 +301,7 @@ ALL_TABLES = [
     ModelFilePart,
     State,
     ItemMeta,
+    CatalogueChange,
     Impression,
     ImpressionCount,
     Experiment,

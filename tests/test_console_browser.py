@@ -57,6 +57,8 @@ def server(tmp_path_factory) -> Iterator:
         live.keys = {"admin": make_key(live, "admin")}  # the first key comes from the command line
         created = call(live, "POST", "/api/v1/keys", json={"name": "browser-read", "role": "read"})
         live.keys["read"] = created.json()["key"]
+        created = call(live, "POST", "/api/v1/keys", json={"name": "browser-ingest", "role": "ingest"})
+        live.keys["ingest"] = created.json()["key"]
         records = planted_records(users=240, groups=GROUPS, group_size=GROUP_SIZE, per_user=4, seed=1)
         assert call(live, "POST", "/api/v1/interactions", json={"records": records}).status_code == 201
         for _ in range(2):
@@ -122,7 +124,7 @@ def opened(browser, server, role: str | None = "admin", viewport: str = "desktop
     context.on("response", lambda response: failed.add(response.status) if response.status >= 400 else None)
     try:
         if role is not None:
-            sign_in(page, server, server.keys[role])
+            sign_in(page, server, server.keys[role], landing="/items" if role == "ingest" else "/")
         yield page
     finally:
         context.close()
@@ -131,11 +133,11 @@ def opened(browser, server, role: str | None = "admin", viewport: str = "desktop
     assert urls and [url for url in urls if not url.startswith(server.url + "/")] == []
 
 
-def sign_in(page, server, key: str) -> None:
+def sign_in(page, server, key: str, landing: str = "/") -> None:
     page.goto(f"{server.url}/login")
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{server.url}/")
+    page.wait_for_url(f"{server.url}{landing}")
 
 
 def check_accessible(page, label: str) -> None:
@@ -449,3 +451,19 @@ def test_find_an_item_hide_it_in_one_click_and_no_answer_holds_it(browser, serve
         assert "g4-i1" in answered()
         page.goto(f"{server.url}/try?items=g4-i0&k=5&category=shoes")
         assert page.locator("#proposals .name").all_inner_texts() == ["g4-i1"]
+
+
+def test_an_ingest_key_lands_on_items_and_hides_an_item_in_one_click(browser, server):
+    with opened(browser, server, role="ingest") as page:
+        nav = page.get_by_role("navigation", name="Main").get_by_role("link").all_inner_texts()
+        assert nav == ["Items"]
+        page.get_by_label("Name contains").fill("g5-i3")
+        page.get_by_role("button", name="Filter").click()
+        check_accessible(page, "items, as ingest")
+        page.get_by_role("link", name="g5-i3", exact=True).click()
+        page.get_by_role("button", name="Hide g5-i3").click()
+        assert page.locator("#visibility").inner_text().startswith("Hidden")
+        check_accessible(page, "item, as ingest")
+        assert call(server, "GET", "/api/v1/items/g5-i3").json()["hidden_reason"] == "hidden"
+        page.get_by_role("button", name="Show g5-i3").click()
+        assert page.locator("#visibility").inner_text() == "Recommendable now."

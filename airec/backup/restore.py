@@ -24,6 +24,7 @@ from airec.backup.archive import DumpRefused, open_for_reading, verify_member
 from airec.backup.bulk import load_bare, sqlite_foreign_keys_off
 from airec.backup.history import lock_in_writers_order
 from airec.backup.tables import Kind, Table, code_schema, data_tables, line_decoder, schema_number
+from airec.catalogue.service import start_new_history
 from airec.db import database, is_sqlite
 from airec.modelstore.folders import TMP_PREFIX
 from airec.modelstore.names import child, safe_relative
@@ -111,6 +112,7 @@ def _load_all(db, archive, manifest: dict, targets: dict[str, Table], force: boo
             _remove_everything(db, names)
         loaded = load_bare(db, names, load)
         _reset_sequences(db, [targets[name] for name in dumped])
+        start_new_history()  # the workers' masks were not built from this catalogue: rebuild, not catch up
         return loaded
 
     if is_sqlite():

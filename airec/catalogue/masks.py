@@ -1,11 +1,11 @@
 """The catalogue as numpy masks over the served model's item index, kept next to the model.
 
 Each process holds one `CatalogueMasks` per app, built for the model it serves and the catalogue version
-it read last. Requests read the version row at most every POLL_SECONDS and the masks are rebuilt when it
-changed (see CatalogueWatch), so a PATCH hiding an item reaches every worker and host within a second
-without a restart. Availability windows are compared with the
-clock at each request (cached until the next window boundary), so nobody has to call the API when a
-window opens or closes.
+it read last. Requests read the version row at most every POLL_SECONDS and, when it moved, apply the
+names the change log says changed since (see CatalogueWatch), so a PATCH hiding an item reaches every
+worker and host within a second without a restart, whatever the catalogue's size. Availability windows
+are compared with the clock at each request (cached until the next window boundary), so nobody has to
+call the API when a window opens or closes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 import weakref
-from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -24,7 +23,8 @@ import orjson
 import peewee
 
 from airec import scope
-from airec.catalogue.service import catalogue_version
+from airec.catalogue.postings import EMPTY, KeysOf, Postings, moved
+from airec.catalogue.service import catalogue_version, changes_after, parse_version
 from airec.db import database
 from airec.tables import ItemMeta
 
@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 #: Masks that took longer than this to build are rebuilt off the request path.
 SYNC_BUILD_SECONDS = 0.2
-_EMPTY = np.empty(0, dtype=np.int32)
+#: A request catches its masks up on at most this many changed names; more are rebuilt from the table.
+DELTA_MOST_NAMES = 20_000
 
 
 @dataclass(frozen=True)
@@ -84,17 +85,28 @@ def _seconds(value: dt.datetime | str) -> float:
 _PAGE_ROWS = 50_000
 
 
+_COLUMNS = (
+    ItemMeta.name,
+    ItemMeta.categories,
+    ItemMeta.labels,
+    ItemMeta.hidden,
+    ItemMeta.available_from,
+    ItemMeta.available_until,
+)
+
+
+def _rows_of(names: list[str]) -> Iterator[tuple]:
+    """The same columns for the described items among `names` (500 names per query)."""
+    for start in range(0, len(names), 500):
+        query = ItemMeta.select(*_COLUMNS).where(ItemMeta.name.in_(names[start : start + 500]))
+        sql, params = query.sql()
+        yield from database.execute_sql(sql, params).fetchall()
+
+
 def _described_rows() -> Iterator[tuple]:
     """(name, categories JSON text, labels JSON text, hidden, from, until) of every described item, in
     keyset pages by name (no driver holds a million rows at once)."""
-    columns = (
-        ItemMeta.name,
-        ItemMeta.categories,
-        ItemMeta.labels,
-        ItemMeta.hidden,
-        ItemMeta.available_from,
-        ItemMeta.available_until,
-    )
+    columns = _COLUMNS
     after = ""
     while True:
         query = (
@@ -106,28 +118,6 @@ def _described_rows() -> Iterator[tuple]:
         if len(rows) < _PAGE_ROWS:
             return
         after = rows[-1][0]
-
-
-class _Postings:
-    """Key -> item indices, gathered in flat int32 arrays (1M items cost megabytes, not Python ints)."""
-
-    def __init__(self) -> None:
-        self.keys: dict[str, int] = {}
-        self.key_ids = array("i")
-        self.items = array("i")
-
-    def add(self, keys: Iterable[str], item: int) -> None:
-        for key in keys:
-            self.key_ids.append(self.keys.setdefault(key, len(self.keys)))
-            self.items.append(item)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        key_ids = np.frombuffer(self.key_ids, dtype=np.int32)
-        items = np.frombuffer(self.items, dtype=np.int32)
-        order = np.argsort(key_ids, kind="stable")
-        bounds = np.searchsorted(key_ids[order], np.arange(len(self.keys) + 1))
-        sorted_items = items[order]
-        return {key: sorted_items[bounds[i] : bounds[i + 1]] for key, i in self.keys.items()}
 
 
 @dataclass
@@ -142,7 +132,9 @@ class CatalogueMasks:
     ends: np.ndarray | None = None  # epoch seconds (+inf: no end)
     by_category: dict[str, np.ndarray] = field(default_factory=dict)
     by_label: dict[str, np.ndarray] = field(default_factory=dict)
-    build_seconds: float = 0.0
+    category_keys_of: KeysOf = field(default_factory=KeysOf.empty)
+    label_keys_of: KeysOf = field(default_factory=KeysOf.empty)
+    build_seconds: float = 0.0  # of the full build these masks descend from
     _unavailable: tuple = (float("-inf"), float("-inf"), None)  # (valid from, valid until, mask)
 
     @classmethod
@@ -162,7 +154,7 @@ class CatalogueMasks:
         hidden = np.zeros(n, dtype=bool)
         starts = np.full(n, -np.inf)
         ends = np.full(n, np.inf)
-        categories, labels = _Postings(), _Postings()
+        categories, labels = Postings(), Postings()
         keys_of: dict[str, list[str]] = {}  # categories repeat: split each once
         for name, cats, labs, is_hidden, start, end in _described_rows():
             i = index.get(name)
@@ -187,7 +179,58 @@ class CatalogueMasks:
         masks.hidden = hidden if hidden.any() else None
         if np.isfinite(starts).any() or np.isfinite(ends).any():
             masks.starts, masks.ends = starts, ends
-        masks.by_category, masks.by_label = categories.arrays(), labels.arrays()
+        masks.by_category, masks.category_keys_of = categories.arrays(n)
+        masks.by_label, masks.label_keys_of = labels.arrays(n)
+        return masks
+
+    @property
+    def patched_items(self) -> int:
+        """Items whose keys changes rewrote since the full build (each change copies that much)."""
+        return len(self.category_keys_of.changed) + len(self.label_keys_of.changed)
+
+    @property
+    def sequence(self) -> tuple[str | None, int | None]:
+        """(epoch, sequence) of the catalogue version these masks show."""
+        return parse_version(self.version)
+
+    def changed(self, index: dict[str, int], names: list[str], version: str | None) -> CatalogueMasks:
+        """New masks with the current rows of `names` (read from the table; a name without a row is an
+        entry deleted) in place of what these masks hold for them: the arrays that change are copied,
+        the others shared, so requests reading these masks meanwhile are not disturbed."""
+        rows = {row[0]: row for row in _rows_of([name for name in names if name in index])}
+        n = self.n_items
+        hidden = self.hidden.copy() if self.hidden is not None else np.zeros(n, dtype=bool)
+        windowed = self.starts is not None or any(
+            row[4] is not None or row[5] is not None for row in rows.values()
+        )
+        starts = ends = None
+        if windowed:
+            starts = self.starts.copy() if self.starts is not None else np.full(n, -np.inf)
+            ends = self.ends.copy() if self.ends is not None else np.full(n, np.inf)
+        new_categories: dict[int, tuple[str, ...]] = {}
+        new_labels: dict[int, tuple[str, ...]] = {}
+        for name in names:
+            i = index.get(name)
+            if i is None:
+                continue
+            _, cats, labs, is_hidden, start, end = rows.get(name, (name, "[]", "[]", False, None, None))
+            hidden[i] = bool(is_hidden)
+            if starts is not None:
+                starts[i] = -np.inf if start is None else _seconds(start)
+                ends[i] = np.inf if end is None else _seconds(end)
+            keys: dict[str, None] = {}
+            for category in orjson.loads(cats):
+                keys.update(dict.fromkeys(category_keys(category)))
+            new_categories[i] = tuple(keys)
+            new_labels[i] = tuple(dict.fromkeys(orjson.loads(labs)))
+        masks = CatalogueMasks(self.model_version, version, n, build_seconds=self.build_seconds)
+        masks.hidden = hidden if hidden.any() else None
+        if starts is not None and (np.isfinite(starts).any() or np.isfinite(ends).any()):
+            masks.starts, masks.ends = starts, ends
+        masks.by_category, masks.category_keys_of = moved(
+            self.by_category, self.category_keys_of, new_categories
+        )
+        masks.by_label, masks.label_keys_of = moved(self.by_label, self.label_keys_of, new_labels)
         return masks
 
     def unavailable(self, now: float) -> np.ndarray | None:
@@ -217,24 +260,27 @@ class CatalogueMasks:
         if rules.categories:
             allowed = np.zeros(self.n_items, dtype=bool)
             for category in rules.categories:
-                allowed[self.by_category.get(category, _EMPTY)] = True
+                allowed[self.by_category.get(category, EMPTY)] = True
             mask |= ~allowed
         for label in rules.labels:
             has = np.zeros(self.n_items, dtype=bool)
-            has[self.by_label.get(label, _EMPTY)] = True
+            has[self.by_label.get(label, EMPTY)] = True
             mask |= ~has
         for label in rules.exclude_labels:
-            mask[self.by_label.get(label, _EMPTY)] = True
+            mask[self.by_label.get(label, EMPTY)] = True
         return mask
 
 
 class CatalogueWatch:
-    """One app's masks in this process, rebuilt when the catalogue's version or the served model changes.
+    """One app's masks in this process, kept at the catalogue's version for the served model.
 
     The version row is read by a request at most once per POLL_SECONDS (no thread: an idle worker reads
-    nothing). A change is applied before that request is answered while rebuilding costs less than
-    SYNC_BUILD_SECONDS; a larger catalogue is rebuilt by a one-off thread, and requests keep the
-    previous masks for the rebuild's duration. A new model always gets its masks before it answers.
+    nothing). When it moved, the names changed since the masks' sequence are read from the change log
+    and only their rows applied (CatalogueMasks.changed), before that request is answered. The masks are
+    built again from the whole table only for a new model (before it answers), or when the log cannot
+    say what changed (pruned past the masks, a restore, more than DELTA_MOST_NAMES names): then by a
+    one-off thread if the last build took more than SYNC_BUILD_SECONDS, requests keeping the previous
+    masks, which the thread catches up on the changes made while it read before handing them over.
     """
 
     def __init__(self) -> None:
@@ -258,7 +304,15 @@ class CatalogueWatch:
                 self._read_version()
             masks = self.masks
             if masks is not None and masks.model_version == model.version:
-                if masks.version == self.version or self._building:
+                if masks.version == self.version:
+                    return masks
+                caught_up = self._caught_up(masks, model.index, self.version)
+                if caught_up is not None:
+                    self.masks = caught_up
+                    if caught_up.patched_items > DELTA_MOST_NAMES and not self._building:
+                        self._rebuild_in_background(model)  # bounds what each catch-up copies
+                    return caught_up
+                if self._building:
                     return masks
                 if masks.build_seconds > SYNC_BUILD_SECONDS:
                     self._rebuild_in_background(model)
@@ -273,6 +327,24 @@ class CatalogueWatch:
             log.warning("catalogue version poll: database unavailable (%s); keeping the masks", exc)
         self.checked_at = time.monotonic()
 
+    @staticmethod
+    def _caught_up(
+        masks: CatalogueMasks, index: dict[str, int], version: str | None
+    ) -> CatalogueMasks | None:
+        """`masks` brought to `version` from the change log, or None when the log cannot say."""
+        epoch, seq = masks.sequence
+        new_epoch, new_seq = parse_version(version)
+        if seq is None or new_seq is None or epoch != new_epoch or new_seq < seq:
+            return None
+        try:
+            names = changes_after(seq, new_seq, DELTA_MOST_NAMES)
+            if names is None:
+                return None
+            return masks.changed(index, names, version)
+        except (peewee.OperationalError, peewee.InterfaceError) as exc:
+            log.warning("catalogue changes: database unavailable (%s); keeping the masks", exc)
+            return masks
+
     def _rebuild_in_background(self, model) -> None:
         self._building = True
         version = self.version
@@ -281,10 +353,12 @@ class CatalogueWatch:
             try:
                 with database.connection_context():
                     fresh = CatalogueMasks.build(model.index, model.version, version)
-                with self._lock:
-                    current = self.masks
-                    if current is None or current.model_version == fresh.model_version:
-                        self.masks = fresh
+                    # the changes made while it read, then (locked) any a request applied meanwhile
+                    fresh = self._caught_up(fresh, model.index, catalogue_version()) or fresh
+                    with self._lock:
+                        current = self.masks
+                        if current is None or current.model_version == fresh.model_version:
+                            self.masks = self._caught_up(fresh, model.index, self.version) or fresh
                 log.info("catalogue masks rebuilt in %.2fs", fresh.build_seconds)
             except Exception:
                 log.exception("catalogue masks rebuild failed; keeping the previous ones")

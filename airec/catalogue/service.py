@@ -1,5 +1,6 @@
-"""Reading and writing the catalogue. Every write bumps one version row in the same transaction, which
-each worker polls (airec/catalogue/masks.py) to know its masks are stale."""
+"""Reading and writing the catalogue. Every write records the names it changed in the change log and
+moves one version row (`epoch:seq`) in the same transaction; each worker polls that row
+(airec/catalogue/masks.py) and catches up by reading the names changed since its masks' sequence."""
 
 from __future__ import annotations
 
@@ -11,15 +12,20 @@ import secrets
 import time
 from collections.abc import Iterable
 
+import orjson
 import peewee
 
 from airec.catalogue import HiddenReason
 from airec.db import atomic_write, is_sqlite
 from airec.ingestion.service import to_utc_naive
-from airec.tables import Interaction, Item, ItemMeta, State, utcnow
+from airec.tables import CatalogueChange, Interaction, Item, ItemMeta, State, utcnow
 
-#: The State row whose value changes on every catalogue write.
+#: The State row whose value (`epoch:seq`) changes on every catalogue write.
 VERSION_KEY = "catalogue_version"
+#: The change log keeps the last KEEP_CHANGES writes, none older than KEEP_CHANGES_FOR; a worker further
+#: behind rebuilds its masks from the table.
+KEEP_CHANGES = 1000
+KEEP_CHANGES_FOR = dt.timedelta(minutes=10)
 FIELDS = ("categories", "labels", "hidden", "available_from", "available_until", "properties")
 DEFAULTS: dict = {
     "categories": [],
@@ -103,17 +109,95 @@ def _check_window(fields: dict) -> None:
         raise CatalogueError("available_until", f"Must not be before available_from ({iso(start)}).")
 
 
-def bump_version() -> None:
-    """Mark the catalogue changed (call inside the writing transaction)."""
-    token = f"{time.time_ns()}-{secrets.token_hex(4)}"
-    State.insert(key=VERSION_KEY, value=token, updated_at=utcnow()).on_conflict(
-        conflict_target=[State.key], update={State.value: token, State.updated_at: utcnow()}
+def new_epoch() -> str:
+    """A fresh history's name: a version token of another epoch means 'rebuild from the table'."""
+    return f"{time.time_ns()}-{secrets.token_hex(4)}"
+
+
+def parse_version(token: str | None) -> tuple[str | None, int | None]:
+    """(epoch, sequence) of a version token `epoch:seq`; (token, None) for a token without a sequence
+    (one written before the change log existed)."""
+    if token is None:
+        return None, None
+    epoch, _, seq = token.rpartition(":")
+    if not epoch or not seq.isdigit():
+        return token, None
+    return epoch, int(seq)
+
+
+def _locked_version() -> tuple[str, int]:
+    """The version row's (epoch, sequence), locked until the transaction ends: catalogue writers take
+    turns from here to their commit, so sequence numbers commit in order (a worker that sees S has
+    every change up to S). SQLite's IMMEDIATE transaction already holds the only write lock."""
+    query = State.select(State.value).where(State.key == VERSION_KEY)
+    if not is_sqlite():
+        query = query.for_update()
+    token = query.scalar()
+    if token is None:  # the first write ever (or a restore without the row)
+        State.insert(key=VERSION_KEY, value=None, updated_at=utcnow()).on_conflict_ignore().execute()
+        token = query.scalar()
+    epoch, seq = parse_version(token)
+    if epoch is None or seq is None:
+        epoch, seq = new_epoch(), CatalogueChange.select(peewee.fn.MAX(CatalogueChange.seq)).scalar() or 0
+    return epoch, seq
+
+
+def record_change(names: Iterable[str] | None) -> int:
+    """Mark `names` changed (None: the whole catalogue), inside the writing transaction: the next
+    sequence number goes into the change log and the version row. Prunes the log. Returns the
+    sequence."""
+    epoch, seq = _locked_version()
+    seq += 1
+    listed = None if names is None else list(dict.fromkeys(names))
+    now = utcnow()
+    CatalogueChange.insert(
+        seq=seq,
+        at=now,
+        count=-1 if listed is None else len(listed),
+        names=None if listed is None else orjson.dumps(listed).decode(),
     ).execute()
+    State.update(value=f"{epoch}:{seq}", updated_at=now).where(State.key == VERSION_KEY).execute()
+    CatalogueChange.delete().where(
+        (CatalogueChange.seq <= seq - KEEP_CHANGES) | (CatalogueChange.at < now - KEEP_CHANGES_FOR)
+    ).execute()
+    return seq
+
+
+def start_new_history() -> None:
+    """After a restore: the change log no longer describes how the workers' masks came to be, so it is
+    emptied and the version takes a new epoch (every worker rebuilds from the table once)."""
+    _, seq = _locked_version()
+    seq = max(seq, CatalogueChange.select(peewee.fn.MAX(CatalogueChange.seq)).scalar() or 0)
+    CatalogueChange.delete().execute()
+    State.update(value=f"{new_epoch()}:{seq}", updated_at=utcnow()).where(State.key == VERSION_KEY).execute()
 
 
 def catalogue_version() -> str | None:
-    """The current version token (None before the first write): one primary-key read."""
+    """The current version token `epoch:seq` (None before the first write): one primary-key read."""
     return State.select(State.value).where(State.key == VERSION_KEY).scalar()
+
+
+def changes_after(seq: int, upto: int, most: int) -> list[str] | None:
+    """The names changed after sequence `seq` up to `upto`, or None when the log cannot say (pruned past
+    `seq`, a whole-catalogue change, or more than `most` names: cheaper to rebuild)."""
+    if upto <= seq:
+        return []
+    counts = list(
+        CatalogueChange.select(CatalogueChange.seq, CatalogueChange.count)
+        .where((CatalogueChange.seq > seq) & (CatalogueChange.seq <= upto))
+        .order_by(CatalogueChange.seq)
+        .tuples()
+    )
+    if len(counts) != upto - seq or any(n < 0 for _, n in counts) or sum(n for _, n in counts) > most:
+        return None
+    names: dict[str, None] = {}
+    for (listed,) in (
+        CatalogueChange.select(CatalogueChange.names)
+        .where((CatalogueChange.seq > seq) & (CatalogueChange.seq <= upto))
+        .tuples()
+    ):
+        names.update(dict.fromkeys(orjson.loads(listed)))
+    return list(names)
 
 
 def _upsert(rows: list[dict]) -> None:
@@ -134,7 +218,7 @@ def replace(name: str, fields: dict) -> bool:
     def write() -> bool:
         created = not ItemMeta.select().where(ItemMeta.name == name).exists()
         _upsert([{"name": name, **full}])
-        bump_version()
+        record_change([name])
         return created
 
     return atomic_write(write)
@@ -149,7 +233,7 @@ def update(name: str, fields: dict) -> bool:
         merged = {**_fields_of(meta), **changes}
         _check_window(merged)
         _upsert([{"name": name, **merged}])
-        bump_version()
+        record_change([name])
         return meta is None
 
     return atomic_write(write)
@@ -173,7 +257,7 @@ def upsert_many(entries: Iterable[dict]) -> dict:
     def write() -> dict:
         existing = _existing([row["name"] for row in rows])
         _upsert(rows)
-        bump_version()
+        record_change(row["name"] for row in rows)
         return {"created": len(rows) - len(existing), "updated": len(existing)}
 
     return atomic_write(write)
@@ -233,9 +317,11 @@ def list_items(
     label: list[str] = (),
     hidden: bool | None = None,
     name_contains: str = "",
+    by_name: bool = False,
 ) -> tuple[list[dict], int]:
     """One page of items with counts (described items without interactions count 0), most popular
-    first, ties by name; and how many items pass the filters (`name_contains`: the console's search)."""
+    first, ties by name (`by_name`: in name order only); and how many items pass the filters
+    (`name_contains`: the console's search)."""
     condition = metadata_filter(list(category), list(label), hidden)
 
     def narrowed(query: peewee.ModelSelect, name: peewee.Field, join: bool) -> peewee.ModelSelect:
@@ -266,8 +352,9 @@ def list_items(
     described_only = unstored.count()
     total = narrowed(Item.select(Item.id), Item.name, join=True).count() + described_only
     if described_only:
-        page = (stored + unstored).order_by(peewee.SQL('"count"').desc(), peewee.SQL('"name"').asc())
+        order = [peewee.SQL('"name"').asc()]
+        page = (stored + unstored).order_by(*([] if by_name else [peewee.SQL('"count"').desc()]), *order)
     else:  # the usual case, and the query this list had before the catalogue: no union to sort
-        page = stored.order_by(count.desc(), Item.name.asc())
+        page = stored.order_by(*([] if by_name else [count.desc()]), Item.name.asc())
     page = page.offset(offset).limit(limit)
     return [{"item": name, "count": n} for name, n in page.tuples()], total

@@ -12,15 +12,19 @@ from dataclasses import dataclass
 
 from flask import current_app, flash, session
 
-from airec.auth import ADMIN, PUBLIC, READ, required_role
+from airec.auth import ADMIN, PUBLIC, required_role
 from airec.auth.service import Principal, hash_key, verify
 from airec.config import Settings
 from airec.console import session_store
 from airec.console.session import EXPIRES_FIELD
 from airec.console.session_store import SessionState
 
-#: console endpoint -> the API operation (endpoint, method) whose role it needs.
-MIRRORS: dict[str, tuple[str, str]] = {
+#: An API operation: (endpoint, method).
+Operation = tuple[str, str]
+#: console endpoint -> the API operation whose role it needs, or a list of operations any one of which
+#: opens it (the catalogue pages: a read key looks at the items, an ingest key, which writes the
+#: catalogue, opens them to hide and show items).
+MIRRORS: dict[str, Operation | list[Operation]] = {
     "console.overview": ("stats.Stats", "GET"),
     "console.models": ("versions.Versions", "GET"),
     "console.model": ("versions.Version", "GET"),
@@ -32,8 +36,8 @@ MIRRORS: dict[str, tuple[str, str]] = {
     "console.run_progress": ("training.Run", "GET"),
     "console.try_it": ("serving.Recommendations", "POST"),
     "console.suggest": ("stats.Items", "GET"),
-    "console.items": ("stats.Items", "GET"),
-    "console.item": ("catalogue.CatalogueItem", "GET"),
+    "console.items": [("stats.Items", "GET"), ("catalogue.CatalogueItem", "PATCH")],
+    "console.item": [("catalogue.CatalogueItem", "GET"), ("catalogue.CatalogueItem", "PATCH")],
     "console.set_visibility": ("catalogue.CatalogueItem", "PATCH"),
     "console.keys": ("auth.Keys", "GET"),
     "console.create_key": ("auth.Keys", "POST"),
@@ -45,6 +49,18 @@ MIRRORS: dict[str, tuple[str, str]] = {
     "console.experiment": ("experiments.ExperimentResults", "GET"),
     "console.stop_experiment": ("experiments.StopExperiment", "POST"),
 }
+#: The pages in the navigation; each shows only to viewers whose key may use it.
+NAV = (
+    ("console.overview", "Overview"),
+    ("console.models", "Models"),
+    ("console.training", "Training"),
+    ("console.try_it", "Try it"),
+    ("console.items", "Items"),
+    ("console.experiments", "Experiments"),
+    ("console.keys", "Access"),
+    ("console.audit_log", "Audit"),
+    ("console.delete_user", "Delete user"),
+)
 #: Open to anyone: the login form itself, logging out, the stylesheet and script.
 OPEN = frozenset({"console.login", "console.logout", "console.static"})
 #: The session field holding the server-side session's token (airec.console.session_store), never the key.
@@ -66,16 +82,34 @@ class Viewer:
     def may(self, role: str) -> bool:
         return role == PUBLIC or Principal(name=self.name or "", role=self.role).may(role)
 
+    def may_any(self, roles: tuple[str, ...]) -> bool:
+        return any(self.may(role) for role in roles)
 
-def required(endpoint: str, settings: Settings) -> str:
-    """The role a console endpoint needs (that of the API operation it mirrors)."""
-    if endpoint in OPEN:
-        return PUBLIC
-    api_endpoint, method = MIRRORS[endpoint]
+
+def api_role(api_endpoint: str, method: str, settings: Settings) -> str:
+    """The role an API operation needs; LookupError when the API has no rule for it (fail closed)."""
     role = required_role(api_endpoint, method, settings)
     if role is None:  # the API lost that operation: fail closed, as the API does
         raise LookupError(f"{api_endpoint} {method} has no access rule")
     return role
+
+
+def operations(endpoint: str) -> list[Operation]:
+    """The API operations a console endpoint mirrors (any one of them opens it)."""
+    mirrored = MIRRORS[endpoint]
+    return mirrored if isinstance(mirrored, list) else [mirrored]
+
+
+def required(endpoint: str, settings: Settings) -> tuple[str, ...]:
+    """The roles any one of which opens a console endpoint (those of the API operations it mirrors)."""
+    if endpoint in OPEN:
+        return (PUBLIC,)
+    return tuple(dict.fromkeys(api_role(api, method, settings) for api, method in operations(endpoint)))
+
+
+def pages_for(viewer: Viewer, settings: Settings) -> list[str]:
+    """The navigation's pages this viewer may open, in its order."""
+    return [endpoint for endpoint, _ in NAV if viewer.may_any(required(endpoint, settings))]
 
 
 def current_viewer() -> Viewer | None:
@@ -107,14 +141,13 @@ def sign_in(key: str) -> Viewer:
     principal = verify(key.strip())
     if principal is None:
         raise LoginRefused("That key is not valid: it is mistyped, or it has been revoked.", 401)
-    if not principal.may(READ):
+    settings: Settings = current_app.config["AIREC"]
+    if not pages_for(Viewer(name=principal.name, role=principal.role), settings):
         raise LoginRefused(
-            f"The key {principal.name!r} has the {str(principal.role)!r} role, "
-            "which can only send interactions. "
-            "Sign in with a read or admin key.",
+            f"The key {principal.name!r} has the {str(principal.role)!r} role, which opens no console "
+            "page. Sign in with a read, ingest or admin key.",
             403,
         )
-    settings: Settings = current_app.config["AIREC"]
     token, expires_at = session_store.open_session(
         hash_key(key.strip()), dt.timedelta(hours=settings.console_session_hours)
     )

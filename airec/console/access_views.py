@@ -15,23 +15,21 @@ from airec.audit import service as audit
 from airec.auth import service as auth_service
 from airec.auth.roles import Role
 from airec.auth.schemas import KeyCreateSchema
-from airec.console.access import OPEN, LoginRefused, current_viewer, required, sign_in, sign_out
+from airec.console.access import (
+    NAV,
+    OPEN,
+    LoginRefused,
+    Viewer,
+    current_viewer,
+    pages_for,
+    required,
+    sign_in,
+    sign_out,
+)
 from airec.console.session import csrf
 from airec.console.views import bp, may
 from airec.errors import describe_validation
 
-#: The pages in the navigation; each shows only to viewers whose key may use it.
-NAV = (
-    ("console.overview", "Overview"),
-    ("console.models", "Models"),
-    ("console.training", "Training"),
-    ("console.try_it", "Try it"),
-    ("console.items", "Items"),
-    ("console.experiments", "Experiments"),
-    ("console.keys", "Access"),
-    ("console.audit_log", "Audit"),
-    ("console.delete_user", "Delete user"),
-)
 #: Everything a page loads comes from airec itself; no inline script or style, no framing.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -51,14 +49,24 @@ def gate():
     if g.viewer is None:
         target = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("console.login", next=target), 303)
-    role = required(request.endpoint, current_app.config["AIREC"])
-    if not g.viewer.may(role):
+    roles = required(request.endpoint, current_app.config["AIREC"])
+    if not g.viewer.may_any(roles):
+        landing = _landing(g.viewer)
+        if request.endpoint == "console.overview" and request.method == "GET" and landing != request.path:
+            return redirect(landing, 303)  # e.g. an ingest key: its console is the Items page
+        needed = " or ".join(repr(str(role)) for role in roles)
         flask_abort(
             403,
-            description=f"This needs a key with the {str(role)!r} role; you signed in with a "
+            description=f"This needs a key with the {needed} role; you signed in with a "
             f"{str(g.viewer.role)!r} key.",
         )
     return None
+
+
+def _landing(viewer: Viewer) -> str:
+    """The first page of the navigation this viewer may open (the overview for read and admin keys)."""
+    pages = pages_for(viewer, current_app.config["AIREC"])
+    return url_for(pages[0] if pages else "console.overview")
 
 
 @bp.after_request
@@ -128,13 +136,13 @@ def unexpected(exc: Exception):
     return error_page(500, "Something went wrong on our side; the server log has the details.")
 
 
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site (never another host) after signing in."""
+def _safe_next(target: str | None, viewer: Viewer | None) -> str:
+    """Only a path on this site (never another host) after signing in; else the viewer's first page."""
     if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc:
             return target
-    return url_for("console.overview")
+    return _landing(viewer) if viewer is not None else url_for("console.overview")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -142,13 +150,13 @@ def login():
     """The sign-in form: an API key, checked as the API checks it; the session keeps only its hash."""
     next_page = request.values.get("next")
     if not current_app.config["AIREC"].auth or g.viewer is not None:
-        return redirect(_safe_next(next_page), 303)
+        return redirect(_safe_next(next_page, g.viewer), 303)
     if request.method == "POST":
         try:
-            sign_in(request.form.get("api_key", ""))
+            viewer = sign_in(request.form.get("api_key", ""))
         except LoginRefused as exc:
             return render_template("console/login.html", error=str(exc), next=next_page), exc.status
-        return redirect(_safe_next(next_page), 303)
+        return redirect(_safe_next(next_page, viewer), 303)
     return render_template("console/login.html", error=None, next=next_page)
 
 

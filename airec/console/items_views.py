@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from airec.audit import service as audit
 from airec.catalogue import service as catalogue_service
+from airec.console.access import api_role
 from airec.console.views import bp, may
 from airec.ingestion.service import name_problem
 
 PAGE_SIZE = 50
+
+
+def _sees_counts() -> bool:
+    """Interaction counts (and the popularity order they give) are statistics: only for viewers whose
+    key may read them through the API; an ingest key sees the catalogue in name order."""
+    return g.viewer.may(api_role("stats.Items", "GET", current_app.config["AIREC"]))
 
 
 def _filters() -> dict:
@@ -29,10 +36,14 @@ def items():
     """Items with their counts, by name, category, label and the hidden flag."""
     filters = _filters()
     page = max(1, min(request.args.get("page", 1, type=int) or 1, 10_000))
-    rows, total = catalogue_service.list_items(offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, **filters)
+    counts = _sees_counts()
+    rows, total = catalogue_service.list_items(
+        offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, by_name=not counts, **filters
+    )
     return render_template(
         "console/items.html",
         rows=rows,
+        counts=counts,
         total=total,
         page=page,
         pages=max(1, -(-total // PAGE_SIZE)),
@@ -50,7 +61,9 @@ def item():
     found = catalogue_service.describe(name)
     if found is None:
         abort(404)
-    return render_template("console/item.html", item=found, may_write=may("console.set_visibility"))
+    return render_template(
+        "console/item.html", item=found, may_write=may("console.set_visibility"), counts=_sees_counts()
+    )
 
 
 @bp.post("/items/visibility")

@@ -57,7 +57,7 @@ REFUSALS = {
 
 def may(endpoint: str) -> bool:
     """May this request's viewer use that console endpoint (by the API's role for it)?"""
-    return g.viewer is not None and g.viewer.may(required(endpoint, current_app.config["AIREC"]))
+    return g.viewer is not None and g.viewer.may_any(required(endpoint, current_app.config["AIREC"]))
 
 
 def _refuse(exc: Exception):

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import peewee
 
+from airec.catalogue.service import record_change
 from airec.db import atomic_write, database
 from airec.privacy import ledger
 from airec.privacy.batches import Removed, delete_batches, prune_candidates, q
@@ -90,7 +91,10 @@ def delete_item(name: str) -> tuple[dict[str, Any], Removed]:
         if iid is not None:
             Item.delete().where(Item.id == iid).execute()
         ledger.record("item", removed.counts.get("interactions", 0), removed.min_interaction_id)
-        return ItemMeta.delete().where(ItemMeta.name == name).execute()
+        entries = ItemMeta.delete().where(ItemMeta.name == name).execute()
+        if entries:
+            record_change([name])
+        return entries
 
     removed.add("catalogue", atomic_write(finish))
     _log_batches("item", removed)
