@@ -121,15 +121,22 @@ def delete_item(name: str) -> tuple[dict[str, Any], Removed]:
 def _log_batches(kind: str, removed: Removed) -> None:
     longest_ms = round(removed.longest_batch_seconds * 1000, 1)
     median_ms = round(removed.median_batch_seconds() * 1000, 1)
+    p99_ms = round(removed.percentile_batch_seconds(0.99) * 1000, 1)
     log.info(
         "%s deleted: %d interactions in %d batches, each holding its transaction %.1f ms (median), "
-        "%.1f ms at most",
+        "%.1f ms (99th percentile), %.1f ms at most",
         kind,
         removed.counts.get("interactions", 0),
         removed.batches,
         median_ms,
+        p99_ms,
         longest_ms,
-        extra={"batches": removed.batches, "longest_batch_ms": longest_ms, "median_batch_ms": median_ms},
+        extra={
+            "batches": removed.batches,
+            "longest_batch_ms": longest_ms,
+            "median_batch_ms": median_ms,
+            "p99_batch_ms": p99_ms,
+        },
     )
 
 
