@@ -196,9 +196,15 @@ def _delete_beside_ingest(app, caplog) -> None:
     assert counts(client)["interactions"] == sent[0]  # every ingested row of the others is there
     logged = [r for r in caplog.records if hasattr(r, "longest_batch_ms")]
     assert logged and logged[-1].batches >= 100
-    batches, longest, median = logged[-1].batches, logged[-1].longest_batch_ms, logged[-1].median_batch_ms
-    print(f"deleted 100,000 in {seconds:.2f}s, {batches} batches, median {median} ms, longest {longest} ms")
-    assert median < 50  # a batch holds its locks for milliseconds (the longest depends on the machine's load)
+    last = logged[-1]
+    print(
+        f"deleted 100,000 in {seconds:.2f}s, {last.batches} batches, median {last.median_batch_ms} ms,"
+        f" 99th percentile {last.p99_batch_ms} ms, longest {last.longest_batch_ms} ms"
+    )
+    # Batches are sized to hold their transaction ~20 ms (airec.privacy.batches.next_batch_rows), so the
+    # median stays under that. The longest is printed, not asserted: on a shared 2-core machine a batch
+    # descheduled for a few hundred ms is the neighbours' doing, whatever its size.
+    assert last.median_batch_ms < 25
     with database.connection_context():
         assert User.select().where(User.name == "heavy").count() == 0
         assert Interaction.select().where(Interaction.user.is_null()).count() == 0
@@ -373,3 +379,16 @@ def test_a_users_impressions_are_in_their_data_and_go_with_them(client, app):
     with database.connection_context():
         assert not Impression.select().where(Impression.user == "viewer").exists()
         assert Impression.select().count() == 0
+
+
+def test_deletion_batches_are_sized_by_the_time_the_last_one_held():
+    """Slow batches shrink the next one at once to what fits the target; fast ones grow it gradually
+    up to the statement's bound; a short tail batch does not restart from small sizes."""
+    from airec.privacy.batches import BATCH_ROWS, MIN_BATCH_ROWS, TARGET_BATCH_SECONDS, next_batch_rows
+
+    assert next_batch_rows(900, 900, 0.080) == int(900 * TARGET_BATCH_SECONDS / 0.080)  # 4x too slow
+    assert next_batch_rows(300, 300, 0.005) == 450  # 4x faster than the target: grows by half
+    assert next_batch_rows(800, 800, 0.001) == BATCH_ROWS  # never past one statement's bound
+    assert next_batch_rows(500, 500, 10.0) == MIN_BATCH_ROWS  # a stalled batch: the smallest
+    assert next_batch_rows(600, 7, 0.0001) == 900  # the selection's last 7 rows: the plan grows on
+    assert next_batch_rows(600, 600, 0.020) == 600  # on target: unchanged

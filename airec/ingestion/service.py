@@ -215,28 +215,51 @@ def ids_commit_in_order() -> None:
 
 
 def get_or_create_ids(model: type[User] | type[Item], names: Iterable[str]) -> dict[str, int]:
-    """name -> id for every name, inserting the missing ones; safe beside concurrent writers.
+    """name -> id for every name, inserting the missing ones; safe beside concurrent writers and deleters.
 
     New names are inserted in sorted order. An INSERT waits for a row another open transaction just
     inserted with the same name; two batches that insert overlapping names in opposite orders would
     each hold a row the other waits for (a deadlock, on PostgreSQL). In one global order they cannot:
     the later one waits at the first name they share, holding none the earlier still needs.
+
+    On PostgreSQL every id returned is held with a KEY SHARE row lock until the transaction ends: the
+    lock a foreign key check takes, taken here once per distinct name instead of once per stored row
+    (interactions have no foreign keys there, migration 013). A deletion of the user or item waits for
+    this batch to commit, then sees its rows and keeps the name. A name deleted between our lookup and
+    our lock is not returned and is created afresh (a few rounds at most; then the transaction fails
+    like a foreign key violation, SQLSTATE 23503, and atomic_write runs it again).
     """
     wanted = list(dict.fromkeys(names))
     ids = _select_ids(model, wanted)
-    missing = sorted(name for name in wanted if name not in ids)
-    if missing:
+    for _ in range(3):
+        missing = sorted(name for name in wanted if name not in ids)
+        if not missing:
+            return ids
         _insert_values(model, ["name"], [(name,) for name in missing], suffix=" ON CONFLICT DO NOTHING")
         ids.update(_select_ids(model, missing))
-    lost = [name for name in wanted if name not in ids]
-    if lost:  # only if another writer deleted a row between our insert and select
-        raise peewee.IntegrityError(f"could not create {model._meta.table_name} {lost[0]!r}")
-    return ids
+    lost = next(name for name in wanted if name not in ids)  # deleted again and again by other writers
+    raise ParentDeleted(f"could not create {model._meta.table_name} {lost!r}: deleted meanwhile")
+
+
+class ParentDeleted(peewee.IntegrityError):
+    """A user or item this transaction names was deleted meanwhile: run it again (as for SQLSTATE 23503)."""
+
+    pgcode = "23503"
 
 
 def _select_ids(model: type[User] | type[Item], names: list[str]) -> dict[str, int]:
     db = database.obj
-    head = f"SELECT {_q('name')}, {_q('id')} FROM {_q(model._meta.table_name)} WHERE {_q('name')} IN "
+    table = _q(model._meta.table_name)
+    if not is_sqlite():  # one statement, and the rows locked as a foreign key check would
+        if not names:
+            return {}
+        cursor = db.execute_sql(
+            f"SELECT t.name, t.id FROM unnest(%s::text[]) AS n(name) JOIN {table} t ON t.name = n.name"
+            " ORDER BY t.id FOR KEY SHARE OF t",
+            (names,),
+        )
+        return dict(cursor.fetchall())
+    head = f"SELECT {_q('name')}, {_q('id')} FROM {table} WHERE {_q('name')} IN "
     ids: dict[str, int] = {}
     for chunk in chunked(names, _VARIABLES_PER_STATEMENT):
         ids.update(db.execute_sql(head + "(" + ", ".join([db.param] * len(chunk)) + ")", list(chunk)))

@@ -3,8 +3,8 @@
 One batch is `SELECT pk ... LIMIT n` then `DELETE ... WHERE pk IN (those) RETURNING ...`, plus the
 removal of the parent rows (records) it emptied and of users and items no row names any more, in one
 transaction. On SQLite that transaction holds the database's single write lock, so ingest waits at most
-one batch (BATCH_ROWS rows: a few milliseconds, well under 50 ms); on PostgreSQL it locks only the rows
-it deletes. User and item deletion and retention all go through `delete_batches`.
+one batch (sized to hold it about TARGET_BATCH_SECONDS, well under 50 ms); on PostgreSQL it locks only the
+rows it deletes. User and item deletion and retention all go through `delete_batches`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,16 @@ from airec.tables import Interaction, Item, User
 
 log = logging.getLogger(__name__)
 
-#: Rows deleted per transaction (one statement's bound variables): with their index entries and the
-#: records they empty, a few milliseconds on SQLite and PostgreSQL, below the 50 ms a batch may hold a lock.
+#: How long a batch should hold its transaction: well under the 50 ms a batch may hold a lock, so that
+#: a batch slower than the last one (a checkpoint, a busy CPU) still stays under it.
+TARGET_BATCH_SECONDS = 0.020
+#: The most rows per batch (one statement's bound variables), the fewest, and the first batch's size
+#: (before any has been timed): ~20 ms on an idle machine is about 900 rows of interactions here.
 BATCH_ROWS = 900
+MIN_BATCH_ROWS = 20
+FIRST_BATCH_ROWS = 300
+#: A batch grows to at most this many times the last one: one fast batch is not trusted at once.
+GROWTH = 1.5
 #: Ids selected per scan of the owner's index (then deleted BATCH_ROWS at a time): bounds memory.
 SELECTED_AT_ONCE = 100_000
 #: Bound variables per statement (SQLite's old limit is 999).
@@ -57,6 +64,10 @@ class Removed:
         self.longest_batch_seconds = max(self.longest_batch_seconds, seconds)
         self.batch_seconds.append(seconds)
 
+    def percentile_batch_seconds(self, fraction: float) -> float:
+        ordered = sorted(self.batch_seconds)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
     def median_batch_seconds(self) -> float:
         ordered = sorted(self.batch_seconds)
         return ordered[len(ordered) // 2] if ordered else 0.0
@@ -79,10 +90,22 @@ def _fk_column(table: type[peewee.Model], target: type[peewee.Model] | None) -> 
     return None
 
 
+def next_batch_rows(planned: int, done: int, seconds: float, *, most: int = BATCH_ROWS) -> int:
+    """The next batch's size after one of `planned` rows that deleted `done` (fewer at the end of a
+    selection) in `seconds`: as many as TARGET_BATCH_SECONDS holds at that rate, shrinking at once when
+    it was slow, growing to at most GROWTH times the plan when it was fast."""
+    grown = min(most, max(MIN_BATCH_ROWS, int(planned * GROWTH)))
+    if seconds <= 0 or done <= 0:
+        return grown
+    return max(MIN_BATCH_ROWS, min(grown, int(done * TARGET_BATCH_SECONDS / seconds)))
+
+
 def delete_batches(owned: Owned, where: str, params: Sequence, removed: Removed, *, rows: int = BATCH_ROWS):
-    """Delete the rows of `owned.table` matching `where` (SQL over its columns), `rows` per transaction,
-    until none is left; each batch also removes the records it emptied. The users and items the rows
-    named are kept in `removed` as candidates for `prune_candidates`. Adds to `removed`."""
+    """Delete the rows of `owned.table` matching `where` (SQL over its columns), at most `rows` per
+    transaction, until none is left; each batch also removes the records it emptied. Batches are sized by
+    time (next_batch_rows): under load a row takes longer to delete, and a batch of a fixed size held
+    its locks up to 66-124 ms instead of the usual 16-18. The users and items the rows named are kept in
+    `removed` as candidates for `prune_candidates`. Adds to `removed`."""
     table = owned.table
     name, pk = table._meta.table_name, table._meta.primary_key.column_name
     parent = _fk_column(table, owned.empties)
@@ -99,17 +122,23 @@ def delete_batches(owned: Owned, where: str, params: Sequence, removed: Removed,
         return deleted, _remove_empty(owned.empties, table, parent, emptied)
 
     held = [0.0]  # when this batch's transaction began to hold locks (after waiting for SQLite's)
+    size = min(rows, FIRST_BATCH_ROWS)
     while True:
         # The ids first, many at a time and outside any transaction (one index scan, no lock), then
-        # deleted by primary key `rows` per transaction; again until the selection finds none (rows
+        # deleted by primary key a batch per transaction; again until the selection finds none (rows
         # that arrived meanwhile).
         chosen = [row[0] for row in database.execute_sql(choose, list(params)).fetchall()]
         if not chosen:
             return
-        for ids in chunked(chosen, rows):
+        start = 0
+        while start < len(chosen):
+            ids = chosen[start : start + size]
+            start += len(ids)
             deleted, parents = atomic_write(lambda ids=ids: batch(ids))
-            removed.timed(time.perf_counter() - held[0])
+            seconds = time.perf_counter() - held[0]
+            removed.timed(seconds)
             _count(owned, table, links, deleted, parents, removed)
+            size = next_batch_rows(size, len(ids), seconds, most=rows)
 
 
 def _count(
