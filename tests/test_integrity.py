@@ -1,5 +1,5 @@
 """No interaction ever names a missing record, user or item (issue 21, live import): on PostgreSQL the
-interactions table has no foreign keys (migration 013), so every writer (API ingest, `airec import`,
+interactions table has no foreign keys (migration 014), so every writer (API ingest, `airec import`,
 restore) and every deleter (DELETE user, DELETE item, retention) keeps the references valid itself.
 
 Each race is played deterministically: a writer stops after its get-or-create (holding what it looked
@@ -188,7 +188,7 @@ def test_a_writer_looking_up_an_item_being_deleted_creates_it_afresh(db, url, wr
 
 
 def test_the_migration_drops_interactions_foreign_keys_on_postgresql_only_and_keeps_the_rows(url):
-    """Migration 013 on a populated database: the rows stay, PostgreSQL loses the three foreign keys
+    """Migration 014 on a populated database: the rows stay, PostgreSQL loses the three foreign keys
     of interactions (SQLite keeps them), and rolling it back adds them again, checked against the rows."""
     from peewee_migrate import Router
 
@@ -197,7 +197,7 @@ def test_the_migration_drops_interactions_foreign_keys_on_postgresql_only_and_ke
     db = init_db(url)
     db.connect()
     router = Router(db, migrate_dir=str(migrations_dir()))
-    router.run("012_feedback_types")
+    router.run("013_catalogue_changes")
     _write("ingest", [{"user": f"u{n}", "items": [f"i{n}", f"i{n + 1}"]} for n in range(50)])
     assert interaction_foreign_keys(db) == ["items", "records", "users"]
     migrate(db)

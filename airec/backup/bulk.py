@@ -99,7 +99,7 @@ def _postgres_load_bare(db: peewee.Database, tables: list[str], load: Callable[[
     return result
 
 
-#: References PostgreSQL holds no foreign key for (migration 013: the writers keep them valid, once per
+#: References PostgreSQL holds no foreign key for (migration 014: the writers keep them valid, once per
 #: batch); a load checks them itself, with the one anti-join ADD FOREIGN KEY would run.
 UNCONSTRAINED_REFERENCES = {
     "interactions": (("record_id", "records"), ("user_id", "users"), ("item_id", "items")),

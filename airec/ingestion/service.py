@@ -224,7 +224,7 @@ def get_or_create_ids(model: type[User] | type[Item], names: Iterable[str]) -> d
 
     On PostgreSQL every id returned is held with a KEY SHARE row lock until the transaction ends: the
     lock a foreign key check takes, taken here once per distinct name instead of once per stored row
-    (interactions have no foreign keys there, migration 013). A deletion of the user or item waits for
+    (interactions have no foreign keys there, migration 014). A deletion of the user or item waits for
     this batch to commit, then sees its rows and keeps the name. A name deleted between our lookup and
     our lock is not returned and is created afresh (a few rounds at most; then the transaction fails
     like a foreign key violation, SQLSTATE 23503, and atomic_write runs it again).

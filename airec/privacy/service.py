@@ -66,7 +66,7 @@ def delete_user(name: str) -> tuple[dict[str, Any], Removed]:
 def _sweep(where: peewee.Expression, removed: Removed) -> None:
     """Inside the deletion's last transaction, after the user's or item's row is gone: its interactions
     stored since the last batch (by a batch that committed meanwhile), and the records they leave empty.
-    On PostgreSQL interactions have no foreign keys (migration 013), so no cascade does this; on SQLite
+    On PostgreSQL interactions have no foreign keys (migration 014), so no cascade does this; on SQLite
     the cascade already did and this finds nothing."""
     rows = list(
         Interaction.delete().where(where).returning(Interaction.id, Interaction.record).tuples().execute()

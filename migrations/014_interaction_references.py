@@ -1,4 +1,4 @@
-"""Peewee migrations -- 013_interaction_references.py."""
+"""Peewee migrations -- 014_interaction_references.py."""
 
 import peewee as pw
 from peewee_migrate import Migrator
