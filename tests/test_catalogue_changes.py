@@ -238,3 +238,22 @@ def test_a_version_written_before_the_log_is_rebuilt_from(engine, counted_builds
     service.update("i7", {"hidden": True})
     assert watch.masks_for(model).blocked(Rules())[INDEX["i7"]]
     assert counted_builds.builds == 2
+
+
+def test_a_filters_mask_is_kept_per_masks_and_a_change_gets_fresh_ones(engine):
+    """Equal filters reuse one read-only mask (building it was most of a filtered request's cost); the
+    masks a change makes build their own, so a kept mask never outlives the catalogue it was built on."""
+    described_catalogue()
+    masks = CatalogueMasks.build(INDEX, "m1", service.catalogue_version())
+    first = masks.rules_mask(Rules.of(["c0"]))
+    assert masks.rules_mask(Rules.of(["c0"])) is first and not first.flags.writeable
+    assert masks.rules_mask(Rules.of(["c1"])) is not first
+    with pytest.raises(ValueError):
+        first[0] = True
+    i2_was_removed = bool(first[INDEX["i2"]])
+    service.update("i2", {"categories": [] if not i2_was_removed else ["c0"], "labels": []})
+    changed = CatalogueWatch._caught_up(masks, INDEX, service.catalogue_version())
+    assert bool(changed.rules_mask(Rules.of(["c0"]))[INDEX["i2"]]) != i2_was_removed
+    assert changed.blocked(Rules.of(["c0"])).tolist() == (
+        CatalogueMasks.build(INDEX, "m1", service.catalogue_version()).blocked(Rules.of(["c0"])).tolist()
+    )

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: How often each process reads the catalogue's version row (at most; only when requests come).
 POLL_SECONDS = 0.5
+#: Distinct filters whose masks each CatalogueMasks keeps (one byte per item each).
+RULES_KEPT = 256
 #: Masks that took longer than this to build are rebuilt off the request path.
 SYNC_BUILD_SECONDS = 0.2
 #: A request catches its masks up on at most this many changed names; more are rebuilt from the table.
@@ -136,6 +138,7 @@ class CatalogueMasks:
     label_keys_of: KeysOf = field(default_factory=KeysOf.empty)
     build_seconds: float = 0.0  # of the full build these masks descend from
     _unavailable: tuple = (float("-inf"), float("-inf"), None)  # (valid from, valid until, mask)
+    _by_rules: dict = field(default_factory=dict)  # Rules -> its read-only mask (see rules_mask)
 
     @classmethod
     def build(cls, index: dict[str, int], model_version: str | None, version: str | None) -> CatalogueMasks:
@@ -252,11 +255,23 @@ class CatalogueMasks:
         return mask
 
     def blocked(self, rules: Rules, now: float | None = None) -> np.ndarray | None:
-        """Items no answer may hold under `rules` at `now`: a bool mask, or None when none are."""
+        """Items no answer may hold under `rules` at `now`: a read-only bool mask, or None when none
+        are."""
         base = self.unavailable(time.time() if now is None else now)
         if rules.empty:
             return base
-        mask = base.copy() if base is not None else np.zeros(self.n_items, dtype=bool)
+        ruled = self.rules_mask(rules)
+        return ruled if base is None else base | ruled
+
+    def rules_mask(self, rules: Rules) -> np.ndarray:
+        """Items the categories and labels of `rules` remove, kept per Rules for these masks (a shop
+        sends the same few filters again and again: building one over a 6,000-item catalogue cost more
+        than the rest of the filtering). Masks are never edited in place (a change makes new masks),
+        so a kept mask stays right; at most RULES_KEPT are kept."""
+        found = self._by_rules.get(rules)
+        if found is not None:
+            return found
+        mask = np.zeros(self.n_items, dtype=bool)
         if rules.categories:
             allowed = np.zeros(self.n_items, dtype=bool)
             for category in rules.categories:
@@ -268,6 +283,10 @@ class CatalogueMasks:
             mask |= ~has
         for label in rules.exclude_labels:
             mask[self.by_label.get(label, EMPTY)] = True
+        mask.flags.writeable = False
+        if len(self._by_rules) >= RULES_KEPT:
+            self._by_rules.clear()
+        self._by_rules[rules] = mask
         return mask
 
 
