@@ -113,8 +113,9 @@ def one_round(
     quiet: Gunicorn,
     index: int = 0,
 ) -> dict[str, Load]:
-    """Every row once; `quiet` is the deployment without impressions, measured next to RECOMMEND
-    (before it in odd rounds, after it in even ones)."""
+    """Every row once; `quiet` is the deployment without impressions. The rows a ratio compares with
+    RECOMMEND (impressions off, the category filter) run beside it, in reversed order every other
+    round."""
     pids = server.worker_pids()
     out = {"trivial endpoint (wrk's ceiling)": run_wrk(ceiling_url, seconds=seconds)}
     out["GET /healthz"] = run_wrk(server.url + "/healthz", seconds=seconds, pids=pids)
@@ -122,15 +123,19 @@ def one_round(
     post = {"key": keys[Role.READ], "method": "POST", "bodies": bodies, "pids": pids}
     quiet_post = {**post, "pids": quiet.worker_pids()}
     quiet_url = quiet.url + "/api/v1/recommendations"
-    if index % 2:
-        off = run_wrk(quiet_url, seconds=seconds, **quiet_post)
-        out[RECOMMEND] = run_wrk(rec_url, seconds=seconds, **post)
-    else:
-        out[RECOMMEND] = run_wrk(rec_url, seconds=seconds, **post)
-        off = run_wrk(quiet_url, seconds=seconds, **quiet_post)
-    out[IMPRESSIONS_OFF_ROW] = off
+    # The rows compared with RECOMMEND run right beside it, in reversed order every other round, so
+    # neither side of a ratio always comes first.
+    beside = [
+        (IMPRESSIONS_OFF_ROW, lambda: run_wrk(quiet_url, seconds=seconds, **quiet_post)),
+        (RECOMMEND, lambda: run_wrk(rec_url, seconds=seconds, **post)),
+        (
+            FILTERED_ROW,
+            lambda: run_wrk(rec_url, seconds=seconds, **{**post, "bodies": catalogue["filtered_bodies"]}),
+        ),
+    ]
+    for name, measure in beside[:: -1 if index % 2 else 1]:
+        out[name] = measure()
     out[EXPLAIN_ROW] = run_wrk(rec_url, seconds=seconds, **{**post, "bodies": catalogue["explain_bodies"]})
-    out[FILTERED_ROW] = run_wrk(rec_url, seconds=seconds, **{**post, "bodies": catalogue["filtered_bodies"]})
     describe_catalogue(server, keys[Role.INGEST], catalogue["items"], hide=True)
     out[HIDDEN_ROW] = run_wrk(rec_url, seconds=seconds, **post)
     describe_catalogue(server, keys[Role.INGEST], catalogue["items"], hide=False)
