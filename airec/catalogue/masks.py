@@ -105,14 +105,25 @@ def _rows_of(names: list[str]) -> Iterator[tuple]:
         yield from database.execute_sql(sql, params).fetchall()
 
 
+def _category_keys_of(categories_json: str, split: dict[str, list[str]]) -> tuple[str, ...]:
+    """The filter keys an item's categories (JSON text) answer to, each once ('a/b' -> 'a', 'a/b');
+    `split` keeps each category's keys, since categories repeat across a catalogue."""
+    keys: dict[str, None] = {}
+    for category in orjson.loads(categories_json):
+        found = split.get(category)
+        keys.update(
+            dict.fromkeys(found if found is not None else split.setdefault(category, category_keys(category)))
+        )
+    return tuple(keys)
+
+
 def _described_rows() -> Iterator[tuple]:
     """(name, categories JSON text, labels JSON text, hidden, from, until) of every described item, in
     keyset pages by name (no driver holds a million rows at once)."""
-    columns = _COLUMNS
     after = ""
     while True:
         query = (
-            ItemMeta.select(*columns).where(ItemMeta.name > after).order_by(ItemMeta.name).limit(_PAGE_ROWS)
+            ItemMeta.select(*_COLUMNS).where(ItemMeta.name > after).order_by(ItemMeta.name).limit(_PAGE_ROWS)
         )
         sql, params = query.sql()
         rows = database.execute_sql(sql, params).fetchall()
@@ -170,13 +181,7 @@ class CatalogueMasks:
             if end is not None:
                 ends[i] = _seconds(end)
             if cats != "[]":
-                keys: set[str] = set()
-                for category in orjson.loads(cats):
-                    found = keys_of.get(category)
-                    keys.update(
-                        found if found is not None else keys_of.setdefault(category, category_keys(category))
-                    )
-                categories.add(keys, i)
+                categories.add(_category_keys_of(cats, keys_of), i)
             if labs != "[]":
                 labels.add(orjson.loads(labs), i)
         masks.hidden = hidden if hidden.any() else None
@@ -221,10 +226,7 @@ class CatalogueMasks:
             if starts is not None:
                 starts[i] = -np.inf if start is None else _seconds(start)
                 ends[i] = np.inf if end is None else _seconds(end)
-            keys: dict[str, None] = {}
-            for category in orjson.loads(cats):
-                keys.update(dict.fromkeys(category_keys(category)))
-            new_categories[i] = tuple(keys)
+            new_categories[i] = _category_keys_of(cats, {})
             new_labels[i] = tuple(dict.fromkeys(orjson.loads(labs)))
         masks = CatalogueMasks(self.model_version, version, n, build_seconds=self.build_seconds)
         masks.hidden = hidden if hidden.any() else None
