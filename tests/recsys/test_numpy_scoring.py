@@ -128,3 +128,34 @@ def test_ease_drops_are_each_left_out_items_own_scores(units: int) -> None:
     full = model.score_items(items)[columns]
     slow = np.array([full - model.score_items([j for j in items if j != out])[columns] for out in items])
     np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-5)
+
+
+def test_saved_weights_are_mapped_from_the_folder_and_a_write_stays_private(
+    blocks: sp.csr_matrix, tmp_path: Path
+) -> None:
+    """Every worker of a host maps the same weight files (one copy in the page cache and the CPU's
+    shared cache), copy-on-write: a write into a loaded parameter changes neither the file nor another
+    worker's model."""
+    import torch
+
+    from airec.recsys.algorithms.autoencoder import WEIGHTS_FOLDER
+
+    model = AutoEncoder(epochs=2, seed=0, latent=8, linear_weight=1.0, linear_lam=10.0)
+    model.fit(blocks)
+    model.save(tmp_path)
+    saved = {p.name for p in (tmp_path / WEIGHTS_FOLDER).glob("*.npy")}
+    assert "dec_out.weight.npy" in saved and not (tmp_path / "weights.npz").exists()
+    first, second = load_model(tmp_path), load_model(tmp_path)
+    mapped = Path("/proc/self/maps").read_text()
+    assert str(tmp_path / WEIGHTS_FOLDER / "dec_out.weight.npy") in mapped
+    X = _rows(blocks.shape[1], 6)
+    expected = model.score(X)
+    np.testing.assert_array_equal(first.score(X), expected)
+
+    with torch.no_grad():
+        first.net.dec_out.bias.add_(100.0)  # e.g. a refit training from the loaded weights
+    assert not np.array_equal(first.score(X), expected)
+    np.testing.assert_array_equal(second.score(X), expected)
+    on_disk = np.load(tmp_path / WEIGHTS_FOLDER / "dec_out.bias.npy")
+    np.testing.assert_array_equal(on_disk, model.net.dec_out.bias.detach().numpy())
+    np.testing.assert_array_equal(load_model(tmp_path).score(X), expected)

@@ -51,6 +51,23 @@ from airec.recsys.evaluation import Pair, selection_metric
 FITTED = ("chosen_lam", "best_epoch", "chosen_linear_weight")
 
 
+#: The folder of a saved model's parameters, one .npy file each.
+WEIGHTS_FOLDER = "weights"
+
+
+def _saved_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The saved parameters. One .npy file each (weights/), memory-mapped copy-on-write: every worker
+    of a host reads the same pages of the page cache, so the decoder a request streams through is one
+    copy in the CPU's shared cache instead of one per worker (a folder is never written again once
+    complete, a deleted one stays mapped, and a write into a parameter copies only its page). Models
+    saved before that hold one weights.npz, read into memory."""
+    folder = path / WEIGHTS_FOLDER
+    if folder.is_dir():
+        return {file.name[: -len(".npy")]: np.load(file, mmap_mode="c") for file in folder.glob("*.npy")}
+    with np.load(path / "weights.npz") as saved:
+        return {k: saved[k] for k in saved.files}
+
+
 def _current_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """A saved state dict in today's layout: models saved before the encoder became item-major hold
     `enc_in.weight` as (width, items); it is today's `enc_in.item_weight` transposed."""
@@ -316,8 +333,10 @@ class AutoEncoder(Recommender):
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        state = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
-        np.savez(Path(path) / "weights.npz", **state)
+        folder = Path(path) / WEIGHTS_FOLDER
+        folder.mkdir()
+        for name, tensor in self.net.state_dict().items():
+            np.save(folder / f"{name}.npy", tensor.detach().cpu().numpy())
         if self.linear_model is not None:
             (Path(path) / LINEAR_FOLDER).mkdir()
             self.linear_model.save(Path(path) / LINEAR_FOLDER)
@@ -334,8 +353,7 @@ class AutoEncoder(Recommender):
         model.best_epoch = fitted["best_epoch"] or 0
         model.n_items = int(manifest["n_items"])
         net = model._build(model.n_items)
-        with np.load(Path(path) / "weights.npz") as f:
-            net.load_state_dict(_current_state({k: f[k] for k in f.files}))
+        net.load_state_dict(_current_state(_saved_arrays(Path(path))), assign=True)
         linear = Path(path) / LINEAR_FOLDER
         model.linear_model = EASE.load(linear) if linear.is_dir() else None
         net.eval()
