@@ -6,10 +6,11 @@ wrk (airec.benchmarks.wrk) in rounds of: a trivial endpoint (the generator's own
 recommendations (10 items in, k=10, read key), the same with explain=true, the same with a category
 filter that keeps ~10% of the items, the same with 1% of the items hidden, the reads a dashboard
 polls, and recommendations at half the saturated rate. The recommendations row runs against a
-deployment with AIREC_IMPRESSIONS=on (the default) and, right before or after it (the order alternates
-by round), against a second deployment of the same database and model folder with impressions off:
-both stay up for the whole run. Every figure is the median over the rounds;
-ratios are taken within each round (same server, same minute) before the median. Then one phase while
+deployment with AIREC_IMPRESSIONS=on (the default) and against a second deployment of the same
+database and model folder with impressions off: both stay up for the whole run. /healthz, both
+recommendation rows and the category row run one right after the other (the order reverses by round),
+as this machine's speed drifts within seconds. Every figure is the median over the rounds; ratios are
+taken within each round (same server, same minute) before the median. Then one phase while
 a training run is in flight, and (unless --catalogues none) latency across catalogue sizes
 (airec.benchmarks.catalogue).
 """
@@ -39,6 +40,7 @@ READS = (  # (row name, path, role)
     ("GET /api/v1/training/runs", "/api/v1/training/runs", Role.ADMIN),
     ("GET /api/v1/models", "/api/v1/models", Role.ADMIN),
 )
+HEALTHZ = "GET /healthz"
 RECOMMEND = "POST /api/v1/recommendations"
 #: The same requests against the deployment with AIREC_IMPRESSIONS=off (RECOMMEND's has them on).
 IMPRESSIONS_OFF_ROW = "POST recommendations, impressions off"
@@ -113,12 +115,12 @@ def one_round(
     quiet: Gunicorn,
     index: int = 0,
 ) -> dict[str, Load]:
-    """Every row once; `quiet` is the deployment without impressions. The rows a ratio compares with
-    RECOMMEND (impressions off, the category filter) run beside it, in reversed order every other
-    round."""
+    """Every row once; `quiet` is the deployment without impressions. /healthz and the rows a ratio
+    compares with RECOMMEND (impressions off, the category filter) run right beside it, in reversed
+    order every other round: this machine's speed drifts within seconds, so a ratio's two sides are
+    measured as close together as they can be."""
     pids = server.worker_pids()
     out = {"trivial endpoint (wrk's ceiling)": run_wrk(ceiling_url, seconds=seconds)}
-    out["GET /healthz"] = run_wrk(server.url + "/healthz", seconds=seconds, pids=pids)
     rec_url = server.url + "/api/v1/recommendations"
     post = {"key": keys[Role.READ], "method": "POST", "bodies": bodies, "pids": pids}
     quiet_post = {**post, "pids": quiet.worker_pids()}
@@ -126,6 +128,7 @@ def one_round(
     # The rows compared with RECOMMEND run right beside it, in reversed order every other round, so
     # neither side of a ratio always comes first.
     beside = [
+        (HEALTHZ, lambda: run_wrk(server.url + "/healthz", seconds=seconds, pids=pids)),
         (IMPRESSIONS_OFF_ROW, lambda: run_wrk(quiet_url, seconds=seconds, **quiet_post)),
         (RECOMMEND, lambda: run_wrk(rec_url, seconds=seconds, **post)),
         (
@@ -135,6 +138,7 @@ def one_round(
     ]
     for name, measure in beside[:: -1 if index % 2 else 1]:
         out[name] = measure()
+    out = {name: out[name] for name in ("trivial endpoint (wrk's ceiling)", *(n for n, _ in beside))}
     out[EXPLAIN_ROW] = run_wrk(rec_url, seconds=seconds, **{**post, "bodies": catalogue["explain_bodies"]})
     describe_catalogue(server, keys[Role.INGEST], catalogue["items"], hide=True)
     out[HIDDEN_ROW] = run_wrk(rec_url, seconds=seconds, **post)
@@ -263,7 +267,7 @@ def format_table(results: dict, args: argparse.Namespace) -> str:
         head = "recommendations across catalogue sizes (wrk -t1 -c2, 10 items in, k=10; RSS after the load):"
         return head + "\n" + format_rows(results["catalogues"])
     rounds = results["rounds"]
-    health = [r["GET /healthz"].rps for r in rounds]
+    health = [r[HEALTHZ].rps for r in rounds]
     lines = [
         f"serving benchmark: gunicorn {args.workers} workers (defaults, API keys on), "
         f"model {results['model']} "
