@@ -140,6 +140,31 @@ def test_old_impressions_are_deleted_with_their_counts(app):
         assert {row.period for row in ImpressionCount.select()} == {store.hour_of(new), store.day_of(new)}
 
 
+def test_a_batch_adds_up_per_hour_and_day_by_position(app):
+    """A batch's impressions are counted per hour (and day), route, version, variant and position: 0 for
+    the impression itself, 1..k for its items."""
+    day = dt.datetime(2026, 11, 30)
+    at = [day.replace(hour=9, minute=5), day.replace(hour=9, minute=55, second=59), day.replace(hour=10)]
+    batch = [
+        (f"r{i:015d}", "recommendations", None, "v", None, ["a", "b"], moment) for i, moment in enumerate(at)
+    ]
+    batch.append(("r999999999999999", "similar", None, "v", "new", ["a"], at[2]))
+    with database.connection_context():
+        store.write_impressions(batch)
+        counts = {
+            (row.span, row.period, row.route, row.variant, row.position): row.impressions
+            for row in ImpressionCount.select()
+        }
+    nine, ten = day.replace(hour=9), day.replace(hour=10)
+    assert counts == {
+        **{("hour", nine, "recommendations", "", position): 2 for position in (0, 1, 2)},
+        **{("hour", ten, "recommendations", "", position): 1 for position in (0, 1, 2)},
+        **{("day", day, "recommendations", "", position): 3 for position in (0, 1, 2)},
+        **{("hour", ten, "similar", "new", position): 1 for position in (0, 1)},
+        **{("day", day, "similar", "new", position): 1 for position in (0, 1)},
+    }
+
+
 def test_typed_feedback_is_stored_and_bad_fields_are_422s_storing_nothing(client, app):
     body = {"user": "u", "items": ["a", "b"], "type": "purchase", "value": 19.5, "recommendation_id": "r1"}
     assert client.post(INTERACTIONS, json=body).status_code == 201

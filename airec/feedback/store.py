@@ -31,7 +31,9 @@ def day_of(moment: dt.datetime) -> dt.datetime:
 
 
 def _counts_key(moment: dt.datetime, route: str, version: str | None, variant: str | None) -> tuple:
-    return (moment, route, version or "", variant or "")
+    """The counts' key of an impression: its hour (the finest span counted), so a batch's impressions
+    add up in a few keys instead of one per impression and position."""
+    return (hour_of(moment), route, version or "", variant or "")
 
 
 def add_counts(counts: Counter, *, takes: bool = False) -> None:
@@ -39,9 +41,10 @@ def add_counts(counts: Counter, *, takes: bool = False) -> None:
     and the day's rows, in key order so two workers' upserts never wait on each other in a cycle."""
     column = ImpressionCount.takes if takes else ImpressionCount.impressions
     spans: Counter = Counter()
+    hour, day = Span.HOUR.value, Span.DAY.value
     for (moment, *rest), n in counts.items():
-        spans[(Span.HOUR.value, hour_of(moment), *rest)] += n
-        spans[(Span.DAY.value, day_of(moment), *rest)] += n
+        spans[(hour, hour_of(moment), *rest)] += n
+        spans[(day, day_of(moment), *rest)] += n
     rows = [
         {
             "span": span,
@@ -80,8 +83,7 @@ def write_impressions(batch: Sequence[tuple]) -> None:
     counts: Counter = Counter()
     for _, route, _, version, variant, items, created in batch:
         key = _counts_key(created, route, version, variant)
-        for position in range(len(items) + 1):
-            counts[(*key, position)] += 1
+        counts.update((*key, position) for position in range(len(items) + 1))
 
     def store() -> None:
         _insert_impressions(rows)
