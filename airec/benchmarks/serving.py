@@ -138,6 +138,7 @@ def one_round(
     ]
     for name, measure in beside[:: -1 if index % 2 else 1]:
         out[name] = measure()
+    # The table lists the rows in one order, whichever ran first this round.
     out = {name: out[name] for name in ("trivial endpoint (wrk's ceiling)", *(n for n, _ in beside))}
     out[EXPLAIN_ROW] = run_wrk(rec_url, seconds=seconds, **{**post, "bodies": catalogue["explain_bodies"]})
     describe_catalogue(server, keys[Role.INGEST], catalogue["items"], hide=True)
