@@ -366,3 +366,26 @@ def test_feedback_settings_parse():
     assert settings.event_weight_map == {"view": 1.0, "cart": 3.0}
     assert settings.negative_type_set == frozenset()
     assert Settings.from_env({}).event_type_set is None  # any type
+
+
+def test_recommendation_ids_are_distinct_across_reads_and_in_a_forked_worker():
+    """Ids come from a pool of random bytes read 256 ids at a time: every id of a long run is distinct
+    and URL-safe, and a forked child (a gunicorn worker) never repeats its parent's pool."""
+    import os
+
+    from airec.feedback.service import new_recommendation_id
+
+    ids = [new_recommendation_id() for _ in range(600)]  # crosses two refills
+    assert len(set(ids)) == 600 and all(URL_SAFE.fullmatch(rid) and len(rid) == 16 for rid in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write its next ids and leave without running pytest's teardown
+        os.close(read)
+        os.write(write, " ".join(new_recommendation_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read().split()
+    os.waitpid(pid, 0)
+    parent = [new_recommendation_id() for _ in range(50)]
+    assert len(child) == 50 and not set(child) & set(parent)

@@ -9,9 +9,11 @@ before; only the most recent matching impression, at most once, never by a negat
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
-import secrets
+import os
+import threading
 import time
 from collections.abc import Sequence
 
@@ -32,8 +34,37 @@ RETENTION_EVERY_SECONDS = 600
 RETENTION_FIRST_SECONDS = 60
 
 
+class _RandomIds:
+    """96-bit ids from os.urandom, 12 bytes each, read 256 ids at a time: one system call per 256
+    answers instead of one each (~8 us of a recommendation). A forked worker starts a pool of its own,
+    so no two workers ever hand out the same bytes."""
+
+    PER_READ = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool, self._at = b"", 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._pool, self._at = b"", 0
+
+    def next(self) -> str:
+        with self._lock:
+            if self._at >= len(self._pool):
+                self._pool, self._at = os.urandom(12 * self.PER_READ), 0
+            chunk = self._pool[self._at : self._at + 12]
+            self._at += 12
+        return base64.urlsafe_b64encode(chunk).decode("ascii")
+
+
+_ids = _RandomIds()
+
+
 def new_recommendation_id() -> str:
-    return secrets.token_urlsafe(12)
+    """Opaque, unique and URL-safe: 16 characters of base64url over 96 random bits."""
+    return _ids.next()
 
 
 def issue(answer: dict, route: Route, user: str | None = None) -> dict:
