@@ -12,6 +12,7 @@ import torch
 from airec.recsys.algorithms import ALGORITHMS, EASE, AutoEncoder, ItemKNN, Popularity, load_model
 from airec.recsys.algorithms.autoencoder_network import sparse_input
 from airec.recsys.algorithms.ease import ease_weights, gram
+from airec.recsys.base import item_rows
 from airec.recsys.evaluation import evaluate, make_split
 from airec.recsys.metrics import mask_input, top_k
 from tests.recsys.conftest import block_matrix
@@ -217,6 +218,43 @@ class TestEASEDual(RecommenderTestMixin):
         assert dual.form == "dual"
         B = ease_weights(gram(X), lam)
         np.testing.assert_allclose(dual.score(query), query @ B, rtol=1e-3, atol=1e-4)
+
+    def test_saved_reach_rows_score_and_explain_as_k_inverse_does(self, tmp_path: Path, monkeypatch) -> None:
+        """A saved dual model keeps X^T K^-1 by item (reach.npy, under REACH_MAX_BYTES): a loaded one
+        scores a set and its leave-one-out drops from those rows as it does through K^-1; above the
+        bound none is written, and a refit forgets the rows of the weights it replaces."""
+        from airec.recsys.algorithms import ease as ease_module
+
+        rng = np.random.default_rng(5)
+        X = sp.csr_matrix((rng.random((30, 80)) < 0.2).astype(np.float32))
+        model = EASE(lam=7.0)
+        model.fit(X)
+        for name in ("with", "without"):
+            (tmp_path / name).mkdir()
+        model.save(tmp_path / "with")
+        with_reach = load_model(tmp_path / "with")
+        assert with_reach.reach is not None and with_reach.reach.shape == (80, 30)
+        monkeypatch.setattr(ease_module, "REACH_MAX_BYTES", 4 * 80 * 30 - 1)
+        model.save(tmp_path / "without")
+        assert not (tmp_path / "without" / "reach.npy").exists()
+        without = load_model(tmp_path / "without")
+        assert without.reach is None
+        for items in ([3], [0, 7, 19, 44], list(range(0, 80, 3))):
+            np.testing.assert_allclose(
+                with_reach.score_items(items), without.score_items(items), rtol=1e-4, atol=1e-5
+            )
+            np.testing.assert_allclose(
+                with_reach.score_items(items), model.score(item_rows([items], 80))[0], rtol=1e-4, atol=1e-5
+            )
+            columns = np.arange(0, 80, 5)
+            np.testing.assert_allclose(
+                with_reach.drops_without_each(items, items[:2], columns),
+                without.drops_without_each(items, items[:2], columns),
+                rtol=1e-4,
+                atol=1e-5,
+            )
+        with_reach.fit(X)
+        assert with_reach.reach is None
 
     def test_the_dense_side_is_bounded_by_max_items(self) -> None:
         X = block_matrix(30)  # 30 units x 50 items: dense side 30

@@ -49,6 +49,10 @@ WIDE_PROXY_ITEMS = 8192
 _ROWS_AT_ONCE = 32
 #: Item columns per block when the dual form computes e = diag(X^T K^-1 X): bounds its memory.
 _DUAL_BLOCK = 4096
+#: A saved dual model also keeps each item's row of X^T K^-1 (items x units float32, "reach.npy") when
+#: it takes at most this many bytes: a set's (x X^T) K^-1 is then the sum of its items' rows (10 items
+#: of ml-latest-small: 24 KB read) instead of a product through all of K^-1 (1.5 MB per request).
+REACH_MAX_BYTES = 64 << 20
 
 
 def gram(X: sp.csr_matrix) -> np.ndarray:
@@ -113,6 +117,7 @@ class EASE(Recommender):
         self.B: np.ndarray | None = None
         # dual form
         self.K_inv: np.ndarray | None = None
+        self.reach: np.ndarray | None = None  # X^T K^-1 by item, when saved (REACH_MAX_BYTES)
         self.e: np.ndarray | None = None
         self.X_train: sp.csr_matrix | None = None
 
@@ -128,6 +133,7 @@ class EASE(Recommender):
         progress: ProgressCallback | None = None,
     ) -> FitReport:
         start = time.perf_counter()
+        self.reach = None  # rows of the weights being replaced; a save makes them anew
         X = fit_matrix(X)
         n_units, n_items = X.shape
         dense = min(n_units, n_items)
@@ -274,16 +280,32 @@ class EASE(Recommender):
             for s in range(0, idx.size, _ROWS_AT_ONCE):
                 out += np.add.reduce(self.B[idx[s : s + _ROWS_AT_ONCE]], axis=0, dtype=np.float32)
             return out
+        projected = np.asarray(self._train_t() @ self._reached(idx), dtype=np.float32)
+        dense_x = np.zeros(self.n_items, dtype=np.float32)
+        dense_x[idx] = 1.0
+        return self._dual_scores(dense_x, projected)
+
+    def _reached(self, idx: np.ndarray) -> np.ndarray:
+        """(x X^T) K^-1 for the binary set `idx` (sorted): the sum of its items' saved reach rows, or
+        else the training units that hold its items (a column copy of the training matrix) through
+        K^-1."""
+        if self.reach is not None:
+            out = np.zeros(self.reach.shape[1], dtype=np.float32)
+            for s in range(0, idx.size, _ROWS_AT_ONCE):
+                out += np.add.reduce(self.reach[idx[s : s + _ROWS_AT_ONCE]], axis=0, dtype=np.float32)
+            return out
         columns = self._train_columns()
         starts, ends = columns.indptr[idx], columns.indptr[idx + 1]
         spans = list(zip(starts, ends, strict=True))
         units = np.concatenate([columns.indices[a:b] for a, b in spans] or [np.empty(0, np.int32)])
         weights = np.concatenate([columns.data[a:b] for a, b in spans] or [np.empty(0, np.float32)])
         overlap = np.bincount(units, weights=weights, minlength=columns.shape[0]).astype(np.float32)
-        projected = np.asarray(self._train_t() @ (overlap @ self.K_inv), dtype=np.float32)
-        dense_x = np.zeros(self.n_items, dtype=np.float32)
-        dense_x[idx] = 1.0
-        return self._dual_scores(dense_x, projected)
+        return overlap @ self.K_inv
+
+    def item_reach(self) -> np.ndarray:
+        """X^T K^-1 (items x units, float32): row j is item j's training units through K^-1."""
+        by_item = sp.csr_matrix(self._train_columns().T, dtype=np.float64)
+        return np.asarray(by_item @ np.asarray(self.K_inv, dtype=np.float64), dtype=np.float32)
 
     def drops_without_each(
         self,
@@ -300,7 +322,10 @@ class EASE(Recommender):
         if self.K_inv is None:
             return np.asarray(self.B[np.ix_(out, cols)], dtype=np.float32)
         by_item = self._train_columns()  # units x items
-        reach = np.asarray(by_item[:, out].T @ self.K_inv, dtype=np.float32)  # (x X^T) K^-1, x = e_j
+        if self.reach is not None:
+            reach = np.asarray(self.reach[out], dtype=np.float32)
+        else:
+            reach = np.asarray(by_item[:, out].T @ self.K_inv, dtype=np.float32)  # (x X^T) K^-1, x = e_j
         projected = np.asarray(by_item[:, cols].T @ reach.T, dtype=np.float32).T  # ... times X, asked columns
         dense_x = (out[:, None] == cols[None, :]).astype(np.float32)
         return (dense_x - (dense_x - projected) / (1.0 - self.e[cols])).astype(np.float32, copy=False)
@@ -325,6 +350,8 @@ class EASE(Recommender):
         else:
             np.save(Path(path) / "K_inv.npy", self.K_inv)
             np.save(Path(path) / "e.npy", self.e)
+            if 4 * self.n_items * self.K_inv.shape[0] <= REACH_MAX_BYTES:
+                np.save(Path(path) / "reach.npy", self.item_reach())
             sp.save_npz(Path(path) / "X_train.npz", self.X_train)
         write_manifest(path, self.name, self.get_params(), {"form": self.form})
 
@@ -346,6 +373,8 @@ class EASE(Recommender):
             model.e = np.load(path / "e.npy", mmap_mode="r")
             model.X_train = sp.csr_matrix(sp.load_npz(path / "X_train.npz"), dtype=np.float32)
             model.n_items = model.e.shape[0]
+            if (path / "reach.npy").is_file():  # saved since the reach rows; without, K^-1 serves
+                model.reach = np.load(path / "reach.npy", mmap_mode="r")
         else:
             model.B = np.load(path / "B.npy", mmap_mode="r")
             if not model.B.flags.c_contiguous:  # saved in Fortran order by an older version
