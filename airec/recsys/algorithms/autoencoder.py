@@ -299,7 +299,7 @@ class AutoEncoder(Recommender):
         """score() of one item set, without building its sparse row."""
         if self.net is None:
             raise ValueError("model is not fitted")
-        idx = np.sort(np.asarray(items, dtype=np.intp))
+        idx = np.asarray(sorted(items), dtype=np.intp)
         out = numpy_set_logits(self.net, self._weights(), idx)
         if self.linear_model is not None and self.chosen_linear_weight:
             out += self.chosen_linear_weight * self.linear_model.score_items(idx)
