@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import orjson
 from peewee import EXCLUDED
 
 from airec.db import atomic_write, database
@@ -77,19 +78,33 @@ def write_impressions(batch: Sequence[tuple]) -> None:
     created_at) and add them to the hourly counts, in one transaction."""
     stamp = Impression.created_at.db_value
     rows = [
-        (rid, route, user, version, variant, json.dumps(items, separators=(",", ":")), stamp(created))
+        (rid, route, user, version, variant, _items_text(items), stamp(created))
         for rid, route, user, version, variant, items, created in batch
     ]
+    # Answers counted by key and length first: an answer of n items adds 1 to positions 0..n.
+    lengths: Counter = Counter(
+        (*_counts_key(created, route, version, variant), len(items))
+        for _, route, _, version, variant, items, created in batch
+    )
     counts: Counter = Counter()
-    for _, route, _, version, variant, items, created in batch:
-        key = _counts_key(created, route, version, variant)
-        counts.update((*key, position) for position in range(len(items) + 1))
+    for (*key, length), n in lengths.items():
+        for position in range(length + 1):
+            counts[(*key, position)] += n
 
     def store() -> None:
         _insert_impressions(rows)
         add_counts(counts)
 
     atomic_write(store)
+
+
+def _items_text(items: list[str]) -> str:
+    """The shown items as compact JSON text, by orjson (a tenth of json.dumps's time per impression);
+    json.dumps for what orjson refuses (a lone surrogate). Both read back as the same list."""
+    try:
+        return orjson.dumps(items).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(items, separators=(",", ":"))
 
 
 _IMPRESSION_COLUMNS = (
