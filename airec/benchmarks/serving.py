@@ -206,20 +206,7 @@ def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
             time.sleep(3)  # every worker follows the pointer (AIREC_MODEL_POLL_SECONDS=2)
             items = list(dict.fromkeys(name for record in records for name in record["items"]))
             describe_catalogue(server, keys[Role.INGEST], items, hide=False)
-            quiet, twin = (
-                Gunicorn(  # the same database and models, serving only the recommendation rows
-                    Path(tmp) / f"impressions-{setting}",
-                    workers=args.workers,
-                    database_url=database_url,
-                    env={
-                        "AIREC_AUTH": "on",
-                        "AIREC_IMPRESSIONS": setting,
-                        "AIREC_MODELS_DIR": str(server.workdir / "models"),
-                    },
-                    startup_timeout=300,
-                )
-                for setting in ("off", "on")
-            )
+            quiet, twin = (_beside(tmp, args, database_url, server, setting) for setting in ("off", "on"))
             catalogue = {
                 "items": items,
                 "filtered_bodies": write_bodies(Path(tmp) / "filtered.txt", queries, categories=["bench/c3"]),
@@ -240,6 +227,24 @@ def _dataset_phase(args: argparse.Namespace, results: dict, log) -> None:
                     )
                     log(f"round {r + 1}/{args.rounds} done")
             results["training"] = _while_training(server, keys, bodies, args.seconds)
+
+
+def _beside(
+    tmp: str, args: argparse.Namespace, database_url: str, server: Gunicorn, setting: str
+) -> Gunicorn:
+    """A deployment of the same database and models that serves only the recommendation rows, with
+    AIREC_IMPRESSIONS=`setting`."""
+    return Gunicorn(
+        Path(tmp) / f"impressions-{setting}",
+        workers=args.workers,
+        database_url=database_url,
+        env={
+            "AIREC_AUTH": "on",
+            "AIREC_IMPRESSIONS": setting,
+            "AIREC_MODELS_DIR": str(server.workdir / "models"),
+        },
+        startup_timeout=300,
+    )
 
 
 def _while_training(server: Gunicorn, keys: dict, bodies: Path, seconds: float) -> dict:
@@ -272,6 +277,29 @@ def _median(rounds: list[dict[str, Load]], name: str, attr: str) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def _ratio_lines(rounds: list[dict[str, Load]]) -> list[str]:
+    """The rows' ratios to their comparison rows, each taken within a round before the median."""
+    lines = []
+    for name in (FILTERED_ROW, HIDDEN_ROW):
+        against = statistics.median(r[name].rps / r[RECOMMEND].rps for r in rounds)
+        lines.append(f"{name}: {against:.2f}x the unfiltered rate (same rounds; the target is >= 0.9)")
+    on_off = statistics.median(r[IMPRESSIONS_ON_ROW].rps / r[IMPRESSIONS_OFF_ROW].rps for r in rounds)
+    lines.append(
+        f"impressions on / off: {on_off:.2f}x the request rate of the deployment without impressions "
+        "(two deployments that differ in AIREC_IMPRESSIONS alone; same rounds, alternating; "
+        "the target is >= 0.95)"
+    )
+    busy = statistics.median(r[RECOMMEND].rps / r[IMPRESSIONS_OFF_ROW].rps for r in rounds)
+    lines.append(
+        f"{RECOMMEND} / impressions off: {busy:.2f}x (impressions on, on the deployment that also "
+        "served the ingest, the training and every other row)"
+    )
+    against = statistics.median(r[EXPLAIN_ROW].rps / r[RECOMMEND].rps for r in rounds)
+    cost = statistics.median(r[EXPLAIN_ROW].p50 - r[RECOMMEND].p50 for r in rounds)
+    lines.append(f"{EXPLAIN_ROW}: {against:.2f}x the plain rate, p50 {cost:+.2f} ms (same rounds)")
+    return lines
+
+
 def format_table(results: dict, args: argparse.Namespace) -> str:
     if not results["rounds"]:
         from airec.benchmarks.catalogue import format_rows
@@ -302,23 +330,7 @@ def format_table(results: dict, args: argparse.Namespace) -> str:
     )
     if not results["training"]["still_running"]:
         lines.append("note: the training run ended before that phase did; its tail ran idle")
-    for name in (FILTERED_ROW, HIDDEN_ROW):
-        against = statistics.median(r[name].rps / r[RECOMMEND].rps for r in rounds)
-        lines.append(f"{name}: {against:.2f}x the unfiltered rate (same rounds; the target is >= 0.9)")
-    on_off = statistics.median(r[IMPRESSIONS_ON_ROW].rps / r[IMPRESSIONS_OFF_ROW].rps for r in rounds)
-    lines.append(
-        f"impressions on / off: {on_off:.2f}x the request rate of the deployment without impressions "
-        "(two deployments that differ in AIREC_IMPRESSIONS alone; same rounds, alternating; "
-        "the target is >= 0.95)"
-    )
-    busy = statistics.median(r[RECOMMEND].rps / r[IMPRESSIONS_OFF_ROW].rps for r in rounds)
-    lines.append(
-        f"{RECOMMEND} / impressions off: {busy:.2f}x (impressions on, on the deployment that also "
-        "served the ingest, the training and every other row)"
-    )
-    against = statistics.median(r[EXPLAIN_ROW].rps / r[RECOMMEND].rps for r in rounds)
-    cost = statistics.median(r[EXPLAIN_ROW].p50 - r[RECOMMEND].p50 for r in rounds)
-    lines.append(f"{EXPLAIN_ROW}: {against:.2f}x the plain rate, p50 {cost:+.2f} ms (same rounds)")
+    lines += _ratio_lines(rounds)
     half = [r["POST recommendations at half rate"].rps / r[RECOMMEND].rps for r in rounds]
     lines.append(
         f"half-rate row: {statistics.median(half):.2f} of the saturated rate "
