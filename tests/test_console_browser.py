@@ -306,7 +306,8 @@ def enter(page) -> None:
 
 def test_everything_can_be_done_with_the_keyboard_alone(browser, server):
     with opened(browser, server, role=None) as page:
-        page.goto(f"{server.url}/login")  # the key field has focus
+        page.goto(f"{server.url}/login")  # the key field has focus (autofocus: once the page is parsed)
+        page.wait_for_function("document.activeElement && document.activeElement.tagName === 'INPUT'")
         page.keyboard.type(server.keys["admin"])
         enter(page)
         assert page.url == f"{server.url}/"
