@@ -78,10 +78,17 @@ def try_acquire(key: str, owner: str, ttl_seconds: float) -> bool:
         updated = State.update(value=owner, updated_at=db_now()).where((State.key == key) & free).execute()
         return updated == 1
 
-    taken = atomic_write(take)
-    if taken:
-        with _live_lock:
-            _live_owners.add(owner)
+    # Live before the UPDATE commits: another thread of this process that reads the row in between
+    # must not take this owner for one that is dead (owner_is_dead) and take the lease over.
+    with _live_lock:
+        _live_owners.add(owner)
+    taken = False
+    try:
+        taken = atomic_write(take)
+    finally:
+        if not taken:
+            with _live_lock:
+                _live_owners.discard(owner)
     return taken
 
 

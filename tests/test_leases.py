@@ -75,6 +75,28 @@ def test_an_owner_of_this_very_process_that_no_longer_runs_is_certainly_dead(app
         assert leases.try_acquire(KEY, leases.new_owner(), 600)
 
 
+def test_a_lease_just_taken_by_another_thread_of_this_process_is_not_taken_over(app, monkeypatch):
+    """Two request threads of one worker ask to train at once: the second reads the row the moment the
+    first's UPDATE committed, before the first returned. Its owner (this process's) must count as
+    live, not as certainly dead, or both would train (seen as two overlapping runs on PostgreSQL)."""
+    first, second = leases.new_owner(), leases.new_owner()
+    real = leases.atomic_write
+    answers, raced = [], []
+
+    def commit_then_race(fn):
+        taken = real(fn)
+        if not raced:  # right after the first owner's commit, the other thread asks (once)
+            raced.append(True)
+            answers.append(leases.try_acquire(KEY, second, 600))
+        return taken
+
+    monkeypatch.setattr(leases, "atomic_write", commit_then_race)
+    with database.connection_context():
+        assert leases.try_acquire(KEY, first, 600)
+        assert answers == [False] and leases.holder(KEY) == first
+        assert not leases.owner_is_dead(first) and second not in leases._live_owners
+
+
 def test_the_reaper_fails_stale_runs_and_runs_of_a_certainly_dead_owner_only(app, settings):
     with database.connection_context():
         owner = leases.new_owner()
