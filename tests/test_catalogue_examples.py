@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from airec.benchmarks.load_inputs import make_keys
-from tests.gunicorn_helpers import planted_records, serve
+from airec.catalogue.masks import POLL_SECONDS
+from tests.gunicorn_helpers import planted_records, serve, wait_until
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECTIONS = ("## Item catalogue", "## Filtering recommendations")
@@ -75,6 +76,19 @@ def wait_run(url: str, auth: dict, run_id: int, timeout: float = 120.0) -> dict:
     raise TimeoutError(f"run {run_id} not finished after {timeout}s")
 
 
+def served_versions(url: str, auth: dict, n: int = 12) -> set:
+    """The model versions n recommendations came from, each on a new connection: every worker follows
+    the active model within its poll interval, and the examples need the trained one everywhere."""
+    return {
+        requests.post(
+            f"{url}/api/v1/recommendations", json={"items": ["g0-i0"], "k": 1}, headers=auth, timeout=30
+        )
+        .json()
+        .get("model_version")
+        for _ in range(n)
+    }
+
+
 @pytest.mark.gunicorn
 def test_the_readme_examples_run_against_a_live_server(tmp_path):
     text = README.read_text()
@@ -86,7 +100,9 @@ def test_the_readme_examples_run_against_a_live_server(tmp_path):
         stored = requests.post(f"{server.url}/api/v1/interactions", json={"records": records}, headers=auth)
         assert stored.status_code == 201, stored.text
         started = requests.post(f"{server.url}/api/v1/training", json={"algorithm": "itemknn"}, headers=auth)
-        assert wait_run(server.url, auth, started.json()["run"]["id"])["status"] == "succeeded"
+        run = wait_run(server.url, auth, started.json()["run"]["id"])
+        assert run["status"] == "succeeded"
+        wait_until(lambda: served_versions(server.url, auth) == {run["model_version"]}, timeout=15)
         for heading in SECTIONS:
             for command, expected in examples(text, heading):
                 done = subprocess.run(
@@ -99,5 +115,7 @@ def test_the_readme_examples_run_against_a_live_server(tmp_path):
                 assert done.returncode == 0, (command, done.stderr)
                 answer = json.loads(done.stdout)
                 assert {key: answer.get(key) for key in expected} == expected, (command, answer)
+                if re.search(r"-X (POST|PUT|PATCH|DELETE) \S*/api/v1/items", command):
+                    time.sleep(POLL_SECONDS + 0.2)  # every worker sees a catalogue change within this
         unauthorised = requests.get(f"{server.url}/api/v1/items/g1-i3", timeout=30)
         assert unauthorised.status_code == 401  # the examples' key is what let them in
