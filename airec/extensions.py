@@ -22,23 +22,13 @@ class AirecApi(Api):
 
 
 class ParsedBodyParser(FlaskParser):
-    """Reads the body the input guard already parsed (strictly) instead of parsing it a second time."""
+    """Reads the body the input guard already parsed (strictly) instead of parsing it a second time. A
+    body its schema checks in one pass never reaches the parser (Blueprint.arguments)."""
 
     def _raw_load_json(self, req):
         if "json_body" in g:
             return g.json_body
         return super()._raw_load_json(req)
-
-    def parse(self, argmap, req=None, *, location=None, **kwargs):
-        """A body the schema checks in one pass (its `plain_load`, None unless the body is plain and
-        valid) skips webargs' location machinery, which cost more than the check itself; any other
-        body takes webargs' path and gets the same result or the same error."""
-        plain = getattr(argmap, "plain_load", None)
-        if plain is not None and location == "json" and kwargs.get("validate") is None and "json_body" in g:
-            fast = plain(g.json_body)
-            if fast is not None:
-                return fast
-        return super().parse(argmap, req, location=location, **kwargs)
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -27,11 +27,11 @@ def serve(tmp_path: Path, *, workers: int = 2, env: dict[str, str] | None = None
     )
 
 
-def versions_seen(server: Gunicorn, n: int = 40) -> list[str | None]:
+def versions_seen(server: Gunicorn, n: int = 40, headers: dict | None = None) -> list[str | None]:
     """model_version of n recommendation requests, each on a new connection."""
     out = []
     for _ in range(n):
-        response = server.post("/api/v1/recommendations", json={"items": ["g0-i0"], "k": 3})
+        response = server.post("/api/v1/recommendations", json={"items": ["g0-i0"], "k": 3}, headers=headers)
         assert response.status_code == 200, response.text
         out.append(response.json()["model_version"])
     return out

@@ -16,7 +16,7 @@ import requests
 
 from airec.benchmarks.load_inputs import make_keys
 from airec.catalogue.masks import POLL_SECONDS
-from tests.gunicorn_helpers import planted_records, serve, wait_until
+from tests.gunicorn_helpers import planted_records, serve, versions_seen, wait_until
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECTIONS = ("## Item catalogue", "## Filtering recommendations")
@@ -76,19 +76,6 @@ def wait_run(url: str, auth: dict, run_id: int, timeout: float = 120.0) -> dict:
     raise TimeoutError(f"run {run_id} not finished after {timeout}s")
 
 
-def served_versions(url: str, auth: dict, n: int = 12) -> set:
-    """The model versions n recommendations came from, each on a new connection: every worker follows
-    the active model within its poll interval, and the examples need the trained one everywhere."""
-    return {
-        requests.post(
-            f"{url}/api/v1/recommendations", json={"items": ["g0-i0"], "k": 1}, headers=auth, timeout=30
-        )
-        .json()
-        .get("model_version")
-        for _ in range(n)
-    }
-
-
 @pytest.mark.gunicorn
 def test_the_readme_examples_run_against_a_live_server(tmp_path):
     text = README.read_text()
@@ -102,7 +89,7 @@ def test_the_readme_examples_run_against_a_live_server(tmp_path):
         started = requests.post(f"{server.url}/api/v1/training", json={"algorithm": "itemknn"}, headers=auth)
         run = wait_run(server.url, auth, started.json()["run"]["id"])
         assert run["status"] == "succeeded"
-        wait_until(lambda: served_versions(server.url, auth) == {run["model_version"]}, timeout=15)
+        wait_until(lambda: set(versions_seen(server, 12, auth)) == {run["model_version"]}, timeout=15)
         for heading in SECTIONS:
             for command, expected in examples(text, heading):
                 done = subprocess.run(

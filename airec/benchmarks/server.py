@@ -142,13 +142,19 @@ class Gunicorn:
 
     # Small HTTP helpers: a new connection per call, so requests spread over the workers.
     def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return requests.get(self.url + path, headers={"Connection": "close"}, timeout=30, **kwargs)
+        return self._call("GET", path, **kwargs)
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
-        return requests.post(self.url + path, headers={"Connection": "close"}, timeout=30, **kwargs)
+        return self._call("POST", path, **kwargs)
 
     def delete(self, path: str, **kwargs: Any) -> requests.Response:
-        return requests.delete(self.url + path, headers={"Connection": "close"}, timeout=30, **kwargs)
+        return self._call("DELETE", path, **kwargs)
+
+    def _call(
+        self, method: str, path: str, *, headers: dict | None = None, **kwargs: Any
+    ) -> requests.Response:
+        headers = {"Connection": "close", **(headers or {})}
+        return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
 
     def wait_run(self, run_id: int, timeout: float = 120.0) -> dict:
         """Poll a training run until it finished; returns it."""

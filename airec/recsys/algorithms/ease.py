@@ -15,7 +15,7 @@ The dense side is bounded by `max_items`. lambda is chosen on validation by a sh
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,15 @@ def _mapped(path: Path) -> np.ndarray:
     """The saved array memory-mapped read-only, as a plain ndarray over the mapping: np.memmap's
     Python-level indexing and wrapping cost ~17 us per request on the reach rows alone."""
     return np.asarray(np.load(path, mmap_mode="r"))
+
+
+def _sum_rows(matrix: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The sum of `matrix`'s rows `idx` (float32), _ROWS_AT_ONCE rows at a time: a long set never copies
+    all its rows at once."""
+    out = matrix[idx[:_ROWS_AT_ONCE]].sum(axis=0, dtype=np.float32)
+    for s in range(_ROWS_AT_ONCE, idx.size, _ROWS_AT_ONCE):
+        out += matrix[idx[s : s + _ROWS_AT_ONCE]].sum(axis=0, dtype=np.float32)
+    return out
 
 
 def gram(X: sp.csr_matrix) -> np.ndarray:
@@ -281,11 +290,8 @@ class EASE(Recommender):
         rows of B; the dual form reads the training units that hold the set's items from a column
         copy of the training matrix, then applies score()'s formula to the dense row."""
         idx = np.asarray(sorted(items), dtype=np.intp)
-        if self.K_inv is None:  # rows of B a few at a time: a long set never copies all its rows at once
-            out = np.zeros(self.B.shape[1], dtype=np.float32)
-            for s in range(0, idx.size, _ROWS_AT_ONCE):
-                out += np.add.reduce(self.B[idx[s : s + _ROWS_AT_ONCE]], axis=0, dtype=np.float32)
-            return out
+        if self.K_inv is None:
+            return _sum_rows(self.B, idx)
         projected = np.asarray(self._train_t() @ self._reached(idx), dtype=np.float32)
         # _dual_scores of the binary row, element by element the same float32 operations: x = 0 gives
         # p / (1 - e), x = 1 gives 1 - (1 - p) / (1 - e), with no dense copy of x.
@@ -296,9 +302,14 @@ class EASE(Recommender):
 
     def _one_minus_e(self) -> np.ndarray:
         """1 - e (float32), made once per e."""
-        cached = getattr(self, "_complement", None)
-        if cached is None or cached[0] is not self.e:
-            cached = self._complement = (self.e, (1.0 - self.e).astype(np.float32, copy=False))
+        return self._derived("_complement", self.e, lambda e: (1.0 - e).astype(np.float32, copy=False))
+
+    def _derived(self, slot: str, source: Any, make: Callable[[Any], Any]) -> Any:
+        """make(source), kept in `slot` until a fit or load replaces `source`."""
+        cached = getattr(self, slot, None)
+        if cached is None or cached[0] is not source:
+            cached = (source, make(source))
+            setattr(self, slot, cached)
         return cached[1]
 
     def _reached(self, idx: np.ndarray) -> np.ndarray:
@@ -306,10 +317,7 @@ class EASE(Recommender):
         else the training units that hold its items (a column copy of the training matrix) through
         K^-1."""
         if self.reach is not None:
-            out = self.reach[idx[:_ROWS_AT_ONCE]].sum(axis=0, dtype=np.float32)
-            for s in range(_ROWS_AT_ONCE, idx.size, _ROWS_AT_ONCE):
-                out += self.reach[idx[s : s + _ROWS_AT_ONCE]].sum(axis=0, dtype=np.float32)
-            return out
+            return _sum_rows(self.reach, idx)
         columns = self._train_columns()
         starts, ends = columns.indptr[idx], columns.indptr[idx + 1]
         spans = list(zip(starts, ends, strict=True))
@@ -348,17 +356,11 @@ class EASE(Recommender):
 
     def _train_columns(self) -> sp.csc_matrix:
         """The training matrix by item column (which units hold an item), made once per X_train."""
-        cached = getattr(self, "_columns", None)
-        if cached is None or cached[0] is not self.X_train:
-            cached = self._columns = (self.X_train, self.X_train.tocsc())
-        return cached[1]
+        return self._derived("_columns", self.X_train, lambda X: X.tocsc())
 
     def _train_t(self) -> sp.csc_matrix:
         """X_train transposed (a CSC view sharing its arrays), made once per X_train."""
-        cached = getattr(self, "_transposed", None)
-        if cached is None or cached[0] is not self.X_train:
-            cached = self._transposed = (self.X_train, self.X_train.T)
-        return cached[1]
+        return self._derived("_transposed", self.X_train, lambda X: X.T)
 
     def save(self, path: Path) -> None:
         if self.K_inv is None:
