@@ -9,7 +9,7 @@ import orjson
 from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 
-from airec.strict_json import InvalidJSON, strict_json_loads
+from airec.strict_json import InvalidJSON, strict_json_loads, strict_json_loads_bytes
 
 
 class StrictJSONProvider(DefaultJSONProvider):
@@ -19,7 +19,7 @@ class StrictJSONProvider(DefaultJSONProvider):
     integers over 64 bits)."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return strict_json_loads(s)
+        return strict_json_loads_bytes(s) if isinstance(s, bytes) else strict_json_loads(s)
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         if not kwargs:
@@ -60,7 +60,7 @@ def register_input_guards(app: Flask) -> None:
         if not raw.strip():
             return
         try:
-            g.json_body = strict_json_loads(raw)  # parsed once: the views' parser reads it from g
+            g.json_body = strict_json_loads_bytes(raw)  # parsed once: the views' parser reads it from g
         except InvalidJSON as exc:
             from flask_smorest import abort
 

@@ -7,6 +7,8 @@ import math
 import re
 from typing import Any
 
+import orjson
+
 #: Deeper JSON than this is refused: no request shape here needs more than 4 levels.
 MAX_JSON_DEPTH = 32
 #: Integers longer than this (in digits) are refused before Python spends time converting them.
@@ -69,6 +71,55 @@ def strict_json_loads(data: str | bytes) -> Any:
         raise InvalidJSON(str(exc)) from exc
     _check_shape(value, strings=not decoded or _SURROGATE_ESCAPE.search(data) is not None)
     return value
+
+
+def strict_json_loads_bytes(data: bytes) -> Any:
+    """strict_json_loads(data), through orjson (a tenth of the cost) whenever orjson's reading is
+    provably the same: orjson refuses invalid UTF-8, lone surrogates, NaN/Infinity and infinite numbers
+    itself; what it reads differently (a duplicate key keeps the last value, an integer over 64 bits
+    becomes a float, deep nesting) is found by `_read_alike`, and such a body, like any body orjson
+    refuses, is parsed by the standard library's strict path, which words the refusal."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return strict_json_loads(data)
+    return value if _read_alike(value, data) else strict_json_loads(data)
+
+
+#: Every JSON string of a valid document, in order; group 1 is set when it is an object's key.
+_STRING_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?')
+#: orjson turns integers beyond 64 bits into floats: a float this large may have been one.
+_INT_AS_FLOAT = float(2**63)
+_MAX_INT = 10**MAX_INT_DIGITS
+
+
+def _read_alike(value: Any, data: bytes) -> bool:
+    """Whether orjson's `value` of the valid document `data` is what the strict path reads: no
+    duplicate key (its objects hold as many keys as the text names), no integer of more than
+    MAX_INT_DIGITS digits or float orjson may have made of one, no nesting beyond MAX_JSON_DEPTH."""
+    keys = 0
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            keys += len(node)
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        elif isinstance(node, float):
+            if not -_INT_AS_FLOAT < node < _INT_AS_FLOAT:
+                return False
+            continue
+        elif isinstance(node, int) and not isinstance(node, bool):
+            if not -_MAX_INT < node < _MAX_INT:
+                return False
+            continue
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return False
+        stack.extend((child, depth + 1) for child in children if not isinstance(child, str))
+    return keys == 0 or keys == sum(1 for token in _STRING_TOKEN.finditer(data) if token.group(1))
 
 
 #: Decoded UTF-8 holds no surrogates; json.loads makes them only from a \uD800-\uDFFF escape. A body

@@ -3,6 +3,8 @@ and nothing is half-stored. Names that look like SQL, HTML or paths come back ve
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from airec.strict_json import InvalidJSON, strict_json_loads
@@ -211,3 +213,61 @@ def test_lone_surrogates_are_refused_wherever_they_hide():
     assert strict_json_loads(b'{"a": "\\uD83D\\uDE00 caf\\u00e9"}') == {"a": "\U0001f600 caf\u00e9"}
     with pytest.raises(InvalidJSON, match="deeper"):
         strict_json_loads(b"[" * 40 + b"]" * 40)
+
+
+def _outcome(parse, data: bytes):
+    try:
+        value = parse(data)
+    except InvalidJSON as exc:
+        return "refused", str(exc)
+    return "read", json.dumps(value, sort_keys=True), repr(value)
+
+
+def test_the_orjson_path_reads_and_refuses_exactly_what_the_strict_path_does():
+    """strict_json_loads_bytes (orjson where its reading is provably the same) against the standard
+    library's strict path on documents built to differ: duplicate keys at any depth and keys hidden in
+    strings, integers and floats at the 19-digit and 64-bit edges, NaN, infinities, nesting at the limit,
+    surrogates, invalid UTF-8, a BOM, control characters, and random ordinary bodies."""
+    import random
+
+    from airec.strict_json import MAX_JSON_DEPTH, strict_json_loads_bytes
+
+    edge = [
+        b'{"a": 1, "a": 2}',
+        b'{"a": {"b": 1, "b": 1}}',
+        b'[{"x": 1}, {"x": 2, "y": {"x": 3, "x": 3}}]',
+        b'{"a\\":": 1, "b": "\\":\\"", "c": {"d": 1}}',
+        b'{"k": "a\\\\", "k2": ["\\"k\\":"]}',
+        b"9999999999999999999",
+        b"-9999999999999999999",
+        b"10000000000000000000",
+        b"18446744073709551616",
+        b"-9223372036854775809",
+        b"[1e19, 9.3e18, -9.3e18, 1e300, 1e-400, -0.0, 0.1e1]",
+        b"1e999",
+        b"[NaN]",
+        b"-Infinity",
+        b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH,
+        b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1),
+        b'{"a":' * MAX_JSON_DEPTH + b"1" + b"}" * MAX_JSON_DEPTH,
+        b'{"a":' * (MAX_JSON_DEPTH + 1) + b"1" + b"}" * (MAX_JSON_DEPTH + 1),
+        b'"\\ud800"',
+        b'["\\uD83D\\uDE00", "\\udc00x"]',
+        b'"\xff"',
+        b"\xef\xbb\xbf{}",
+        b'"a\x01"',
+        b"  ",
+        b'{"items": ["a", "b"], "k": 3}',
+        b'{"a": 1} x',
+        b'{"a": true, "b": false, "c": null, "d": []}',
+    ]
+    rng = random.Random(5)
+    words = ["a", "k", 'q"', "\\", ":", "\u00e9", "\\ud83d\\ude00"]
+    for _ in range(400):
+        n = rng.randint(1, 6)
+        keys = [rng.choice(words) + rng.choice(["", "1"]) for _ in range(n)]
+        values = ["1", "2.5", "[1, 2]", '"x:"', "{}"]
+        parts = [f'"{key}" : {rng.choice(values)}' for key in keys]
+        edge.append(("{" + ", ".join(parts) + "}").encode())
+    for data in edge:
+        assert _outcome(strict_json_loads_bytes, data) == _outcome(strict_json_loads, data), data

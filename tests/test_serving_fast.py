@@ -187,6 +187,35 @@ def test_top_k_is_the_full_sorts_first_k_with_ties_in_index_order():
         assert top_k(scores, k).tolist() == expected, (trial, k)
 
 
+def test_top_k_on_a_catalogue_takes_the_sampled_bound_and_still_equals_the_full_sort():
+    """On catalogue-sized scores top_k ranks only those at or above a bound sampled from every 8th
+    score; that pick equals the full sort also when the sample is unrepresentative (sorted scores,
+    the best in the unsampled places), with heavy ties, masked items and the odd +inf or NaN."""
+    import numpy as np
+
+    from airec.serving.active import _above_sampled_bound, top_k
+
+    rng = np.random.default_rng(11)
+    sampled = 0
+    for trial in range(120):
+        n = int(rng.integers(500, 20000))
+        scores = np.round(rng.standard_normal(n), int(rng.integers(0, 4)))
+        scores[rng.random(n) < 0.2] = -np.inf
+        shape = trial % 6
+        if shape == 1:
+            scores = np.sort(scores)  # the best at the end, after the sample's last place
+        elif shape == 2:
+            scores[np.arange(n) % 8 != 0] += 3.0  # the best all outside the sample
+        elif shape == 3:
+            scores[rng.random(n) < 0.01] = rng.choice([np.inf, np.nan])
+        k = int(rng.integers(1, 40))
+        finite = np.flatnonzero(np.isfinite(scores))
+        expected = finite[np.lexsort((finite, -scores[finite]))][:k].tolist()
+        assert top_k(scores, k).tolist() == expected, (trial, k)
+        sampled += _above_sampled_bound(scores, k) is not None
+    assert sampled >= 60  # the fast pick answered most of these
+
+
 def test_a_plain_body_skips_webargs_and_a_refused_one_takes_it(client, monkeypatch):
     """Blueprint.arguments hands a body its schema's one-pass check accepts straight to the view; a
     body it leaves to marshmallow goes through webargs (the parser runs) and gets the same 422. The

@@ -72,18 +72,17 @@ def rank_within(
 ) -> tuple[list[dict], int, bool]:
     """The model's top-k completion of `indices` with removed items masked out inside the scores, then
     popular items under the same rules if the model's ranking ran short: (answer, filtered, filled)."""
-    scores = model.score_set(indices)
-    ranked = scores.copy()
-    ranked[list(indices)] = -np.inf
+    ranked = model.score_set(indices)  # a fresh array, masked in place: top_k never picks a masked
+    ranked[list(indices)] = -np.inf  # (-inf) item, so ranked[best] are the model's own scores
     removed = _removed(model.n_items, blocked, exclude)
     masked = ranked  # only a rule's mask needs a copy: `ranked` is what count_filtered reads
     if removed is not None:
         masked = ranked.copy()
         masked[removed] = -np.inf
     best = top_k(masked, k)
-    answer = _entries(model, best, scores)
+    answer = _entries(model, best, ranked)
     if explain and len(indices) > 0:
-        for entry, because in zip(answer, model.explain(indices, best, scores[best]), strict=True):
+        for entry, because in zip(answer, model.explain(indices, best, ranked[best]), strict=True):
             entry["because"] = because
     filtered = count_filtered(ranked, removed, best, k)
     if len(best) >= k:

