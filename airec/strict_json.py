@@ -98,28 +98,39 @@ def _read_alike(value: Any, data: bytes) -> bool:
     duplicate key (its objects hold as many keys as the text names), no integer of more than
     MAX_INT_DIGITS digits or float orjson may have made of one, no nesting beyond MAX_JSON_DEPTH."""
     keys = 0
-    stack = [(value, 1)]
+    stack = [(value, 0)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, dict):
+        kind = type(node)
+        if kind is dict:
             keys += len(node)
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        elif isinstance(node, float):
-            if not -_INT_AS_FLOAT < node < _INT_AS_FLOAT:
+            node = node.values()
+        elif kind is not list:
+            if not _plain_scalar(node):
                 return False
             continue
-        elif isinstance(node, int) and not isinstance(node, bool):
-            if not -_MAX_INT < node < _MAX_INT:
-                return False
-            continue
-        else:
-            continue
-        if depth > MAX_JSON_DEPTH:
+        if depth >= MAX_JSON_DEPTH:
             return False
-        stack.extend((child, depth + 1) for child in children if not isinstance(child, str))
-    return keys == 0 or keys == sum(1 for token in _STRING_TOKEN.finditer(data) if token.group(1))
+        for child in node:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is not str and not _plain_scalar(child):
+                return False
+    # Every key is followed by a colon; with no more colons than keys read, no key was read twice.
+    return data.count(b":") == keys or keys == _key_tokens(data)
+
+
+def _plain_scalar(value: Any) -> bool:
+    if type(value) is float:
+        return -_INT_AS_FLOAT < value < _INT_AS_FLOAT
+    if type(value) is int:
+        return -_MAX_INT < value < _MAX_INT
+    return True
+
+
+def _key_tokens(data: bytes) -> int:
+    return sum(1 for token in _STRING_TOKEN.finditer(data) if token.group(1))
 
 
 #: Decoded UTF-8 holds no surrogates; json.loads makes them only from a \uD800-\uDFFF escape. A body

@@ -271,3 +271,65 @@ def test_the_orjson_path_reads_and_refuses_exactly_what_the_strict_path_does():
         edge.append(("{" + ", ".join(parts) + "}").encode())
     for data in edge:
         assert _outcome(strict_json_loads_bytes, data) == _outcome(strict_json_loads, data), data
+
+
+def test_the_body_guard_tells_json_as_werkzeug_does():
+    """The input guard reads the raw Content-Type instead of request.is_json; both agree on every form
+    a client may send (case, parameters, spaces, +json suffixes, near misses)."""
+    from werkzeug.wrappers import Request
+
+    from airec.json_provider import is_json_type
+
+    for content_type in [
+        "application/json",
+        "Application/JSON; charset=utf-8",
+        "application/vnd.api+json",
+        " application/json ",
+        "application/json;",
+        'application/json ; q="a;b"',
+        "APPLICATION/PROBLEM+JSON",
+        "application/+json",
+        "text/json",
+        "application/jsonx",
+        "application/json-patch",
+        "multipart/form-data; boundary=x",
+        "",
+    ]:
+        werkzeug = Request({"CONTENT_TYPE": content_type, "REQUEST_METHOD": "POST"}).is_json
+        assert is_json_type(content_type) == werkzeug, content_type
+
+
+def test_a_json_body_with_parameters_in_its_type_is_still_checked(client):
+    """A duplicate key is refused whatever form of the JSON type the client names."""
+    for content_type in ["application/json; charset=utf-8", "Application/Vnd.Shop+JSON"]:
+        answer = client.post(
+            "/api/v1/recommendations", data=b'{"items": ["a"], "items": ["b"]}', content_type=content_type
+        )
+        assert answer.status_code == 400 and "Duplicate key 'items'" in answer.get_json()["message"]
+
+
+def test_a_body_is_read_once_by_its_declared_length_or_else_as_werkzeug_reads_it(client):
+    """The input guard reads a body of declared length straight from the WSGI input: a client that
+    sends less than it declared gets a 400 and nothing is stored; a chunked body (no length, the
+    server terminates the stream) is read by werkzeug as before; get_data() afterwards gives the same
+    bytes (the compat routes read it)."""
+    import io
+
+    body = b'{"user": "u1", "items": ["a", "b"]}'
+    short = client.post(
+        "/api/v1/interactions",
+        input_stream=io.BytesIO(body[:-5]),
+        headers={"Content-Type": "application/json", "Content-Length": str(len(body))},
+    )
+    assert short.status_code == 400 and short.get_json()["code"] == 400
+    assert client.get("/api/v1/stats").get_json()["interactions"] == 0
+    chunked = client.post(
+        "/api/v1/interactions",
+        input_stream=io.BytesIO(body),
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},  # as gunicorn says of a chunked body
+    )
+    assert chunked.status_code == 201, chunked.get_json()
+    compat = client.post("/recordInteraction", data=body, content_type="application/json")
+    assert compat.status_code < 300, compat.get_json()
+    assert client.get("/api/v1/stats").get_json()["interactions"] == 4

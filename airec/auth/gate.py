@@ -16,12 +16,13 @@ log = logging.getLogger(__name__)
 
 
 def presented_key() -> str | None:
-    """`Authorization: Bearer <key>`, else `X-API-Key: <key>`."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
+    """`Authorization: Bearer <key>`, else `X-API-Key: <key>` (read from the WSGI environ, as
+    request.headers reads them, without building the headers view)."""
+    environ = request.environ
+    scheme, _, value = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.headers.get("X-API-Key", "").strip() or None
+    return environ.get("HTTP_X_API_KEY", "").strip() or None
 
 
 def _refuse_unauthenticated(message: str, error: str | None = None) -> None:

@@ -82,7 +82,9 @@ def rank_within(
     best = top_k(masked, k)
     answer = _entries(model, best, ranked)
     if explain and len(indices) > 0:
-        for entry, because in zip(answer, model.explain(indices, best, ranked[best]), strict=True):
+        for entry, because in zip(
+            answer, model.explain(indices, best, ranked[best].astype(np.float64)), strict=True
+        ):
             entry["because"] = because
     filtered = count_filtered(ranked, removed, best, k)
     if len(best) >= k:

@@ -53,6 +53,9 @@ class Recommender:
     #: of scoring the set again without each of them. A model that merely holds a linear part (the
     #: autoencoder's linear path) is not linear in its input and leaves this False.
     linear_in_input: ClassVar[bool] = False
+    #: True when score_items returns an array computed for the call, which the caller may write into
+    #: (serving then masks it in place instead of copying it first).
+    fresh_item_scores: ClassVar[bool] = False
 
     #: Hyper-parameter names renamed since some models were saved, old -> new: a manifest written under
     #: an old name is read under the new one (see current_params).

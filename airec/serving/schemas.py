@@ -34,6 +34,14 @@ def max_k() -> int:
     return min(K_CAP, current_app.config["AIREC"].max_k) if has_app_context() else K_CAP
 
 
+def _query_limits() -> tuple[int, int]:
+    """(max_k(), max_input_items()) with one look at the app's settings (a plain query's check)."""
+    if not has_app_context():
+        return K_CAP, ITEMS_CAP
+    settings = current_app.config["AIREC"]
+    return min(K_CAP, settings.max_k), min(ITEMS_CAP, settings.max_history)
+
+
 def max_input_items() -> int:
     """The most items a basket may hold here: AIREC_MAX_HISTORY, within ITEMS_CAP."""
     return min(ITEMS_CAP, current_app.config["AIREC"].max_history) if has_app_context() else ITEMS_CAP
@@ -192,9 +200,10 @@ def _plain_query(data: Any) -> dict | None:
         return None
     items, k = data["items"], data.get("k", 10)
     exclude, explain = data.get("exclude", []), data.get("explain", False)
-    if type(k) is not int or not 1 <= k <= max_k() or type(explain) is not bool:
+    most_k, most_items = _query_limits()
+    if type(k) is not int or not 1 <= k <= most_k or type(explain) is not bool:
         return None
-    if not _plain_names(items, max_input_items()) or not _plain_names(exclude, 10000):
+    if not _plain_names(items, most_items) or not _plain_names(exclude, 10000):
         return None
     rules = {name: data.get(name, []) for name in _RULE_FIELDS}
     if not all(_plain_names(names, RULES_CAP) for names in rules.values()):

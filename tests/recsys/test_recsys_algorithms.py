@@ -87,6 +87,23 @@ class RecommenderTestMixin:
             empty = sp.csr_matrix((1, X.shape[1]), dtype=np.float32)  # a set of unknown items only
             np.testing.assert_allclose(m.score_items([]), m.score(empty)[0], rtol=1e-4, atol=1e-5)
 
+    def test_fresh_item_scores_are_the_callers_to_write(self, fitted, tmp_path: Path) -> None:
+        """A model that says its score_items answers are fresh (serving then masks them in place)
+        returns a new array every call, from its own and from mapped weights: writing into one answer
+        changes neither the next answer nor any other set's scores."""
+        model, split, _ = fitted
+        if not model.fresh_item_scores:
+            pytest.skip("serving copies this model's answers")
+        model.save(tmp_path)
+        X = split.test[0]
+        for m in (model, load_model(tmp_path)):
+            for size in (1, 3):  # one item: the dual and primal forms may read a single row
+                items = X.indices[X.indptr[0] : X.indptr[0] + size].tolist()
+                first = m.score_items(items)
+                expected = first.copy()
+                first[:] = -np.inf
+                np.testing.assert_array_equal(m.score_items(items), expected)
+
     def test_deterministic(self, fitted) -> None:
         model, split, _ = fitted
         again = self.make_model()

@@ -80,6 +80,7 @@ class AutoEncoder(Recommender):
     """Multinomial denoising / variational autoencoder over item sets, with its linear path."""
 
     name = "autoencoder"
+    fresh_item_scores = True  # the decoder's product for the call
     #: Manifests written before the linear weight had one name called it `blend` (given) and `alpha`
     #: (chosen); they are still read.
     renamed_params: ClassVar[dict[str, str]] = {"blend": "linear_weight", "alpha": "chosen_linear_weight"}

@@ -119,6 +119,7 @@ class EASE(Recommender):
 
     name = "ease"
     linear_in_input = True
+    fresh_item_scores = True  # a sum of rows or a quotient, never a view of B
 
     def __init__(
         self, lam: float | None = None, grid: Sequence[float] = DEFAULT_GRID, max_items: int = 20000
