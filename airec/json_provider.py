@@ -104,7 +104,7 @@ def register_input_guards(app: Flask) -> None:
         if not is_json_type(environ.get("CONTENT_TYPE", "")):
             return
         raw = request.read_body()  # 413 (JSON) if over MAX_CONTENT_LENGTH
-        if not raw.strip():
+        if not raw or raw.isspace():
             return
         try:
             g.json_body = strict_json_loads_bytes(raw)  # parsed once: the views' parser reads it from g

@@ -389,3 +389,29 @@ def test_recommendation_ids_are_distinct_across_reads_and_in_a_forked_worker():
     os.waitpid(pid, 0)
     parent = [new_recommendation_id() for _ in range(50)]
     assert len(child) == 50 and not set(child) & set(parent)
+
+
+def test_recommendation_ids_are_distinct_across_threads_that_refill_the_pool():
+    """Threads of one worker draw ids while others refill the pool: every id is distinct and whole."""
+    import sys
+    import threading
+
+    from airec.feedback.service import new_recommendation_id
+
+    drawn: list[list[str]] = [[] for _ in range(8)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, inside the draw too
+    try:
+        threads = [
+            threading.Thread(target=lambda out=out: out.extend(new_recommendation_id() for _ in range(3000)))
+            for out in drawn
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    ids = [rid for out in drawn for rid in out]
+    assert len(ids) == len(set(ids)) == 24000
+    assert all(URL_SAFE.fullmatch(rid) and len(rid) == 16 for rid in ids)

@@ -53,6 +53,8 @@ class Rules:
     def of(
         cls, categories: Iterable[str] = (), labels: Iterable[str] = (), exclude_labels: Iterable[str] = ()
     ) -> Rules:
+        if not (categories or labels or exclude_labels):
+            return NO_RULES  # most requests: no dataclass to build
         return cls(tuple(categories or ()), tuple(labels or ()), tuple(exclude_labels or ()))
 
     @property
@@ -68,6 +70,10 @@ class Rules:
         return all(label in labels for label in self.labels) and not any(
             label in labels for label in self.exclude_labels
         )
+
+
+#: The rules of a request that names no filter.
+NO_RULES = Rules()
 
 
 def category_keys(category: str) -> list[str]:

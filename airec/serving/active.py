@@ -49,14 +49,16 @@ def _above_sampled_bound(scores: np.ndarray, k: int) -> np.ndarray | None:
     m = len(sample)
     if m < 4 * k:
         return None
-    bound = float(np.partition(sample, m - k)[m - k])  # NaN sorts last: it only raises the bound
+    picked = sample.copy()  # the methods, not np.partition/np.argsort: their wrappers cost as much
+    picked.partition(m - k)
+    bound = float(picked[m - k])  # NaN sorts last: it only raises the bound
     if not math.isfinite(bound):
         return None
     candidates = (scores >= bound).nonzero()[0]  # every score above the k-th largest, ties included
     if len(candidates) < k or len(candidates) > max(64 * k, 1024):
         return None
     values = scores[candidates]  # finite or +inf (NaN fails >=)
-    order = np.argsort(-values, kind="stable")[:k]  # candidates ascend: equal scores stay in index order
+    order = (-values).argsort(kind="stable")[:k]  # candidates ascend: equal scores keep index order
     if values[order[0]] == np.inf:
         return None
     return candidates[order]
@@ -120,10 +122,13 @@ class ActiveModel:
         return len(self.items)
 
     def split_known(self, names: Iterable[str]) -> tuple[list[int], list[str]]:
-        known, unknown = [], []
+        index, known, unknown = self.index, [], []
         for name in dict.fromkeys(names):
-            idx = self.index.get(name)
-            (known if idx is not None else unknown).append(idx if idx is not None else name)
+            idx = index.get(name)
+            if idx is None:
+                unknown.append(name)
+            else:
+                known.append(idx)
         return known, unknown
 
     def indices(self, names: Iterable[str]) -> list[int]:

@@ -198,24 +198,32 @@ def _plain_query(data: Any) -> dict | None:
     """What RecommendationQuerySchema loads from `data`, or None unless it is plain and valid."""
     if type(data) is not dict or "items" not in data or not data.keys() <= _QUERY_KEYS:
         return None
-    items, k = data["items"], data.get("k", 10)
-    exclude, explain = data.get("exclude", []), data.get("explain", False)
+    items, k, explain = data["items"], data.get("k", 10), data.get("explain", False)
     most_k, most_items = _query_limits()
     if type(k) is not int or not 1 <= k <= most_k or type(explain) is not bool:
         return None
-    if not _plain_names(items, most_items) or not _plain_names(exclude, 10000):
+    if not _plain_names(items, most_items):
         return None
-    rules = {name: data.get(name, []) for name in _RULE_FIELDS}
-    if not all(_plain_names(names, RULES_CAP) for names in rules.values()):
-        return None
-    user = data.get("user")
-    if user is not None and not (type(user) is str and 0 < len(user) <= 256):
-        return None
-    query = {"items": list(items), "k": k, "exclude": list(exclude), "explain": explain}
+    query = {"items": list(items), "k": k, "exclude": [], "explain": explain}
+    for name, most in _LISTS:  # absent lists (most bodies) cost one lookup each
+        names = data.get(name, _ABSENT)
+        if names is _ABSENT:
+            query[name] = []
+        elif _plain_names(names, most):
+            query[name] = list(names)
+        else:
+            return None
     if "user" in data:
+        user = data["user"]
+        if user is not None and not (type(user) is str and 0 < len(user) <= 256):
+            return None
         query["user"] = user
-    query.update((name, list(names)) for name, names in rules.items())
     return query
+
+
+_ABSENT = object()
+#: The optional name lists of a query and their longest allowed length, in the loaded query's order.
+_LISTS = (("exclude", 10000), *((name, RULES_CAP) for name in _RULE_FIELDS))
 
 
 class BecauseSchema(ma.Schema):

@@ -89,7 +89,7 @@ def recommend(
     the experiment's (variant, model) for this request (default: no experiment, the active model)."""
     variant, model = chosen or (None, served_model.active)
     items = list(dict.fromkeys(items))
-    exclude = list(dict.fromkeys(exclude or ()))
+    exclude = list(dict.fromkeys(exclude)) if exclude else []
     rules = Rules.of(categories, labels, exclude_labels)
     if model is None:
         proposals, filtered = _fallback_without_model(k, set(items) | set(exclude), rules)
