@@ -247,6 +247,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from airec.benchmarks.online import main as online_main
 
         return online_main(args.rest) or 0
+    if args.which == "request":
+        from airec.benchmarks.request_cost import main as request_main
+
+        return request_main(args.rest) or 0
     print(f"unknown benchmark {args.which!r}", file=sys.stderr)
     return 2
 
@@ -353,7 +357,7 @@ def _add_service_commands(sub) -> None:
 
     bench = sub.add_parser("bench", help="benchmarks that print tables")
     bench.add_argument(
-        "which", choices=["accuracy", "service", "serving", "ingest", "scale", "load", "online"]
+        "which", choices=["accuracy", "service", "serving", "ingest", "scale", "load", "online", "request"]
     )
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help)")
     bench.set_defaults(func=cmd_bench)
