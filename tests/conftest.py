@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import marks
+from tests import built_apps, marks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,6 +35,23 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     marks.current[0] = None
+
+
+@pytest.fixture(autouse=True)
+def _stop_the_apps_a_test_built(monkeypatch) -> Iterator[None]:
+    """Every app a test builds stops its threads when the test ends (tests/built_apps.py says why);
+    a PostgreSQL fixture stops them earlier, before it drops its database."""
+    import airec.app as app_module
+
+    real_build = app_module._build
+
+    def recording(app, *args, **kwargs):
+        built_apps.built.append(app)
+        return real_build(app, *args, **kwargs)
+
+    monkeypatch.setattr(app_module, "_build", recording)
+    yield
+    built_apps.stop_all()
 
 
 def shut_down(app) -> None:

@@ -28,7 +28,9 @@ def fresh_database(prefix: str = "airec_t") -> Iterator[str]:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
         from airec.db import database
+        from tests.built_apps import stop_all
 
+        stop_all()  # no app thread may outlive its database (tests/built_apps.py)
         if database.obj is not None:  # hand back, then end, the pooled connections to it
             database.close()
             getattr(database.obj, "close_all", lambda: None)()
