@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from werkzeug.test import EnvironBuilder
+
 from airec.auth.service import KEY_PREFIX
 from airec.recsys.datasets import DEFAULT_ROOT
 
@@ -56,27 +58,22 @@ def _settings(workdir: Path) -> dict[str, str]:
 
 
 def _caller(app, key: str) -> Callable[[str, bytes | None], bytes]:
+    """Call the WSGI app as gunicorn would, with environs werkzeug built once per path and body (so
+    building them is not timed); each call gets its own copy and input stream."""
+    templates: dict[tuple[str, bytes | None], dict] = {}
+
     def call(path: str, body: bytes | None = None) -> bytes:
-        environ = {
-            "REQUEST_METHOD": "POST" if body else "GET",
-            "PATH_INFO": path,
-            "SCRIPT_NAME": "",
-            "QUERY_STRING": "",
-            "SERVER_NAME": "localhost",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body or b""),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_HOST": "localhost",
-            "HTTP_AUTHORIZATION": f"Bearer {key}",
-        }
-        if body:
-            environ.update(CONTENT_TYPE="application/json", CONTENT_LENGTH=str(len(body)))
+        template = templates.get((path, body))
+        if template is None:
+            template = EnvironBuilder(
+                path=path,
+                method="POST" if body else "GET",
+                headers={"Authorization": f"Bearer {key}"},
+                data=body,
+                content_type="application/json" if body else None,
+            ).get_environ()
+            templates[(path, body)] = template
+        environ = {**template, "wsgi.input": io.BytesIO(body or b"")}
         status: list[str] = []
         answer = app(environ, lambda s, headers, exc_info=None: status.append(s))
         data = b"".join(answer)
