@@ -150,10 +150,9 @@ class ActiveModel:
         float32 score widens to the same Python float either way."""
         distinct = list(set(indices))  # score_items puts them in order itself
         scores = self.model.score_items(distinct)
-        kind = getattr(scores, "dtype", None)
-        if kind in (np.float32, np.float64) and self.model.fresh_item_scores:
-            return scores
-        return np.array(scores, dtype=kind if kind in (np.float32, np.float64) else np.float64)
+        if getattr(scores, "dtype", None) not in (np.float32, np.float64):
+            return np.array(scores, dtype=np.float64)
+        return scores if self.model.fresh_item_scores else scores.copy()
 
     def rank(
         self, indices: list[int], k: int, *, exclude: Iterable[int] = (), explain: bool = False

@@ -31,7 +31,7 @@ class StrictBoolean(ma.fields.Boolean):
 
 def max_k() -> int:
     """The largest k a query may ask for here: AIREC_MAX_K, within K_CAP."""
-    return min(K_CAP, current_app.config["AIREC"].max_k) if has_app_context() else K_CAP
+    return _query_limits()[0]
 
 
 def _query_limits() -> tuple[int, int]:
@@ -44,7 +44,7 @@ def _query_limits() -> tuple[int, int]:
 
 def max_input_items() -> int:
     """The most items a basket may hold here: AIREC_MAX_HISTORY, within ITEMS_CAP."""
-    return min(ITEMS_CAP, current_app.config["AIREC"].max_history) if has_app_context() else ITEMS_CAP
+    return _query_limits()[1]
 
 
 class ItemsWithinLimit:
@@ -204,7 +204,7 @@ def _plain_query(data: Any) -> dict | None:
         return None
     if not _plain_names(items, most_items):
         return None
-    query = {"items": list(items), "k": k, "exclude": [], "explain": explain}
+    query = {"items": list(items), "k": k, "explain": explain}
     for name, most in _LISTS:  # absent lists (most bodies) cost one lookup each
         names = data.get(name, _ABSENT)
         if names is _ABSENT:
@@ -222,7 +222,7 @@ def _plain_query(data: Any) -> dict | None:
 
 
 _ABSENT = object()
-#: The optional name lists of a query and their longest allowed length, in the loaded query's order.
+#: The optional name lists of a query and their longest allowed length.
 _LISTS = (("exclude", 10000), *((name, RULES_CAP) for name in _RULE_FIELDS))
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import orjson
-from flask import Response, current_app
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 
@@ -20,28 +19,17 @@ from airec.serving.schemas import (
     UserRecommendationSchema,
 )
 
-JSON = "application/json"
-#: A datetime is refused (TypeError), so the provider writes it, as an HTTP date like everywhere else.
-_ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_PASSTHROUGH_DATETIME
-
 blp = Blueprint(
     "serving", __name__, url_prefix="/api/v1", description="Recommendations from the active model."
 )
 
 
-def as_json(result: dict) -> Response:
+def as_json(result: dict):
     """The answer as JSON without a marshmallow dump: the service builds exactly the documented shape
     from plain str/float/bool values (tests/test_serving_fast.py holds it equal to the schema's dump),
-    and the dump was a tenth of a recommendation's time. orjson writes it as the app's JSON provider
-    would (compact, a final newline); anything orjson refuses, or debug mode's indented answers, go
-    through the provider. flask-smorest passes a Response through."""
-    app = current_app._get_current_object()
-    if not app.debug:
-        try:
-            return Response(orjson.dumps(result, option=_ORJSON_OPTIONS), mimetype=JSON)
-        except TypeError:
-            pass
-    return app.json.response(result)
+    and the dump was a tenth of a recommendation's time. The app's JSON provider writes it by orjson.
+    flask-smorest passes a Response through."""
+    return current_app.json.response(result)
 
 
 @blp.route("/recommendations")
