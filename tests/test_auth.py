@@ -321,3 +321,35 @@ def test_cli_keys_create_list_revoke(settings_overrides, monkeypatch, capsys, tm
     assert client.get("/api/v1/keys", headers=bearer(key)).status_code == 401
     assert main(["keys", "revoke", "--name", "ops"]) == 2
     assert key.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("t.db*"))
+
+
+def test_a_flush_waits_for_the_writer_threads_write_in_flight(monkeypatch):
+    """flush() promises every pending stamp is written when it returns: while the background writer
+    is in the middle of writing the stamps it took, a flush waits for that write to end."""
+    import threading
+
+    from airec.auth import cache
+
+    uses = cache.LastUsed(every=3600)
+    writing, release, done = threading.Event(), threading.Event(), []
+
+    def slow_write(db, stamps):
+        writing.set()
+        release.wait(5)
+        done.append(stamps)
+        return len(stamps)
+
+    monkeypatch.setattr(cache, "write_last_used", slow_write)
+    with uses._lock:  # a stamp pending, without starting the writer thread
+        uses._pending[(1, 7)] = (object(), "stamp")
+    writer = threading.Thread(target=uses.flush)  # as the writer thread's round would
+    writer.start()
+    assert writing.wait(5)
+    second = threading.Thread(target=uses.flush)
+    second.start()
+    second.join(0.3)
+    assert second.is_alive()  # still waiting for the first write
+    release.set()
+    writer.join(5)
+    second.join(5)
+    assert not second.is_alive() and done == [[(7, "stamp")]]

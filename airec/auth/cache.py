@@ -73,6 +73,9 @@ class LastUsed:
         self.every = every
         self._pending: dict[tuple[int, int], tuple[peewee.Database, object]] = {}
         self._lock = threading.Lock()
+        #: Held through a whole flush: a flush that starts while the writer thread is writing waits for
+        #: that write, so "every pending stamp is written" holds when flush() returns.
+        self._flush_lock = threading.Lock()
         self._pid: int | None = None
 
     def record(self, db: peewee.Database, key_id: int, stamp) -> None:
@@ -92,6 +95,10 @@ class LastUsed:
 
     def flush(self) -> int:
         """Write every pending stamp now; returns how many keys were updated."""
+        with self._flush_lock:
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             pending, self._pending = self._pending, {}
         by_db: dict[int, tuple[peewee.Database, list[tuple[int, object]]]] = {}
